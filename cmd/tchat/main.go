@@ -1,0 +1,80 @@
+// Command tchat is an end-to-end encrypted group chat for the terminal.
+//
+// Usage:
+//
+//	tchat                 start tchat (today: print what this build can do)
+//	tchat vectors DIR...  run the MLS test vectors found under DIR
+//	tchat version         print the version
+//	tchat help            print this help
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at link time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+type command struct {
+	name, args, summary string
+	run                 func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"vectors", "DIR...", "run the MLS test vectors (IETF and ts-mls format) under each DIR", runVectors},
+		{"version", "", "print the version", func(_ []string, stdout, _ io.Writer) int {
+			fmt.Fprintf(stdout, "tchat %s\n", version)
+			return 0
+		}},
+		{"help", "", "print this help", func(_ []string, stdout, _ io.Writer) int {
+			usage(stdout)
+			return 0
+		}},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		// The chat interface is not built yet; say honestly what this build does.
+		fmt.Fprintf(stdout, "tchat %s: end-to-end encrypted group chat for the terminal.\n\n", version)
+		fmt.Fprintln(stdout, "This build has the MLS (RFC 9420) protocol foundation; the chat itself is not there yet.")
+		fmt.Fprintln(stdout)
+		usage(stdout)
+		return 0
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	errorf(stderr, "unknown command %q", args[0])
+	fmt.Fprintln(stderr, "tchat: run 'tchat help' for the list of commands")
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: tchat <command> [arguments]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-20s %s\n", c.name+" "+c.args, c.summary)
+	}
+}
+
+func errorf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "tchat: "+format+"\n", args...)
+}

@@ -1,0 +1,10 @@
+module github.com/tchat-p2p/tchat
+
+go 1.26.0
+
+require golang.org/x/crypto v0.59.0
+
+require (
+	github.com/cloudflare/circl v1.6.5
+	golang.org/x/sys v0.50.0 // indirect
+)
