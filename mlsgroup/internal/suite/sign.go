@@ -88,6 +88,12 @@ func (s *Suite) ParseSigningKey(priv []byte) (*SigningKey, error) {
 		k.pub = k.ed.Public().(ed25519.PublicKey)
 	case ecdsaP256, ecdsaP384, ecdsaP521:
 		curve, _ := s.sig.curve()
+		// Some encoders drop leading zero octets of the scalar (a P-521 key in the IETF
+		// message-protection vectors is 65 bytes): restore the fixed width first.
+		if n := (curve.Params().BitSize + 7) / 8; len(priv) < n && len(priv) > 0 {
+			priv = append(make([]byte, n-len(priv)), priv...)
+			k.raw = priv
+		}
 		ec, err := ecdsa.ParseRawPrivateKey(curve, priv)
 		if err != nil {
 			return nil, fmt.Errorf("mls: invalid ECDSA private key: %w", err)
