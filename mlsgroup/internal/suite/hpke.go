@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha3"
 	"fmt"
 
 	circlhpke "github.com/cloudflare/circl/hpke"
@@ -97,6 +98,13 @@ func (s *Suite) DeriveKeyPair(ikm []byte) (*HPKEPrivateKey, error) {
 		}
 		return s.ParseHPKEPrivateKey(sk)
 	}
+	if s.id == MLS_256_XWING_AES256GCM_SHA512_Ed25519 {
+		// ts-mls's suite 0x0053 derives X-Wing keys as draft-connolly-cfrg-xwing-kem
+		// did, seed = SHAKE256(ikm, 32), not with draft-ietf-hpke-pq's LabeledDerive
+		// that crypto/hpke implements (and that our 0xF0xx suites use). Interoperating
+		// with ts-mls requires its derivation for this suite.
+		return s.ParseHPKEPrivateKey(sha3.SumSHAKE256(ikm, 32))
+	}
 	sk, err := s.kem.std.DeriveKeyPair(ikm)
 	if err != nil {
 		return nil, err
@@ -113,11 +121,30 @@ func (s *Suite) ParseHPKEPrivateKey(b []byte) (*HPKEPrivateKey, error) {
 		}
 		return &HPKEPrivateKey{suite: s, x448: sk}, nil
 	}
+	// A NIST-curve private key is a fixed-width big-endian scalar (RFC 9180, Section
+	// 7.1.2); some encoders drop its leading zero octets (a 65-byte P-521 key in the IETF
+	// passive-client vectors), so restore the width first.
+	if n := nistScalarSize(s.kem.id); len(b) < n && len(b) > 0 {
+		b = append(make([]byte, n-len(b)), b...)
+	}
 	sk, err := s.kem.std.NewPrivateKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("mls: invalid HPKE private key: %w", err)
 	}
 	return &HPKEPrivateKey{suite: s, std: sk}, nil
+}
+
+// nistScalarSize is Nsk of the DHKEMs over NIST curves, 0 for other KEMs.
+func nistScalarSize(kem uint16) int {
+	switch kem {
+	case kemP256:
+		return 32
+	case kemP384:
+		return 48
+	case kemP521:
+		return 66
+	}
+	return 0
 }
 
 // ValidateHPKEPublicKey checks that pub is a well-formed public key of the suite's KEM.
