@@ -163,6 +163,17 @@ func pathRequired(props []committed) bool {
 	return false
 }
 
+// removes reports whether a proposal list removes leaf l. (The leaf may be taken again by
+// an Add in the same list, so looking at the new tree is not enough.)
+func removes(props []committed, l ratchettree.LeafIndex) bool {
+	for _, c := range props {
+		if c.p.ProposalType == wire.ProposalTypeRemove && c.p.Remove.Removed == uint32(l) {
+			return true
+		}
+	}
+	return false
+}
+
 // applied is the result of applying a proposal list to copies of the tree and context.
 type applied struct {
 	tree    *ratchettree.Tree
@@ -358,7 +369,7 @@ func (g *Group) applyCommit(ac *wire.AuthenticatedContent) error {
 	}
 
 	me := g.cur.priv.Leaf()
-	if a.tree.Leaf(me) == nil {
+	if removes(props, me) {
 		// This commit removes us. Everything that could be checked without the new
 		// epoch's secrets was; we cannot derive them, so the group ends here.
 		g.status = Removed
@@ -439,7 +450,7 @@ func (g *Group) enterEpoch(ac *wire.AuthenticatedContent, a *applied, priv *ratc
 	next.ForgetJoiner()
 	priv.Prune(a.tree)
 	old := g.cur.secrets
-	if err := g.install(epochState{ctx: ctx, tree: a.tree, priv: priv, secrets: next, interim: interim}, encCtx); err != nil {
+	if err := g.install(epochState{ctx: ctx, tree: a.tree, priv: priv, secrets: next, interim: interim, tag: ac.Auth.ConfirmationTag}); err != nil {
 		return err
 	}
 	forgetSendSecrets(old)

@@ -234,7 +234,7 @@ func Create(key *SigningKey, identity, groupID []byte, opts Options) (*Group, er
 		return nil, err
 	}
 	g := &Group{suite: cs, opts: opts, signer: key.k, resumption: map[uint64][]byte{}}
-	if err := g.install(epochState{ctx: ctx, tree: tree, priv: priv, secrets: epoch, interim: interim}, enc); err != nil {
+	if err := g.install(epochState{ctx: ctx, tree: tree, priv: priv, secrets: epoch, interim: interim, tag: tag}); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -273,7 +273,6 @@ type PendingCommit struct {
 
 	epoch  uint64 // the epoch it was made in
 	next   epochState
-	encCtx []byte
 	reinit *wire.ReInit
 }
 
@@ -404,14 +403,14 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 			return nil, err
 		}
 	}
-	pc := &PendingCommit{epoch: g.cur.ctx.Epoch, encCtx: encCtx, reinit: a.reinit}
+	pc := &PendingCommit{epoch: g.cur.ctx.Epoch, reinit: a.reinit}
 	if pc.Message, err = codec.Marshal(msg); err != nil {
 		return nil, err
 	}
 	if pc.RatchetTree, err = codec.Marshal(ptr(a.tree.Wire())); err != nil {
 		return nil, err
 	}
-	pc.next = epochState{ctx: ctx, tree: a.tree, priv: priv, secrets: next, interim: interim}
+	pc.next = epochState{ctx: ctx, tree: a.tree, priv: priv, secrets: next, interim: interim, tag: ac.Auth.ConfirmationTag}
 	if len(a.added) > 0 {
 		if pc.Welcome, err = g.welcome(props, a, pc, path, ac.Auth.ConfirmationTag, opts.RatchetTreeInWelcome); err != nil {
 			return nil, err
@@ -509,7 +508,7 @@ func (g *Group) Merge(pc *PendingCommit) error {
 	next.secrets.ForgetJoiner()
 	next.priv.Prune(next.tree)
 	old := g.cur.secrets
-	if err := g.install(next, pc.encCtx); err != nil {
+	if err := g.install(next); err != nil {
 		return err
 	}
 	forgetSendSecrets(old)

@@ -81,6 +81,7 @@ type epochState struct {
 	secrets *schedule.Epoch
 	keys    *framing.Keys
 	interim []byte // interim_transcript_hash
+	tag     []byte // confirmation_tag of the Commit that started the epoch
 }
 
 // pastEpoch keeps what is needed to read late application messages of an old epoch.
@@ -193,7 +194,7 @@ func (p *PendingJoin) Join(ratchetTree []byte, opts Options) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.install(epochState{ctx: ctx, tree: tree, priv: priv, secrets: p.epoch, interim: interim}, p.groupContext); err != nil {
+	if err := g.install(epochState{ctx: ctx, tree: tree, priv: priv, secrets: p.epoch, interim: interim, tag: info.ConfirmationTag}); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -224,13 +225,12 @@ func checkJoinPSKs(ids []wire.PreSharedKeyID, epoch uint64) error {
 }
 
 // install makes st the current epoch: it builds the secret tree and message keys, and
-// records the epoch's resumption PSK. encodedCtx is st.ctx, encoded.
-func (g *Group) install(st epochState, encodedCtx []byte) error {
+// records the epoch's resumption PSK.
+func (g *Group) install(st epochState) error {
 	secretTree, err := st.secrets.SecretTree(st.tree.LeafCount(), nil)
 	if err != nil {
 		return err
 	}
-	_ = encodedCtx
 	ctx := st.ctx
 	st.keys = &framing.Keys{
 		Suite:            g.suite,

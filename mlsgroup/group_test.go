@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/wire"
 	"testing"
 )
 
@@ -156,5 +158,246 @@ func TestGroupLifecycle(t *testing.T) {
 				t.Fatalf("roster %v", alice.g.Members())
 			}
 		})
+	}
+}
+
+// threeMembers returns alice, bob and carol in one group of suite cs.
+func threeMembers(t testing.TB, cs CipherSuite) (alice, bob, carol *member) {
+	alice, bob, carol = newMember(t, cs, "alice"), newMember(t, cs, "bob"), newMember(t, cs, "carol")
+	g, err := Create(alice.key, []byte("alice"), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g = g
+	add(t, alice, nil, bob, carol)
+	return
+}
+
+func TestExternalJoinAndResync(t *testing.T) {
+	alice, bob, carol := threeMembers(t, X25519_AES128GCM_SHA256_Ed25519)
+	info, err := alice.g.GroupInfo(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := newMember(t, X25519_AES128GCM_SHA256_Ed25519, "dave")
+	g, commit, err := JoinExternal(info, dave.key, []byte("dave"), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave.g = g
+	for _, m := range []*member{alice, bob, carol} {
+		if _, err := m.g.Process(commit); err != nil {
+			t.Fatalf("%s processing dave's external commit: %v", m.name, err)
+		}
+	}
+	agree(t, alice, bob, carol, dave)
+	if len(alice.g.Members()) != 4 {
+		t.Fatalf("roster %v", alice.g.Members())
+	}
+
+	// Carol lost her state: she rejoins with the same key, replacing her old leaf.
+	info, err = bob.g.GroupInfo(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := codec.Marshal(ptr(bob.g.cur.tree.Wire()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, commit, err = JoinExternal(info, carol.key, []byte("carol"), tree, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, bob, dave} {
+		if _, err := m.g.Process(commit); err != nil {
+			t.Fatalf("%s processing carol's resync: %v", m.name, err)
+		}
+	}
+	if _, err := carol.g.Process(commit); err != nil {
+		t.Fatalf("carol's old state: %v", err)
+	}
+	if carol.g.Status() != Removed {
+		t.Errorf("carol's old state is %v", carol.g.Status())
+	}
+	carol.g = g
+	agree(t, alice, bob, carol, dave)
+	if len(alice.g.Members()) != 4 {
+		t.Fatalf("roster after resync %v", alice.g.Members())
+	}
+}
+
+func TestProposalsByReference(t *testing.T) {
+	alice, bob, carol := threeMembers(t, X25519_AES128GCM_SHA256_Ed25519)
+	dave := newMember(t, X25519_AES128GCM_SHA256_Ed25519, "dave")
+	bundle, err := NewKeyPackage(dave.key, []byte("dave"), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMsg, err := bob.g.Propose(Proposal{Add: bundle.KeyPackage()}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := carol.g.LeafIndex()
+	rmMsg, err := alice.g.Propose(Proposal{Remove: &two}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, carol} {
+		if _, err := m.g.Process(addMsg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []*member{bob, carol} {
+		if _, err := m.g.Process(rmMsg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc, err := bob.g.Commit(CommitOptions{ReferencePending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, carol} {
+		if _, err := m.g.Process(pc.Message); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	if err := bob.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	if dave.g, err = Join(pc.Welcome, bundle, pc.RatchetTree, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob, dave)
+	if carol.g.Status() != Removed {
+		t.Errorf("carol: %v", carol.g.Status())
+	}
+}
+
+// snapshot is what a test compares to show a failed message changed nothing.
+func snapshot(g *Group) string {
+	return fmt.Sprintf("%d %x %d %v %d", g.Epoch(), g.EpochAuthenticator(), len(g.Members()), g.Status(), len(g.proposals))
+}
+
+// TestBadInputLeavesStateUnchanged feeds forged and malformed handshake messages; each is
+// refused with an error and the group state does not move.
+func TestBadInputLeavesStateUnchanged(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	alice, bob, carol := threeMembers(t, cs)
+	mallory := newMember(t, cs, "mallory")
+
+	genuine, err := alice.g.Commit(CommitOptions{Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m wire.MLSMessage
+	if err := codec.Unmarshal(genuine.Message, &m); err != nil {
+		t.Fatal(err)
+	}
+	reencode := func(f func(pm *wire.PublicMessage)) []byte {
+		var c wire.MLSMessage
+		if err := codec.Unmarshal(genuine.Message, &c); err != nil {
+			t.Fatal(err)
+		}
+		f(c.PublicMessage)
+		out, err := codec.Marshal(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// A commit removing its own committer, signed properly by a member.
+	selfRemove := func() []byte {
+		ac, err := bob.g.cur.keys.Sign(bob.g.signer, wire.WireFormatPublicMessage, &wire.FramedContent{
+			GroupID: bob.g.cur.ctx.GroupID, Epoch: bob.g.cur.ctx.Epoch,
+			Sender:            wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: bob.g.LeafIndex()},
+			AuthenticatedData: []byte{}, ContentType: wire.ContentTypeCommit,
+			Commit: &wire.Commit{Proposals: []wire.ProposalOrRef{{Type: wire.ProposalOrRefTypeProposal,
+				Proposal: &wire.Proposal{ProposalType: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: bob.g.LeafIndex()}}}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ac.Auth.ConfirmationTag = make([]byte, 32)
+		pm, err := bob.g.cur.keys.ProtectPublic(ac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return codec.MustMarshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatPublicMessage, PublicMessage: pm})
+	}
+	// mallory's own group's messages are for another group.
+	mg, err := Create(mallory.key, []byte("mallory"), bob.g.GroupID(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := mg.Commit(CommitOptions{Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cases := map[string][]byte{
+		"forged signature":      reencode(func(pm *wire.PublicMessage) { pm.Auth.Signature[3] ^= 1 }),
+		"wrong membership tag":  reencode(func(pm *wire.PublicMessage) { pm.MembershipTag[0] ^= 1 }),
+		"wrong confirmation":    reencode(func(pm *wire.PublicMessage) { pm.Auth.ConfirmationTag[0] ^= 1 }),
+		"wrong epoch":           reencode(func(pm *wire.PublicMessage) { pm.Content.Epoch++ }),
+		"sender not a member":   reencode(func(pm *wire.PublicMessage) { pm.Content.Sender.LeafIndex = 7 }),
+		"commit removes itself": selfRemove(),
+		"other group's keys":    foreign.Message,
+		"truncated":             genuine.Message[:len(genuine.Message)-5],
+		"garbage":               []byte("not an MLS message at all"),
+	}
+	for name, msg := range cases {
+		for _, recv := range []*member{bob, carol} {
+			before := snapshot(recv.g)
+			if _, err := recv.g.Process(msg); err == nil {
+				t.Errorf("%s: %s accepted it", name, recv.name)
+			}
+			if after := snapshot(recv.g); after != before {
+				t.Errorf("%s: %s changed state: %s -> %s", name, recv.name, before, after)
+			}
+		}
+	}
+	// After all that, the genuine commit still applies.
+	for _, recv := range []*member{bob, carol} {
+		if _, err := recv.g.Process(genuine.Message); err != nil {
+			t.Fatalf("genuine commit after forgeries: %v", err)
+		}
+	}
+	if err := alice.g.Merge(genuine); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob, carol)
+}
+
+func TestWelcomeForSomeoneElse(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	alice, bob := newMember(t, cs, "alice"), newMember(t, cs, "bob")
+	g, err := Create(alice.key, []byte("alice"), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobKP, err := NewKeyPackage(bob.key, []byte("bob"), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve := newMember(t, cs, "eve")
+	eveKP, err := NewKeyPackage(eve.key, []byte("eve"), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := g.Commit(CommitOptions{Add: [][]byte{bobKP.KeyPackage()}, RatchetTreeInWelcome: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Join(pc.Welcome, eveKP, nil, Options{}); !errors.Is(err, ErrNotForUs) {
+		t.Errorf("eve joined with bob's welcome: %v", err)
+	}
+	// A Welcome whose encrypted group info was tampered with.
+	bad := bytes.Clone(pc.Welcome)
+	bad[len(bad)-3] ^= 1
+	if _, err := Join(bad, bobKP, nil, Options{}); !errors.Is(err, ErrAuth) {
+		t.Errorf("tampered welcome: %v", err)
+	}
+	if _, err := Join(pc.Welcome, bobKP, nil, Options{}); err != nil {
+		t.Errorf("genuine welcome: %v", err)
 	}
 }
