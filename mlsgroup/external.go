@@ -282,5 +282,3 @@ func (g *Group) Propose(p Proposal, public bool) ([]byte, error) {
 	}
 	return codec.Marshal(msg)
 }
-
-
