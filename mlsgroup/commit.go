@@ -48,7 +48,10 @@ func (g *Group) resolveProposals(c *wire.Commit, committer wire.Sender) ([]commi
 
 // validateProposals checks a Commit's proposal list (RFC 9420, Section 12.2) apart from
 // what applying it checks (leaf node and key package validity, tree constraints).
-func (g *Group) validateProposals(props []committed, committer wire.Sender) error {
+//
+// successor allows one resumption PSK of usage reinit or branch: only the creator of a
+// successor group commits one, in its first Commit (RFC 9420, Sections 11.2 and 11.3).
+func (g *Group) validateProposals(props []committed, committer wire.Sender, successor bool) error {
 	external := committer.SenderType == wire.SenderTypeNewMemberCommit
 	var nExtInit, nRemove, nGCE, nReInit int
 	touched := map[uint32]bool{} // leaves with an Update or Remove
@@ -93,7 +96,10 @@ func (g *Group) validateProposals(props []committed, committer wire.Sender) erro
 				return fmt.Errorf("mls: PSK nonce of %d bytes, want %d", len(id.PSKNonce), g.suite.Nh())
 			}
 			if id.PSKType == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication {
-				return fmt.Errorf("mls: a PreSharedKey proposal may not carry a resumption PSK of usage %d", id.Usage)
+				if !successor || g.cur.ctx.Epoch != 0 || c.byRef {
+					return fmt.Errorf("mls: a PreSharedKey proposal may not carry a resumption PSK of usage %d", id.Usage)
+				}
+				successor = false // at most one
 			}
 			enc, err := codec.Marshal(id)
 			if err != nil {
@@ -350,7 +356,7 @@ func (g *Group) applyCommit(ac *wire.AuthenticatedContent) error {
 	if err != nil {
 		return err
 	}
-	if err := g.validateProposals(props, sender); err != nil {
+	if err := g.validateProposals(props, sender, false); err != nil {
 		return err
 	}
 	a, err := g.applyProposals(props)

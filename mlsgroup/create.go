@@ -258,6 +258,18 @@ type CommitOptions struct {
 	RatchetTreeInWelcome bool
 	// ReferencePending commits every proposal received in this epoch by reference.
 	ReferencePending bool
+	// ReInit commits a ReInit proposal (alone): the group closes and its members move to
+	// a successor with these parameters (RFC 9420, Section 11.2); see Reinitialize.
+	ReInit *ReInitParams
+
+	// resumption is the reinit or branch PSK of a successor group's first commit.
+	resumption *wire.PreSharedKeyID
+}
+
+// ReInitParams are the parameters of a reinitialized group.
+type ReInitParams struct {
+	GroupID     []byte
+	CipherSuite CipherSuite
 }
 
 // PendingCommit is a Commit this member created and has not applied yet: send Message to
@@ -316,12 +328,23 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		addValue(&wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{
 			PSKType: wire.PSKTypeExternal, PSKID: bytes.Clone(id), PSKNonce: nonce}}})
 	}
+	if r := opts.ReInit; r != nil {
+		if _, err := suite.Lookup(r.CipherSuite); err != nil {
+			return nil, err
+		}
+		addValue(&wire.Proposal{ProposalType: wire.ProposalTypeReInit, ReInit: &wire.ReInit{
+			GroupID: bytes.Clone(r.GroupID), Version: wire.ProtocolVersionMLS10,
+			CipherSuite: wire.CipherSuite(r.CipherSuite), Extensions: wire.Extensions{}}})
+	}
+	if opts.resumption != nil {
+		addValue(&wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: *opts.resumption}})
+	}
 	commit := &wire.Commit{Proposals: pors}
 	props, err := g.resolveProposals(commit, self)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.validateProposals(props, self); err != nil {
+	if err := g.validateProposals(props, self, opts.resumption != nil); err != nil {
 		return nil, err
 	}
 	a, err := g.applyProposals(props)

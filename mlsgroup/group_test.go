@@ -401,3 +401,79 @@ func TestWelcomeForSomeoneElse(t *testing.T) {
 		t.Errorf("genuine welcome: %v", err)
 	}
 }
+
+func TestReInitAndBranch(t *testing.T) {
+	from, to := X25519_AES128GCM_SHA256_Ed25519, DefaultCipherSuite
+	alice, bob, carol := threeMembers(t, from)
+
+	// Branch: alice and bob only.
+	bobKey2, err := GenerateSigningKey(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobKP, err := NewKeyPackage(bobKey2, []byte("bob"), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceKey2, _ := GenerateSigningKey(from)
+	branch, pc, err := alice.g.Branch(aliceKey2, []byte("alice"), []byte("side room"), [][]byte{bobKP.KeyPackage()}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobBranch, err := bob.g.JoinSuccessor(pc.Welcome, bobKP, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(branch.EpochAuthenticator(), bobBranch.EpochAuthenticator()) || branch.Epoch() != 1 {
+		t.Fatal("branch members disagree")
+	}
+	// A stranger cannot use a branch welcome without the old group's PSK.
+	if _, err := Join(pc.Welcome, bobKP, nil, Options{}); !errors.Is(err, ErrUnknownPSK) {
+		t.Errorf("branch welcome without the old group: %v", err)
+	}
+
+	// ReInit to the post-quantum suite.
+	pc, err = alice.g.Commit(CommitOptions{ReInit: &ReInitParams{GroupID: []byte("group v2"), CipherSuite: to}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{bob, carol} {
+		if _, err := m.g.Process(pc.Message); err != nil {
+			t.Fatal(err)
+		}
+		if m.g.Status() != ReInitPending {
+			t.Fatalf("%s: %v", m.name, m.g.Status())
+		}
+	}
+	if err := alice.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.g.Seal([]byte("x"), nil); !errors.Is(err, ErrNotActive) {
+		t.Errorf("sealing in a closed group: %v", err)
+	}
+	var kps [][]byte
+	var bundles []*KeyPackageBundle
+	for _, m := range []*member{bob, carol} {
+		k, _ := GenerateSigningKey(to)
+		b, err := NewKeyPackage(k, []byte(m.name), KeyPackageOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kps = append(kps, b.KeyPackage())
+		bundles = append(bundles, b)
+	}
+	newKey, _ := GenerateSigningKey(to)
+	ng, pc, err := alice.g.Reinitialize(newKey, []byte("alice"), kps, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range []*member{bob, carol} {
+		g, err := m.g.JoinSuccessor(pc.Welcome, bundles[i], nil, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if !bytes.Equal(g.EpochAuthenticator(), ng.EpochAuthenticator()) || g.CipherSuite() != to {
+			t.Fatalf("%s disagrees on the reinitialized group", m.name)
+		}
+	}
+}
