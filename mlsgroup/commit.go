@@ -214,7 +214,7 @@ func (g *Group) applyProposals(props []committed) (*applied, error) {
 		}
 		l := leafIndex(c.sender.LeafIndex)
 		ln := &c.p.Update.LeafNode
-		if err := a.tree.ValidateLeafNode(ln, l, wire.LeafNodeSourceUpdate, opts); err != nil {
+		if err := a.tree.ValidateLeafNode(ln, l, wire.LeafNodeSourceUpdate, &opts.LeafNodeOptions); err != nil {
 			return nil, err
 		}
 		if err := a.tree.Update(l, ln); err != nil {
@@ -318,7 +318,7 @@ func supportsRequired(c *wire.Capabilities, rc *wire.RequiredCapabilities) error
 }
 
 // validateKeyPackage checks an added KeyPackage (RFC 9420, Section 10.1).
-func (g *Group) validateKeyPackage(kp *wire.KeyPackage, tree *ratchettree.Tree, opts *ratchettree.LeafNodeOptions) error {
+func (g *Group) validateKeyPackage(kp *wire.KeyPackage, tree *ratchettree.Tree, opts *leafOpts) error {
 	if kp.Version != wire.ProtocolVersionMLS10 {
 		return fmt.Errorf("mls: key package of protocol version %d", kp.Version)
 	}
@@ -327,6 +327,13 @@ func (g *Group) validateKeyPackage(kp *wire.KeyPackage, tree *ratchettree.Tree, 
 	}
 	if err := verifyKeyPackageSignature(g.suite, kp); err != nil {
 		return err
+	}
+	// RFC 9420, Section 13: the new member's capabilities must list every extension of
+	// the GroupContext.
+	for _, e := range opts.groupExtensions {
+		if !isDefaultExtension(e) && !containsType(kp.LeafNode.Capabilities.Extensions, e) {
+			return fmt.Errorf("mls: the added client does not support group extension %d", e)
+		}
 	}
 	if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
 		return errors.New("mls: key package init key equals its leaf encryption key")
@@ -341,7 +348,7 @@ func (g *Group) validateKeyPackage(kp *wire.KeyPackage, tree *ratchettree.Tree, 
 	if err != nil {
 		return err
 	}
-	return tree.ValidateLeafNode(&kp.LeafNode, l, wire.LeafNodeSourceKeyPackage, opts)
+	return tree.ValidateLeafNode(&kp.LeafNode, l, wire.LeafNodeSourceKeyPackage, &opts.LeafNodeOptions)
 }
 
 // applyCommit processes a Commit (RFC 9420, Section 12.4.2) and moves the group to the new
@@ -385,7 +392,7 @@ func (g *Group) applyCommit(ac *wire.AuthenticatedContent) error {
 	priv := g.cur.priv
 	var commitSecret []byte
 	if c.Path != nil {
-		if err := a.tree.ApplyUpdatePath(committer, c.Path, g.leafOptions(&a.ctx)); err != nil {
+		if err := a.tree.ApplyUpdatePath(committer, c.Path, &g.leafOptions(&a.ctx).LeafNodeOptions); err != nil {
 			return err
 		}
 		provisional := a.ctx

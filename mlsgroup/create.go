@@ -191,7 +191,11 @@ func Create(key *SigningKey, identity, groupID []byte, opts Options) (*Group, er
 	if err != nil {
 		return nil, err
 	}
-	ln, err := newLeafNode(cs, key, identity, leafKey.PublicKey(), KeyPackageOptions{Lifetime: 100 * 365 * 24 * time.Hour})
+	supported := append([]uint16(nil), opts.SupportedExtensions...)
+	for t := range opts.Extensions {
+		supported = append(supported, t)
+	}
+	ln, err := newLeafNode(cs, key, identity, leafKey.PublicKey(), KeyPackageOptions{Lifetime: 100 * 365 * 24 * time.Hour, SupportedExtensions: supported})
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +214,11 @@ func Create(key *SigningKey, identity, groupID []byte, opts Options) (*Group, er
 		Epoch:                   0,
 		TreeHash:                tree.TreeHash(),
 		ConfirmedTranscriptHash: []byte{},
-		Extensions:              wire.Extensions{},
+		Extensions:              sortedExtensions(opts.Extensions),
+	}
+	g0 := &Group{suite: cs, opts: opts}
+	if err := g0.checkGroupContextExtensions(&ctx.Extensions); err != nil {
+		return nil, err
 	}
 	enc, err := codec.Marshal(&ctx)
 	if err != nil {
@@ -258,6 +266,9 @@ type CommitOptions struct {
 	RatchetTreeInWelcome bool
 	// ReferencePending commits every proposal received in this epoch by reference.
 	ReferencePending bool
+	// Extensions, if not nil, replaces the GroupContext extensions (a
+	// GroupContextExtensions proposal); every member must support their types.
+	Extensions map[uint16][]byte
 	// ReInit commits a ReInit proposal (alone): the group closes and its members move to
 	// a successor with these parameters (RFC 9420, Section 11.2); see Reinitialize.
 	ReInit *ReInitParams
@@ -327,6 +338,10 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		}
 		addValue(&wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{
 			PSKType: wire.PSKTypeExternal, PSKID: bytes.Clone(id), PSKNonce: nonce}}})
+	}
+	if opts.Extensions != nil {
+		addValue(&wire.Proposal{ProposalType: wire.ProposalTypeGroupContextExtensions,
+			GroupContextExtensions: &wire.GroupContextExtensions{Extensions: sortedExtensions(opts.Extensions)}})
 	}
 	if r := opts.ReInit; r != nil {
 		if _, err := suite.Lookup(r.CipherSuite); err != nil {

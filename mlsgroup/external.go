@@ -118,7 +118,7 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 	if err := g.checkGroupContextExtensions(&ctx.Extensions); err != nil {
 		return nil, nil, err
 	}
-	if err := tree.Validate(ctx.TreeHash, g.leafOptions(&ctx)); err != nil {
+	if err := tree.Validate(ctx.TreeHash, &g.leafOptions(&ctx).LeafNodeOptions); err != nil {
 		return nil, nil, err
 	}
 	signerLeaf := tree.Leaf(ratchettree.LeafIndex(info.Signer))
@@ -151,7 +151,7 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 	if err != nil {
 		return nil, nil, err
 	}
-	template, err := newLeafNode(cs, key, identity, nil, KeyPackageOptions{})
+	template, err := newLeafNode(cs, key, identity, nil, KeyPackageOptions{SupportedExtensions: opts.SupportedExtensions})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
@@ -31,6 +32,30 @@ type Options struct {
 	// CheckCredential, if set, decides whether a credential is acceptable for its
 	// signature key (RFC 9420, Section 5.3.1).
 	CheckCredential func(identity []byte, signatureKey []byte) error
+
+	// Extensions are a new group's GroupContext extensions, by type (Create only).
+	Extensions map[uint16][]byte
+	// SupportedExtensions are extension types this client supports beyond those of
+	// Extensions, listed in the capabilities of the leaf it creates (Create, JoinExternal).
+	SupportedExtensions []uint16
+}
+
+// sortedExtensions turns a map of extensions into a list ordered by type.
+func sortedExtensions(m map[uint16][]byte) wire.Extensions {
+	out := wire.Extensions{}
+	for t, body := range m {
+		out = append(out, wire.Extension{ExtensionType: wire.ExtensionType(t), ExtensionData: bytes.Clone(body)})
+	}
+	slices.SortFunc(out, func(a, b wire.Extension) int { return int(a.ExtensionType) - int(b.ExtensionType) })
+	return out
+}
+
+// Extension returns the body of a GroupContext extension of the current epoch.
+func (g *Group) Extension(t uint16) ([]byte, bool) {
+	if e := g.cur.ctx.Extensions.Find(wire.ExtensionType(t)); e != nil {
+		return bytes.Clone(e.ExtensionData), true
+	}
+	return nil, false
 }
 
 func (o *Options) pastEpochs() int {
@@ -158,7 +183,13 @@ func (p *PendingJoin) Join(ratchetTree []byte, opts Options) (*Group, error) {
 	if err := g.checkGroupContextExtensions(&ctx.Extensions); err != nil {
 		return nil, err
 	}
-	if err := tree.Validate(ctx.TreeHash, g.leafOptions(&ctx)); err != nil {
+	// RFC 9420, Section 13: a joiner must support every GroupContext extension.
+	for _, e := range ctx.Extensions {
+		if !isDefaultExtension(e.ExtensionType) && !containsType(p.bundle.kp.LeafNode.Capabilities.Extensions, e.ExtensionType) {
+			return nil, fmt.Errorf("mls: the group uses extension %d, which this client does not support", e.ExtensionType)
+		}
+	}
+	if err := tree.Validate(ctx.TreeHash, &g.leafOptions(&ctx).LeafNodeOptions); err != nil {
 		return nil, err
 	}
 	signer := tree.Leaf(ratchettree.LeafIndex(info.Signer))
@@ -273,9 +304,15 @@ func (g *Group) retire() {
 	}
 }
 
+// leafOpts is the validation context of leaf nodes and KeyPackages in a group.
+type leafOpts struct {
+	ratchettree.LeafNodeOptions
+	groupExtensions []wire.ExtensionType // the GroupContext's extension types
+}
+
 // leafOptions returns the leaf node validation context of a GroupContext.
-func (g *Group) leafOptions(ctx *wire.GroupContext) *ratchettree.LeafNodeOptions {
-	o := &ratchettree.LeafNodeOptions{GroupID: ctx.GroupID}
+func (g *Group) leafOptions(ctx *wire.GroupContext) *leafOpts {
+	o := &leafOpts{LeafNodeOptions: ratchettree.LeafNodeOptions{GroupID: ctx.GroupID}, groupExtensions: ctx.Extensions.Types()}
 	if ext := ctx.Extensions.Find(wire.ExtensionTypeRequiredCapabilities); ext != nil {
 		if rc, err := ext.RequiredCapabilities(); err == nil {
 			o.RequiredCapabilities = rc
@@ -346,13 +383,22 @@ type Member struct {
 	LeafIndex    uint32
 	Identity     []byte // the basic credential's identity
 	SignatureKey []byte
+	// Extensions are the leaf node's extensions, by type.
+	Extensions map[uint16][]byte
 }
 
 // Members returns the current roster, by leaf index.
 func (g *Group) Members() []Member {
 	var out []Member
 	for l, ln := range g.cur.tree.Leaves() {
-		out = append(out, Member{LeafIndex: uint32(l), Identity: bytes.Clone(ln.Credential.Identity), SignatureKey: bytes.Clone(ln.SignatureKey)})
+		m := Member{LeafIndex: uint32(l), Identity: bytes.Clone(ln.Credential.Identity), SignatureKey: bytes.Clone(ln.SignatureKey)}
+		for _, e := range ln.Extensions {
+			if m.Extensions == nil {
+				m.Extensions = map[uint16][]byte{}
+			}
+			m.Extensions[uint16(e.ExtensionType)] = bytes.Clone(e.ExtensionData)
+		}
+		out = append(out, m)
 	}
 	return out
 }

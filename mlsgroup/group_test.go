@@ -477,3 +477,61 @@ func TestReInitAndBranch(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupContextExtensions(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	const policy = 0xF7C1
+	alice, bob := newMember(t, cs, "alice"), newMember(t, cs, "bob")
+	g, err := Create(alice.key, []byte("alice"), nil, Options{Extensions: map[uint16][]byte{policy: []byte("signal,mls,aes")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g = g
+	// Bob's KeyPackage must support the extension to be added.
+	plain, err := NewKeyPackage(bob.key, []byte("bob"), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Commit(CommitOptions{Add: [][]byte{plain.KeyPackage()}}); err == nil {
+		t.Error("added a client that does not support the group's extension")
+	}
+	kp, err := NewKeyPackage(bob.key, []byte("bob"), KeyPackageOptions{SupportedExtensions: []uint16{policy}, Extensions: map[uint16][]byte{0xF7C2: []byte("prekeys")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := g.Commit(CommitOptions{Add: [][]byte{kp.KeyPackage()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	if bob.g, err = Join(pc.Welcome, kp, pc.RatchetTree, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := bob.g.Extension(policy); !ok || string(v) != "signal,mls,aes" {
+		t.Fatalf("bob sees policy %q %v", v, ok)
+	}
+	if got := alice.g.Members()[1].Extensions[0xF7C2]; string(got) != "prekeys" {
+		t.Fatalf("bob's leaf extension %q", got)
+	}
+	// Change the policy; both agree.
+	pc, err = bob.g.Commit(CommitOptions{Extensions: map[uint16][]byte{policy: []byte("mls,aes")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.g.Process(pc.Message); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob)
+	if v, _ := alice.g.Extension(policy); string(v) != "mls,aes" {
+		t.Fatalf("policy after change %q", v)
+	}
+	// An extension a member does not support is refused.
+	if _, err := bob.g.Commit(CommitOptions{Extensions: map[uint16][]byte{0xF7C9: nil}}); err == nil {
+		t.Error("unsupported extension committed")
+	}
+}
