@@ -161,6 +161,9 @@ func runTreeKEM(raw json.RawMessage) error {
 		if got := merged.TreeHash(); !bytes.Equal(got, up.TreeHashAfter) {
 			return fail(mismatch("tree_hash_after", got, up.TreeHashAfter))
 		}
+		if err := merged.VerifyParentHashes(); err != nil {
+			return fail(fmt.Errorf("tree after the path: %w", err))
+		}
 
 		// A fresh UpdatePath from the same sender.
 		signer, ok := signers[sender]

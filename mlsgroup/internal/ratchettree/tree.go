@@ -17,6 +17,22 @@
 // cache is filled lazily).
 //
 // Every method that can fail leaves the tree unchanged when it returns an error.
+//
+// How the group state machine uses it:
+//
+//   - Joining (Section 12.4.3.1): FromWire on the ratchet_tree, Validate with the
+//     GroupInfo's tree hash, FindLeaf for the KeyPackage's leaf node, NewPrivateKeys with
+//     the leaf's private key, and InstallPathSecret at the common ancestor of the joiner and
+//     the GroupInfo signer.
+//   - Processing a Commit (Section 12.4.2): on a Clone, ValidateLeafNode then Update,
+//     Remove and AddLeaf for the proposals (noting the added leaves), ReserveLeaf for an
+//     external sender, ApplyUpdatePath, TreeHash for the provisional GroupContext, then
+//     PrivateKeys.DecryptUpdatePath on a clone of the private keys, excluding the added
+//     leaves, for the commit_secret.
+//   - Creating a Commit (Section 12.4.1): on a Clone, the proposals as above, then
+//     GenerateUpdatePath, TreeHash for the provisional GroupContext, PendingPath.Encrypt
+//     excluding the added leaves, PendingPath.PathSecret for each new member's
+//     GroupSecrets, and PendingPath.PrivateKeys as the committer's new private state.
 package ratchettree
 
 import (

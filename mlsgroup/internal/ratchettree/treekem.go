@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/suite"
@@ -96,6 +97,31 @@ func (p *PrivateKeys) SetLeafKey(t *Tree, leafKey *suite.HPKEPrivateKey) error {
 	}
 	p.keys[NodeIndex(2*p.leaf)] = k
 	return nil
+}
+
+// SetKey sets the private key of node x, the member's leaf or an ancestor of it, as when
+// restoring a saved state; it must match the public key of x in t.
+func (p *PrivateKeys) SetKey(t *Tree, x NodeIndex, key *suite.HPKEPrivateKey) error {
+	if x == NodeIndex(2*p.leaf) {
+		return p.SetLeafKey(t, key)
+	}
+	if err := p.checkAncestor(t, x); err != nil {
+		return err
+	}
+	if key == nil {
+		return fmt.Errorf("%w: no key", ErrNoPrivateKey)
+	}
+	k := nodeKey{priv: key, pub: key.PublicKey()}
+	if !bytes.Equal(k.pub, nodeEncryptionKey(t.nodes[x])) {
+		return fmt.Errorf("%w: key does not match node %d", ErrNoPrivateKey, x)
+	}
+	p.keys[x] = k
+	return nil
+}
+
+// Nodes returns the nodes whose private key p holds, in increasing order.
+func (p *PrivateKeys) Nodes() []NodeIndex {
+	return slices.Sorted(maps.Keys(p.keys))
 }
 
 // usable returns the key of x if it matches the node currently in t.
@@ -400,7 +426,9 @@ func (pp *PendingPath) Encrypt(groupContext []byte, exclude []LeafIndex) (*wire.
 func excludedNodes(exclude []LeafIndex) map[NodeIndex]bool {
 	skip := make(map[NodeIndex]bool, len(exclude))
 	for _, l := range exclude {
-		skip[NodeIndex(2*uint64(l))] = true
+		if uint64(l) < treemath.MaxLeaves {
+			skip[NodeIndex(2*uint64(l))] = true
+		}
 	}
 	return skip
 }

@@ -334,3 +334,56 @@ func TestExternalCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateKeysRestore: a member's keys saved (Nodes, Key) and restored (SetKey) on a
+// tree decoded afresh give the same state; mismatching keys are refused.
+func TestPrivateKeysRestore(t *testing.T) {
+	g := groupOf(t, 5, 0)
+	g.commit(3, g.propose(nil, nil, 0), true)
+	src := g.members[1].priv
+	if src.Leaf() != 1 {
+		t.Fatal("wrong leaf")
+	}
+	tr := roundTrip(t, g.tree)
+	nodes := src.Nodes()
+	if len(nodes) < 2 || nodes[0] != 1 && nodes[0] != 2 {
+		t.Fatalf("nodes %v", nodes)
+	}
+	p, err := NewPrivateKeys(tr, 1, src.Key(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range nodes {
+		raw, err := src.Key(x).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := g.cs.ParseHPKEPrivateKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.SetKey(tr, x, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(p.Nodes(), nodes) || p.Check(tr) != nil {
+		t.Fatal("restored state differs")
+	}
+	if err := p.SetKey(tr, nodes[len(nodes)-1], src.Key(2)); !errors.Is(err, ErrNoPrivateKey) {
+		t.Fatalf("mismatching key: %v", err)
+	}
+	if err := p.SetKey(tr, 2, nil); err == nil {
+		t.Fatal("nil key accepted")
+	}
+	if err := p.SetPathSecret(tr, tr.Root(), make([]byte, g.cs.Nh())); !errors.Is(err, ErrNoPrivateKey) {
+		t.Fatalf("wrong path secret: %v", err)
+	}
+	if p.Check(tr) != nil || !slices.Equal(p.Nodes(), nodes) {
+		t.Fatal("a failed call changed the keys")
+	}
+	// The committer's pending path exposes its new leaf node.
+	_, pp, path, _ := commitFrom(t, g, 0)
+	if pp.LeafNode().LeafNodeSource != wire.LeafNodeSourceCommit || !bytes.Equal(pp.LeafNode().Signature, path.LeafNode.Signature) {
+		t.Fatal("LeafNode differs from the path's")
+	}
+}
