@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/par"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/ratchettree"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/schedule"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/suite"
@@ -496,41 +497,49 @@ func (g *Group) welcome(props []committed, a *applied, pc *PendingCommit, path *
 		return nil, err
 	}
 	w := wire.Welcome{CipherSuite: wire.CipherSuite(cs.ID()), EncryptedGroupInfo: aead.Seal(nil, nonce, infoEnc, nil)}
-	i := 0
+	var kps []*wire.KeyPackage
 	for _, c := range props {
-		if c.p.ProposalType != wire.ProposalTypeAdd {
-			continue
+		if c.p.ProposalType == wire.ProposalTypeAdd {
+			kps = append(kps, &c.p.Add.KeyPackage)
 		}
-		kp := &c.p.Add.KeyPackage
-		l := a.added[i]
-		i++
-		gs := wire.GroupSecrets{JoinerSecret: next.JoinerSecret, PSKs: a.psks}
-		if gs.PSKs == nil {
-			gs.PSKs = []wire.PreSharedKeyID{}
-		}
+	}
+	psks := a.psks
+	if psks == nil {
+		psks = []wire.PreSharedKeyID{}
+	}
+	// One HPKE encryption per new member, independent of each other: in parallel.
+	w.Secrets = make([]wire.EncryptedGroupSecrets, len(kps))
+	err = par.Do(len(kps), func(i int) error {
+		kp := kps[i]
+		gs := wire.GroupSecrets{JoinerSecret: next.JoinerSecret, PSKs: psks}
 		if path != nil {
-			ps, err := path.PathSecret(l)
+			ps, err := path.PathSecret(a.added[i])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			gs.PathSecret = &wire.PathSecret{PathSecret: ps}
 		}
 		plain, err := codec.Marshal(&gs)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		kem, ct, err := cs.EncryptWithLabel(kp.InitKey, "Welcome", w.EncryptedGroupInfo, plain)
+		clear(plain)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		kpEnc, err := codec.Marshal(kp)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		w.Secrets = append(w.Secrets, wire.EncryptedGroupSecrets{
+		w.Secrets[i] = wire.EncryptedGroupSecrets{
 			NewMember:             cs.MakeKeyPackageRef(kpEnc),
 			EncryptedGroupSecrets: wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct},
-		})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return codec.Marshal(&wire.MLSMessage{Version: wire.ProtocolVersionMLS10, WireFormat: wire.WireFormatWelcome, Welcome: &w})
 }

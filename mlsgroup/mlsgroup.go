@@ -33,6 +33,9 @@ const (
 	DefaultCipherSuite = suite.Default
 )
 
+// CipherSuites lists every cipher suite this package implements.
+func CipherSuites() []CipherSuite { return suite.All() }
+
 // Errors callers branch on.
 var (
 	// ErrNotForUs: a Welcome has no entry for our KeyPackage.

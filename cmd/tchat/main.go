@@ -27,6 +27,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"vectors", "DIR...", "run the MLS test vectors (IETF and ts-mls format) under each DIR", runVectors},
+		{"bench", "mls [--members N] [--suite S] [--json]", "measure MLS group operations", runBench},
 		{"version", "", "print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintf(stdout, "tchat %s\n", version)
 			return 0

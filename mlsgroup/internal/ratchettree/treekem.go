@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/par"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/suite"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/treemath"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/wire"
@@ -406,19 +407,42 @@ func (pp *PendingPath) PrivateKeys() *PrivateKeys {
 func (pp *PendingPath) Encrypt(groupContext []byte, exclude []LeafIndex) (*wire.UpdatePath, error) {
 	skip := excludedNodes(exclude)
 	up := &wire.UpdatePath{LeafNode: *pp.leafNode, Nodes: make([]wire.UpdatePathNode, len(pp.steps))}
+	// The encryptions are independent; after a large Add (a mostly blank tree) there is one
+	// per member, so they run in parallel.
+	type job struct {
+		step int
+		r    resolved
+		out  *wire.HPKECiphertext
+	}
+	var jobs []job
 	for i, st := range pp.steps {
-		cts := make([]wire.HPKECiphertext, 0, len(st.resolution))
+		n := 0
 		for _, r := range st.resolution {
-			if skip[r.node] {
-				continue
+			if !skip[r.node] {
+				n++
 			}
-			kem, ct, err := pp.cs.EncryptWithLabel(r.pub, updatePathLabel, groupContext, st.pathSecret)
-			if err != nil {
-				return nil, fmt.Errorf("mls: encrypting path secret to node %d: %w", r.node, err)
+		}
+		cts := make([]wire.HPKECiphertext, n)
+		n = 0
+		for _, r := range st.resolution {
+			if !skip[r.node] {
+				jobs = append(jobs, job{step: i, r: r, out: &cts[n]})
+				n++
 			}
-			cts = append(cts, wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct})
 		}
 		up.Nodes[i] = wire.UpdatePathNode{EncryptionKey: st.key.pub, EncryptedPathSecret: cts}
+	}
+	err := par.Do(len(jobs), func(k int) error {
+		j := jobs[k]
+		kem, ct, err := pp.cs.EncryptWithLabel(j.r.pub, updatePathLabel, groupContext, pp.steps[j.step].pathSecret)
+		if err != nil {
+			return fmt.Errorf("mls: encrypting path secret to node %d: %w", j.r.node, err)
+		}
+		*j.out = wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return up, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/par"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/wire"
 )
 
@@ -184,20 +185,23 @@ func (t *Tree) Validate(treeHash []byte, opts *LeafNodeOptions) error {
 			return fmt.Errorf("%w: credential type %d is not supported by every member", ErrInvalidLeafNode, ct)
 		}
 	}
+	// Each node's checks (mostly a signature per leaf) are independent and only read the
+	// tree: run them in parallel.
+	var present []NodeIndex
 	for i, n := range t.nodes {
-		if n == nil {
-			continue
+		if n != nil {
+			present = append(present, NodeIndex(i))
 		}
-		x := NodeIndex(i)
+	}
+	return par.Do(len(present), func(k int) error {
+		x := present[k]
+		n := t.nodes[x]
 		if n.LeafNode != nil {
-			if err := t.checkLeafContent(n.LeafNode, LeafIndex(x/2), 0, opts); err != nil {
-				return err
-			}
-			continue
+			return t.checkLeafContent(n.LeafNode, LeafIndex(x/2), 0, opts)
 		}
 		if err := t.cs.ValidateHPKEPublicKey(n.ParentNode.EncryptionKey); err != nil {
 			return fmt.Errorf("%w: node %d: %v", ErrMalformedTree, x, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
