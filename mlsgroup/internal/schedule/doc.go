@@ -15,6 +15,13 @@
 // gives no guarantee that the runtime, the garbage collector or the hash implementations
 // did not leave copies elsewhere in memory.
 //
+// # Persistence
+//
+// SecretTree.MarshalBinary and Epoch.MarshalBinary encode the state of an epoch so that a
+// group survives a restart; UnmarshalSecretTree and UnmarshalEpoch restore it. The secret
+// tree resumes exactly where it stopped, so no generation is handed out twice (Section
+// 6.3.1, Section 9.2). The encodings carry secrets and must only be stored encrypted.
+//
 // Errors are returned, never panics, for malformed input; every error message starts with
 // "mls: ".
 package schedule

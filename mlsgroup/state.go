@@ -1,0 +1,300 @@
+package mlsgroup
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/framing"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/ratchettree"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/schedule"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/suite"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/treemath"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/wire"
+)
+
+// stateVersion is the version of the encoding of MarshalBinary.
+const stateVersion = 1
+
+// ErrBadState is returned (wrapped) by Restore for a state it cannot read.
+var ErrBadState = errors.New("mls: invalid saved group state")
+
+// MarshalBinary encodes the whole group state: the current epoch (tree, private keys,
+// secrets, the secret tree's position), the proposals received in it, the receive side of
+// the kept past epochs and the resumption PSKs. It holds every secret of the group, so it
+// must only be stored encrypted (tchat's store seals it). Save it after every change that
+// a sent message depends on, before the message leaves: a restored state must never reuse
+// a key generation (RFC 9420, Section 6.3.1).
+func (g *Group) MarshalBinary() ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddUint8(stateVersion)
+	b.AddUint16(uint16(g.suite.ID()))
+	b.AddUint8(uint8(g.status))
+	var signer []byte
+	if g.signer != nil {
+		signer = g.signer.Bytes()
+	}
+	codec.AddOpaque(&b, signer)
+	codec.AddOptional(&b, g.reinit != nil)
+	if g.reinit != nil {
+		g.reinit.Marshal(&b)
+	}
+	if err := g.marshalEpoch(&b); err != nil {
+		return nil, err
+	}
+	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+		for _, p := range g.proposals {
+			codec.AddOpaque(b, p.ref)
+			p.proposal.Marshal(b)
+			p.sender.Marshal(b)
+		}
+	})
+	var pastErr error
+	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+		for _, p := range g.past {
+			b.AddUint64(p.epoch)
+			p.keys.Context.Marshal(b)
+			codec.AddOpaque(b, p.keys.MembershipKey)
+			codec.AddOpaque(b, p.keys.SenderDataSecret)
+			st, err := p.keys.SecretTree.MarshalBinary()
+			if err != nil {
+				pastErr = err
+			}
+			codec.AddOpaque(b, st)
+			codec.AddVector(b, func(b *cryptobyte.Builder) {
+				for _, l := range slices.Sorted(maps.Keys(p.sigKeys)) {
+					b.AddUint32(l)
+					codec.AddOpaque(b, p.sigKeys[l])
+				}
+			})
+		}
+	})
+	if pastErr != nil {
+		return nil, pastErr
+	}
+	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+		for _, e := range slices.Sorted(maps.Keys(g.resumption)) {
+			b.AddUint64(e)
+			codec.AddOpaque(b, g.resumption[e])
+		}
+	})
+	return b.Bytes()
+}
+
+func (g *Group) marshalEpoch(b *cryptobyte.Builder) error {
+	st := &g.cur
+	st.ctx.Marshal(b)
+	rt := st.tree.Wire()
+	rt.Marshal(b)
+	b.AddUint32(uint32(st.priv.Leaf()))
+	var keyErr error
+	codec.AddVector(b, func(b *cryptobyte.Builder) {
+		for _, x := range st.priv.Nodes() {
+			raw, err := st.priv.Key(x).Bytes()
+			if err != nil {
+				keyErr = err
+			}
+			b.AddUint32(uint32(x))
+			codec.AddOpaque(b, raw)
+		}
+	})
+	if keyErr != nil {
+		return keyErr
+	}
+	secrets, err := st.secrets.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	codec.AddOpaque(b, secrets)
+	tree, err := st.keys.SecretTree.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	codec.AddOpaque(b, tree)
+	codec.AddOpaque(b, st.interim)
+	codec.AddOpaque(b, st.tag)
+	return nil
+}
+
+// Restore rebuilds a group saved with MarshalBinary. opts are the options the group runs
+// with (they are not saved).
+func Restore(state []byte, opts Options) (*Group, error) {
+	g, err := restore(cryptobyte.String(state), opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadState, err)
+	}
+	return g, nil
+}
+
+func restore(s cryptobyte.String, opts Options) (*Group, error) {
+	var version, status uint8
+	var suiteID uint16
+	var signer []byte
+	var hasReInit bool
+	if !s.ReadUint8(&version) || version != stateVersion || !s.ReadUint16(&suiteID) || !s.ReadUint8(&status) ||
+		!codec.ReadOpaque(&s, &signer) || !codec.ReadOptional(&s, &hasReInit) {
+		return nil, errors.New("malformed header")
+	}
+	cs, err := suite.Lookup(suite.ID(suiteID))
+	if err != nil {
+		return nil, err
+	}
+	if Status(status) > ReInitPending {
+		return nil, fmt.Errorf("unknown status %d", status)
+	}
+	g := &Group{suite: cs, opts: opts, status: Status(status), resumption: map[uint64][]byte{}}
+	if len(signer) > 0 {
+		if g.signer, err = cs.ParseSigningKey(signer); err != nil {
+			return nil, err
+		}
+	}
+	if hasReInit {
+		g.reinit = new(wire.ReInit)
+		if !g.reinit.Unmarshal(&s) {
+			return nil, errors.New("malformed reinit")
+		}
+	}
+	if err := g.restoreEpoch(&s); err != nil {
+		return nil, err
+	}
+	if !codec.ReadList(&s, func(s *cryptobyte.String) bool {
+		var e proposalEntry
+		e.proposal = new(wire.Proposal)
+		if !codec.ReadOpaque(s, &e.ref) || !e.proposal.Unmarshal(s) || !e.sender.Unmarshal(s) {
+			return false
+		}
+		g.proposals = append(g.proposals, e)
+		return true
+	}) {
+		return nil, errors.New("malformed proposals")
+	}
+	var pastErr error
+	if !codec.ReadList(&s, func(s *cryptobyte.String) bool {
+		var p pastEpoch
+		var ctx wire.GroupContext
+		var membership, senderData, tree []byte
+		if !s.ReadUint64(&p.epoch) || !ctx.Unmarshal(s) || !codec.ReadOpaque(s, &membership) ||
+			!codec.ReadOpaque(s, &senderData) || !codec.ReadOpaque(s, &tree) {
+			return false
+		}
+		st, err := schedule.UnmarshalSecretTree(cs, tree)
+		if err != nil {
+			pastErr = err
+			return false
+		}
+		if len(membership) != cs.Nh() || len(senderData) != cs.Nh() || ctx.Epoch != p.epoch {
+			pastErr = errors.New("inconsistent past epoch")
+			return false
+		}
+		p.keys = &framing.Keys{Suite: cs, Context: &ctx, MembershipKey: membership, SenderDataSecret: senderData, SecretTree: st}
+		p.sigKeys = map[uint32][]byte{}
+		if !codec.ReadList(s, func(s *cryptobyte.String) bool {
+			var l uint32
+			var key []byte
+			if !s.ReadUint32(&l) || !codec.ReadOpaque(s, &key) {
+				return false
+			}
+			p.sigKeys[l] = key
+			return true
+		}) {
+			return false
+		}
+		g.past = append(g.past, p)
+		return true
+	}) {
+		if pastErr != nil {
+			return nil, pastErr
+		}
+		return nil, errors.New("malformed past epochs")
+	}
+	if !codec.ReadList(&s, func(s *cryptobyte.String) bool {
+		var e uint64
+		var psk []byte
+		if !s.ReadUint64(&e) || !codec.ReadOpaque(s, &psk) || len(psk) != cs.Nh() {
+			return false
+		}
+		g.resumption[e] = psk
+		return true
+	}) {
+		return nil, errors.New("malformed resumption PSKs")
+	}
+	if !s.Empty() {
+		return nil, errors.New("trailing bytes")
+	}
+	return g, nil
+}
+
+func (g *Group) restoreEpoch(s *cryptobyte.String) error {
+	cs := g.suite
+	var st epochState
+	var rt wire.RatchetTree
+	var leaf uint32
+	type nodeKey struct {
+		x   uint32
+		raw []byte
+	}
+	var keys []nodeKey
+	var secrets, tree []byte
+	if !st.ctx.Unmarshal(s) || !rt.Unmarshal(s) || !s.ReadUint32(&leaf) ||
+		!codec.ReadList(s, func(s *cryptobyte.String) bool {
+			var k nodeKey
+			if !s.ReadUint32(&k.x) || !codec.ReadOpaque(s, &k.raw) {
+				return false
+			}
+			keys = append(keys, k)
+			return true
+		}) ||
+		!codec.ReadOpaque(s, &secrets) || !codec.ReadOpaque(s, &tree) ||
+		!codec.ReadOpaque(s, &st.interim) || !codec.ReadOpaque(s, &st.tag) {
+		return errors.New("malformed epoch")
+	}
+	if suite.ID(st.ctx.CipherSuite) != cs.ID() {
+		return errors.New("group context of another suite")
+	}
+	var err error
+	if st.tree, err = ratchettree.FromWire(cs, rt); err != nil {
+		return err
+	}
+	var leafKey *suite.HPKEPrivateKey
+	for _, k := range keys {
+		if k.x == 2*leaf {
+			if leafKey, err = cs.ParseHPKEPrivateKey(k.raw); err != nil {
+				return err
+			}
+		}
+	}
+	if st.priv, err = ratchettree.NewPrivateKeys(st.tree, ratchettree.LeafIndex(leaf), leafKey); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.x == 2*leaf {
+			continue
+		}
+		key, err := cs.ParseHPKEPrivateKey(k.raw)
+		if err != nil {
+			return err
+		}
+		if err := st.priv.SetKey(st.tree, treemath.NodeIndex(k.x), key); err != nil {
+			return err
+		}
+	}
+	if st.secrets, err = schedule.UnmarshalEpoch(cs, secrets); err != nil {
+		return err
+	}
+	secretTree, err := schedule.UnmarshalSecretTree(cs, tree)
+	if err != nil {
+		return err
+	}
+	if secretTree.LeafCount() != st.tree.LeafCount() {
+		return errors.New("secret tree and ratchet tree sizes differ")
+	}
+	ctx := st.ctx
+	st.keys = &framing.Keys{Suite: cs, Context: &ctx, MembershipKey: st.secrets.MembershipKey,
+		SenderDataSecret: st.secrets.SenderDataSecret, SecretTree: secretTree}
+	g.cur = st
+	return nil
+}
