@@ -170,16 +170,12 @@ func Run(cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.ProcessCommitMs = ms(time.Since(start))
-	if _, err := broadcast(0, pc.Message); err != nil && len(joined) > 2 {
-		// the last filler already processed it; the others still must
-		_ = err
-	}
 	if err := alice.Merge(pc); err != nil {
 		return nil, err
 	}
 
 	progress("application messages")
-	reader := clients[fillers[0]].g
+	reader := clients[fillers[len(fillers)-1]].g
 	data := make([]byte, 100)
 	const rounds = 200
 	var enc, dec time.Duration
@@ -198,5 +194,10 @@ func Run(cfg Config) (*Report, error) {
 	}
 	rep.EncryptUs = float64(enc.Microseconds()) / rounds
 	rep.DecryptUs = float64(dec.Microseconds()) / rounds
+	state, err := alice.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	rep.StateBytes = len(state)
 	return rep, nil
 }

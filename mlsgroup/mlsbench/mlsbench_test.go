@@ -14,7 +14,7 @@ func TestRunSmallGroup(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d members: %v", n, err)
 		}
-		if rep.Members != n || rep.WelcomeBytes == 0 || rep.CommitBytes == 0 || rep.AddMs <= 0 || rep.EncryptUs <= 0 || rep.DecryptUs <= 0 {
+		if rep.Members != n || rep.WelcomeBytes == 0 || rep.CommitBytes == 0 || rep.AddMs <= 0 || rep.EncryptUs <= 0 || rep.DecryptUs <= 0 || rep.StateBytes == 0 {
 			t.Fatalf("%d members: implausible report %+v", n, rep)
 		}
 	}
