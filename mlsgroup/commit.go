@@ -390,6 +390,19 @@ func (g *Group) applyCommit(ac *wire.AuthenticatedContent) error {
 	}
 
 	priv := g.cur.priv
+	// If the commit applies our own Update, our leaf now has the key of that proposal.
+	for _, pr := range props {
+		if pr.p.ProposalType == wire.ProposalTypeUpdate && pr.sender.LeafIndex == uint32(me) {
+			key := g.updateKeys[string(pr.p.Update.LeafNode.EncryptionKey)]
+			if key == nil {
+				return errors.New("mls: our Update was committed, but its private key is not known")
+			}
+			priv = priv.Clone()
+			if err := priv.SetLeafKey(a.tree, key); err != nil {
+				return err
+			}
+		}
+	}
 	var commitSecret []byte
 	if c.Path != nil {
 		if err := a.tree.ApplyUpdatePath(committer, c.Path, &g.leafOptions(&a.ctx).LeafNodeOptions); err != nil {
@@ -405,7 +418,7 @@ func (g *Group) applyCommit(ac *wire.AuthenticatedContent) error {
 		if committer == me {
 			return errors.New("mls: a commit from our own leaf that we did not create")
 		}
-		priv = g.cur.priv.Clone()
+		priv = priv.Clone()
 		dec, err := priv.DecryptUpdatePath(a.tree, committer, c.Path, encProvisional, a.added)
 		if err != nil {
 			return err

@@ -227,6 +227,8 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 type Proposal struct {
 	Remove *uint32
 	Add    []byte
+	// Update proposes a fresh leaf key for this member (RFC 9420, Section 12.1.2).
+	Update bool
 }
 
 // Propose creates a proposal message (a PrivateMessage, or a PublicMessage if public).
@@ -238,13 +240,39 @@ func (g *Group) Propose(p Proposal, public bool) ([]byte, error) {
 		return nil, errors.New("mls: this member has no signing key")
 	}
 	var wp wire.Proposal
+	n := 0
+	for _, set := range []bool{p.Remove != nil, p.Add != nil, p.Update} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("mls: a proposal is exactly one of Add, Remove and Update")
+	}
+	var updateKey *suite.HPKEPrivateKey
 	switch {
-	case p.Remove != nil && p.Add == nil:
+	case p.Update:
+		me := g.cur.priv.Leaf()
+		key, err := g.suite.GenerateHPKEKey()
+		if err != nil {
+			return nil, err
+		}
+		ln := *g.cur.tree.Leaf(me)
+		ln.EncryptionKey = key.PublicKey()
+		ln.LeafNodeSource = wire.LeafNodeSourceUpdate
+		ln.Lifetime = wire.Lifetime{}
+		ln.ParentHash = nil
+		if err := signLeafNode(g.suite, g.signer, &ln, g.cur.ctx.GroupID, uint32(me)); err != nil {
+			return nil, err
+		}
+		wp = wire.Proposal{ProposalType: wire.ProposalTypeUpdate, Update: &wire.Update{LeafNode: ln}}
+		updateKey = key
+	case p.Remove != nil:
 		if g.cur.tree.Leaf(leafIndex(*p.Remove)) == nil {
 			return nil, fmt.Errorf("mls: leaf %d is not a member", *p.Remove)
 		}
 		wp = wire.Proposal{ProposalType: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: *p.Remove}}
-	case p.Add != nil && p.Remove == nil:
+	case p.Add != nil:
 		kp, _, err := decodeKeyPackage(p.Add)
 		if err != nil {
 			return nil, err
@@ -253,8 +281,6 @@ func (g *Group) Propose(p Proposal, public bool) ([]byte, error) {
 			return nil, err
 		}
 		wp = wire.Proposal{ProposalType: wire.ProposalTypeAdd, Add: &wire.Add{KeyPackage: *kp}}
-	default:
-		return nil, errors.New("mls: a proposal is exactly one of Add and Remove")
 	}
 	wf := wire.WireFormatPrivateMessage
 	if public {
@@ -277,8 +303,18 @@ func (g *Group) Propose(p Proposal, public bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	out, err := codec.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
 	if err := g.receiveProposal(ac); err != nil {
 		return nil, err
 	}
-	return codec.Marshal(msg)
+	if updateKey != nil {
+		if g.updateKeys == nil {
+			g.updateKeys = map[string]*suite.HPKEPrivateKey{}
+		}
+		g.updateKeys[string(updateKey.PublicKey())] = updateKey
+	}
+	return out, nil
 }

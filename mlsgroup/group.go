@@ -137,6 +137,9 @@ type Group struct {
 	past       []pastEpoch
 	resumption map[uint64][]byte // resumption_psk of this and recent epochs
 	reinit     *wire.ReInit      // set when a ReInit was committed
+	// updateKeys are the leaf keys of this member's own Update proposals of the current
+	// epoch, by public key, for when one of them is committed.
+	updateKeys map[string]*suite.HPKEPrivateKey
 }
 
 // Join joins a group from a Welcome (RFC 9420, Section 12.4.3.1). ratchetTree is the
@@ -275,6 +278,7 @@ func (g *Group) install(st epochState) error {
 	}
 	g.cur = st
 	g.proposals = nil
+	g.updateKeys = nil
 	g.resumption[st.ctx.Epoch] = bytes.Clone(st.secrets.ResumptionPSK)
 	// Keep the resumption PSKs of as many epochs as receive keys, and at least one.
 	keep := max(g.opts.pastEpochs(), 1)

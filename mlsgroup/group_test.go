@@ -535,3 +535,52 @@ func TestGroupContextExtensions(t *testing.T) {
 		t.Error("unsupported extension committed")
 	}
 }
+
+func TestUpdateProposal(t *testing.T) {
+	alice, bob, carol := threeMembers(t, X25519_AES128GCM_SHA256_Ed25519)
+	upd, err := bob.g.Propose(Proposal{Update: true}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload(t, bob) // the pending leaf key survives a restart
+	for _, m := range []*member{alice, carol} {
+		if _, err := m.g.Process(upd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The committer cannot commit bob's Update as its own; alice commits it by reference.
+	pc, err := alice.g.Commit(CommitOptions{ReferencePending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{bob, carol} {
+		if _, err := m.g.Process(pc.Message); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	if err := alice.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob, carol)
+	// Bob's new leaf key works: a commit from carol encrypts to it.
+	pc, err = carol.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, bob} {
+		if _, err := m.g.Process(pc.Message); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	if err := carol.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob, carol)
+	// A member may not commit its own Update.
+	if _, err := bob.g.Propose(Proposal{Update: true}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Commit(CommitOptions{ReferencePending: true}); err == nil {
+		t.Error("a member committed its own Update")
+	}
+}

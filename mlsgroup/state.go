@@ -76,6 +76,19 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	if pastErr != nil {
 		return nil, pastErr
 	}
+	var keyErr error
+	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+		for _, pub := range slices.Sorted(maps.Keys(g.updateKeys)) {
+			raw, err := g.updateKeys[pub].Bytes()
+			if err != nil {
+				keyErr = err
+			}
+			codec.AddOpaque(b, raw)
+		}
+	})
+	if keyErr != nil {
+		return nil, keyErr
+	}
 	codec.AddVector(&b, func(b *cryptobyte.Builder) {
 		for _, e := range slices.Sorted(maps.Keys(g.resumption)) {
 			b.AddUint64(e)
@@ -210,6 +223,23 @@ func restore(s cryptobyte.String, opts Options) (*Group, error) {
 			return nil, pastErr
 		}
 		return nil, errors.New("malformed past epochs")
+	}
+	if !codec.ReadList(&s, func(s *cryptobyte.String) bool {
+		var raw []byte
+		if !codec.ReadOpaque(s, &raw) {
+			return false
+		}
+		key, err := cs.ParseHPKEPrivateKey(raw)
+		if err != nil {
+			return false
+		}
+		if g.updateKeys == nil {
+			g.updateKeys = map[string]*suite.HPKEPrivateKey{}
+		}
+		g.updateKeys[string(key.PublicKey())] = key
+		return true
+	}) {
+		return nil, errors.New("malformed update keys")
 	}
 	if !codec.ReadList(&s, func(s *cryptobyte.String) bool {
 		var e uint64
