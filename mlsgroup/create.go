@@ -291,8 +291,9 @@ type PendingCommit struct {
 	Message []byte
 	// Welcome is the Welcome for the added members (nil if none).
 	Welcome []byte
-	// RatchetTree is the new epoch's tree (optional<Node> ratchet_tree<V>), for joiners
-	// when it is not in the Welcome.
+	// RatchetTree is the new epoch's tree (optional<Node> ratchet_tree<V>) when the
+	// Commit adds members, for joiners if it is not in the Welcome; else nil (encoding the
+	// tree costs O(group size), which a plain commit should not pay).
 	RatchetTree []byte
 
 	epoch  uint64 // the epoch it was made in
@@ -446,11 +447,11 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	if pc.Message, err = codec.Marshal(msg); err != nil {
 		return nil, err
 	}
-	if pc.RatchetTree, err = codec.Marshal(ptr(a.tree.Wire())); err != nil {
-		return nil, err
-	}
 	pc.next = epochState{ctx: ctx, tree: a.tree, priv: priv, secrets: next, interim: interim, tag: ac.Auth.ConfirmationTag}
 	if len(a.added) > 0 {
+		if pc.RatchetTree, err = codec.Marshal(ptr(a.tree.Wire())); err != nil {
+			return nil, err
+		}
 		if pc.Welcome, err = g.welcome(props, a, pc, path, ac.Auth.ConfirmationTag, opts.RatchetTreeInWelcome); err != nil {
 			return nil, err
 		}

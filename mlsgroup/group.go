@@ -113,7 +113,35 @@ type epochState struct {
 type pastEpoch struct {
 	epoch   uint64
 	keys    *framing.Keys
-	sigKeys map[uint32][]byte // leaf index -> signature key, of that epoch's tree
+	// The signature keys of that epoch's members: its tree while the group runs (trees
+	// are never modified in place, so keeping one costs nothing), or the keys alone after
+	// a restore.
+	tree    *ratchettree.Tree
+	sigKeys map[uint32][]byte
+}
+
+// signatureKey returns the signature key of leaf l in the past epoch.
+func (p *pastEpoch) signatureKey(l uint32) ([]byte, bool) {
+	if p.tree != nil {
+		if ln := p.tree.Leaf(ratchettree.LeafIndex(l)); ln != nil {
+			return ln.SignatureKey, true
+		}
+		return nil, false
+	}
+	k, ok := p.sigKeys[l]
+	return k, ok
+}
+
+// signatureKeys lists the signature keys of the past epoch's members by leaf index.
+func (p *pastEpoch) signatureKeys() map[uint32][]byte {
+	if p.tree == nil {
+		return p.sigKeys
+	}
+	m := map[uint32][]byte{}
+	for l, ln := range p.tree.Leaves() {
+		m[uint32(l)] = ln.SignatureKey
+	}
+	return m
 }
 
 // proposalEntry is a proposal received in the current epoch, kept for commits that
@@ -297,11 +325,7 @@ func (g *Group) retire() {
 		g.cur.keys.SecretTree.Zero()
 		return
 	}
-	sig := map[uint32][]byte{}
-	for l, ln := range g.cur.tree.Leaves() {
-		sig[uint32(l)] = ln.SignatureKey
-	}
-	g.past = append(g.past, pastEpoch{epoch: g.cur.ctx.Epoch, keys: g.cur.keys, sigKeys: sig})
+	g.past = append(g.past, pastEpoch{epoch: g.cur.ctx.Epoch, keys: g.cur.keys, tree: g.cur.tree})
 	for len(g.past) > n {
 		g.past[0].keys.SecretTree.Zero()
 		g.past = g.past[1:]

@@ -120,7 +120,7 @@ func (g *Group) processLate(pm *wire.PrivateMessage) (*Processed, error) {
 		if err != nil {
 			return nil, g.authError(err)
 		}
-		key, ok := p.sigKeys[ac.Content.Sender.LeafIndex]
+		key, ok := p.signatureKey(ac.Content.Sender.LeafIndex)
 		if !ok {
 			return nil, ErrAuth
 		}

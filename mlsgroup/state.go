@@ -66,9 +66,10 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 			}
 			codec.AddOpaque(b, st)
 			codec.AddVector(b, func(b *cryptobyte.Builder) {
-				for _, l := range slices.Sorted(maps.Keys(p.sigKeys)) {
+				keys := p.signatureKeys()
+				for _, l := range slices.Sorted(maps.Keys(keys)) {
 					b.AddUint32(l)
-					codec.AddOpaque(b, p.sigKeys[l])
+					codec.AddOpaque(b, keys[l])
 				}
 			})
 		}
