@@ -111,8 +111,8 @@ type epochState struct {
 
 // pastEpoch keeps what is needed to read late application messages of an old epoch.
 type pastEpoch struct {
-	epoch   uint64
-	keys    *framing.Keys
+	epoch uint64
+	keys  *framing.Keys
 	// The signature keys of that epoch's members: its tree while the group runs (trees
 	// are never modified in place, so keeping one costs nothing), or the keys alone after
 	// a restore.
