@@ -584,3 +584,137 @@ func TestUpdateProposal(t *testing.T) {
 		t.Error("a member committed its own Update")
 	}
 }
+
+func TestExternalSenderProposal(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	server, err := GenerateSigningKey(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := ExternalSendersExtension([]ExternalSender{{SignatureKey: server.PublicKey(), Identity: []byte("moderation bot")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob, carol := newMember(t, cs, "alice"), newMember(t, cs, "bob"), newMember(t, cs, "carol")
+	if alice.g, err = Create(alice.key, []byte("alice"), nil, Options{Extensions: map[uint16][]byte{ExternalSenderType: ext}}); err != nil {
+		t.Fatal(err)
+	}
+	add(t, alice, nil, bob, carol)
+	two := carol.g.LeafIndex()
+	msg, err := ExternalProposal(server, 0, alice.g.GroupID(), alice.g.Epoch(), Proposal{Remove: &two})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, bob, carol} {
+		p, err := m.g.Process(msg)
+		if err != nil || p.Kind != KindProposal || p.SenderKind != SenderExternal {
+			t.Fatalf("%s: %+v, %v", m.name, p, err)
+		}
+	}
+	pc, err := bob.g.Commit(CommitOptions{ReferencePending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, carol} {
+		if _, err := m.g.Process(pc.Message); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob)
+	if carol.g.Status() != Removed {
+		t.Errorf("carol: %v", carol.g.Status())
+	}
+	// A sender index the group does not list, or a key that is not the listed one, is refused.
+	impostor, _ := GenerateSigningKey(cs)
+	for _, bad := range []struct {
+		key *SigningKey
+		idx uint32
+	}{{server, 1}, {impostor, 0}} {
+		one := uint32(1)
+		msg, err := ExternalProposal(bad.key, bad.idx, alice.g.GroupID(), alice.g.Epoch(), Proposal{Remove: &one})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.g.Process(msg); err == nil {
+			t.Errorf("external proposal with index %d accepted", bad.idx)
+		}
+	}
+}
+
+// TestJoinRejectsBadTree gives a joiner trees that do not match the group: each is refused.
+func TestJoinRejectsBadTree(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	alice, bob, carol := newMember(t, cs, "alice"), newMember(t, cs, "bob"), newMember(t, cs, "carol")
+	g, err := Create(alice.key, []byte("alice"), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g = g
+	add(t, alice, nil, bob)
+	// A path commit, so that the tree has parent nodes with parent hashes.
+	up, err := bob.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.g.Process(up.Message); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.g.Merge(up); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := NewKeyPackage(carol.key, []byte("carol"), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := alice.g.Commit(CommitOptions{Add: [][]byte{kp.KeyPackage()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rt wire.RatchetTree
+	if err := codec.Unmarshal(pc.RatchetTree, &rt); err != nil {
+		t.Fatal(err)
+	}
+	tamper := func(f func(rt wire.RatchetTree) wire.RatchetTree) []byte {
+		var c wire.RatchetTree
+		if err := codec.Unmarshal(pc.RatchetTree, &c); err != nil {
+			t.Fatal(err)
+		}
+		return codec.MustMarshal(ptr(f(c)))
+	}
+	cases := map[string][]byte{
+		"parent hash broken": tamper(func(rt wire.RatchetTree) wire.RatchetTree {
+			n := 0
+			for _, node := range rt {
+				if node != nil && node.ParentNode != nil {
+					k, err := alice.g.suite.GenerateHPKEKey()
+					if err != nil {
+						t.Fatal(err)
+					}
+					node.ParentNode.EncryptionKey = k.PublicKey()
+					n++
+				}
+			}
+			if n == 0 {
+				t.Fatal("no parent node to break")
+			}
+			return rt
+		}),
+		"duplicate leaf": tamper(func(rt wire.RatchetTree) wire.RatchetTree {
+			rt[2] = rt[0]
+			return rt
+		}),
+		"leaf removed": tamper(func(rt wire.RatchetTree) wire.RatchetTree { return rt[:3] }),
+		"garbage":      []byte{0x01, 0x02},
+	}
+	for name, tree := range cases {
+		if _, err := Join(pc.Welcome, kp, tree, Options{}); err == nil {
+			t.Errorf("%s: joined", name)
+		}
+	}
+	if _, err := Join(pc.Welcome, kp, pc.RatchetTree, Options{}); err != nil {
+		t.Fatalf("genuine tree: %v", err)
+	}
+}
