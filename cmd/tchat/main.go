@@ -27,6 +27,9 @@ var commands []command
 func init() {
 	commands = []command{
 		{"vectors", "DIR...", "run the MLS test vectors (IETF and ts-mls format) under each DIR", runVectors},
+		{"id", "[--profile NAME]", "print the profile's peer id, fingerprint and listen addresses (creates the profile on first run)", runID},
+		{"export", "FILE", "write an encrypted backup of the profile (keys and database) to FILE", runExport},
+		{"import", "FILE", "restore a backup made by export into a new profile", runImport},
 		{"bench", "mls [--members N] [--suite S] [--json]", "measure MLS group operations", runBench},
 		{"version", "", "print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintf(stdout, "tchat %s\n", version)

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Secret columns are sealed with XChaCha20-Poly1305 under a key derived from the
+// database key: sealKey = HKDF-SHA256(secret = database key, salt = none,
+// info = "tchat store seal v1"), 32 bytes. A sealed value is
+//
+//	0x01 || nonce (24 random bytes) || ciphertext || tag (16 bytes)
+//
+// and its additional data binds it to its place:
+//
+//	"tchat-store/v1" || lp(table) || lp(column) || lp(key part 1) || lp(key part 2) ...
+//
+// where lp(x) is x's length as 4 big-endian bytes followed by x. The key parts are
+// the row's identifying columns (and, for messages, the metadata shown with the
+// content), so a sealed value copied to another row, column or table, or a row
+// whose identifying columns were edited, fails to open.
+const (
+	sealVersion  = 0x01
+	sealOverhead = 1 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	sealInfo     = "tchat store seal v1"
+	aadPrefix    = "tchat-store/v1"
+
+	// MaxValueSize bounds a value stored in a sealed column (a group state, a
+	// session, a message, an outbox payload, an invite token).
+	MaxValueSize = 64 << 20
+)
+
+// errOpen is the one error for every sealed value that fails to open.
+var errOpen = errors.New("store: a sealed value failed authentication (wrong database key, or the database was tampered with)")
+
+type sealer struct {
+	aead cipher.AEAD
+}
+
+func newSealer(dbKey [32]byte) (*sealer, error) {
+	k, err := hkdf.Key(sha256.New, dbKey[:], nil, sealInfo, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("store: derive key: %w", err)
+	}
+	defer clear(k)
+	aead, err := chacha20poly1305.NewX(k)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &sealer{aead: aead}, nil
+}
+
+// aad builds the additional data for a value of table.column in the row
+// identified by parts.
+func aad(table, column string, parts ...[]byte) []byte {
+	n := len(aadPrefix) + 8 + len(table) + len(column)
+	for _, p := range parts {
+		n += 4 + len(p)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, aadPrefix...)
+	lp := func(x []byte) {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(x)))
+		b = append(b, x...)
+	}
+	lp([]byte(table))
+	lp([]byte(column))
+	for _, p := range parts {
+		lp(p)
+	}
+	return b
+}
+
+func (s *sealer) seal(plaintext, ad []byte) ([]byte, error) {
+	if len(plaintext) > MaxValueSize {
+		return nil, fmt.Errorf("store: value of %d bytes exceeds the limit of %d", len(plaintext), MaxValueSize)
+	}
+	out := make([]byte, 1+chacha20poly1305.NonceSizeX, sealOverhead+len(plaintext))
+	out[0] = sealVersion
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, fmt.Errorf("store: random source: %w", err)
+	}
+	return s.aead.Seal(out, out[1:], plaintext, ad), nil
+}
+
+func (s *sealer) open(sealed, ad []byte) ([]byte, error) {
+	if len(sealed) < sealOverhead || len(sealed) > sealOverhead+MaxValueSize || sealed[0] != sealVersion {
+		return nil, errOpen
+	}
+	nonce := sealed[1 : 1+chacha20poly1305.NonceSizeX]
+	pt, err := s.aead.Open(nil, nonce, sealed[1+chacha20poly1305.NonceSizeX:], ad)
+	if err != nil {
+		return nil, errOpen
+	}
+	return pt, nil
+}
+
+// u64 encodes an integer key part.
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
