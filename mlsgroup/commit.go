@@ -429,23 +429,35 @@ func (g *Group) applyCommit(ac *wire.AuthenticatedContent) error {
 	return g.enterEpoch(ac, a, priv, commitSecret)
 }
 
+// nextEpoch computes the GroupContext and key schedule of the epoch a Commit starts
+// (RFC 9420, Sections 8.2 and 12.4): the confirmed transcript hash over the Commit, the
+// tree hash of the new tree, and the epoch secrets from initSecret, commitSecret and
+// pskSecret. base is the GroupContext after the Commit's proposals.
+func nextEpoch(cs *suite.Suite, interimBefore []byte, ac *wire.AuthenticatedContent, base wire.GroupContext, tree *ratchettree.Tree, initSecret, commitSecret, pskSecret []byte) (wire.GroupContext, *schedule.Epoch, error) {
+	input, err := codec.Marshal(ac.ConfirmedTranscriptHashInput())
+	if err != nil {
+		return wire.GroupContext{}, nil, err
+	}
+	ctx := base
+	ctx.Epoch++
+	ctx.TreeHash = tree.TreeHash()
+	ctx.ConfirmedTranscriptHash = schedule.ConfirmedTranscriptHash(cs, interimBefore, input)
+	encCtx, err := codec.Marshal(&ctx)
+	if err != nil {
+		return wire.GroupContext{}, nil, err
+	}
+	next, err := schedule.NewEpoch(cs, initSecret, commitSecret, pskSecret, encCtx)
+	if err != nil {
+		return wire.GroupContext{}, nil, err
+	}
+	return ctx, next, nil
+}
+
 // enterEpoch finishes a Commit (own or received) once the new tree and commit_secret are
 // known: transcript hashes, key schedule, confirmation tag, and the switch to the new epoch
 // (RFC 9420, Sections 8 and 12.4.2).
 func (g *Group) enterEpoch(ac *wire.AuthenticatedContent, a *applied, priv *ratchettree.PrivateKeys, commitSecret []byte) error {
 	cs := g.suite
-	input, err := codec.Marshal(ac.ConfirmedTranscriptHashInput())
-	if err != nil {
-		return err
-	}
-	ctx := a.ctx
-	ctx.Epoch++
-	ctx.TreeHash = a.tree.TreeHash()
-	ctx.ConfirmedTranscriptHash = schedule.ConfirmedTranscriptHash(cs, g.cur.interim, input)
-	encCtx, err := codec.Marshal(&ctx)
-	if err != nil {
-		return err
-	}
 	pskSecret, err := g.resolvePSKs(a.psks)
 	if err != nil {
 		return err
@@ -456,12 +468,12 @@ func (g *Group) enterEpoch(ac *wire.AuthenticatedContent, a *applied, priv *ratc
 		if err != nil {
 			return err
 		}
-		initSecret, err = cs.ExportReceiver(kp, a.extInit.KEMOutput, nil, "MLS 1.0 external init secret", cs.Nh())
+		initSecret, err = cs.ExportReceiver(kp, a.extInit.KEMOutput, nil, externalInitLabel, cs.Nh())
 		if err != nil {
 			return fmt.Errorf("%w: external init", ErrAuth)
 		}
 	}
-	next, err := schedule.NewEpoch(cs, initSecret, commitSecret, pskSecret, encCtx)
+	ctx, next, err := nextEpoch(cs, g.cur.interim, ac, a.ctx, a.tree, initSecret, commitSecret, pskSecret)
 	if err != nil {
 		return err
 	}

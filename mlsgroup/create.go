@@ -407,23 +407,11 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	}
 
 	// The new epoch, as every member will compute it.
-	input, err := codec.Marshal(ac.ConfirmedTranscriptHashInput())
-	if err != nil {
-		return nil, err
-	}
-	ctx := a.ctx
-	ctx.Epoch++
-	ctx.TreeHash = a.tree.TreeHash()
-	ctx.ConfirmedTranscriptHash = schedule.ConfirmedTranscriptHash(cs, g.cur.interim, input)
-	encCtx, err := codec.Marshal(&ctx)
-	if err != nil {
-		return nil, err
-	}
 	pskSecret, err := g.resolvePSKs(a.psks)
 	if err != nil {
 		return nil, err
 	}
-	next, err := schedule.NewEpoch(cs, g.cur.secrets.InitSecret, commitSecret, pskSecret, encCtx)
+	ctx, next, err := nextEpoch(cs, g.cur.interim, ac, a.ctx, a.tree, g.cur.secrets.InitSecret, commitSecret, pskSecret)
 	if err != nil {
 		return nil, err
 	}

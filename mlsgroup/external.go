@@ -6,7 +6,6 @@ import (
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/framing"
-	"github.com/tchat-p2p/tchat/mlsgroup/internal/ratchettree"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/schedule"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/suite"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/wire"
@@ -89,18 +88,6 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 	if cs.ID() != key.suite {
 		return nil, nil, fmt.Errorf("mls: group uses suite 0x%04x, the signing key 0x%04x", uint16(cs.ID()), uint16(key.suite))
 	}
-	var rt wire.RatchetTree
-	if ext := info.Extensions.Find(wire.ExtensionTypeRatchetTree); ext != nil {
-		if rt, err = ext.RatchetTree(); err != nil {
-			return nil, nil, err
-		}
-	} else if ratchetTree != nil {
-		if err := codec.Unmarshal(ratchetTree, &rt); err != nil {
-			return nil, nil, fmt.Errorf("mls: ratchet tree: %w", err)
-		}
-	} else {
-		return nil, nil, errors.New("mls: the group info carries no ratchet tree and none was given")
-	}
 	extPubExt := info.Extensions.Find(wire.ExtensionTypeExternalPub)
 	if extPubExt == nil {
 		return nil, nil, errors.New("mls: the group info has no external_pub: external joins are not allowed")
@@ -109,28 +96,11 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 	if err != nil {
 		return nil, nil, err
 	}
-	tree, err := ratchettree.FromWire(cs, rt)
-	if err != nil {
-		return nil, nil, err
-	}
 	g := &Group{suite: cs, opts: opts, signer: key.k, resumption: map[uint64][]byte{}}
 	ctx := info.GroupContext
-	if err := g.checkGroupContextExtensions(&ctx.Extensions); err != nil {
-		return nil, nil, err
-	}
-	if err := tree.Validate(ctx.TreeHash, &g.leafOptions(&ctx).LeafNodeOptions); err != nil {
-		return nil, nil, err
-	}
-	signerLeaf := tree.Leaf(ratchettree.LeafIndex(info.Signer))
-	if signerLeaf == nil {
-		return nil, nil, fmt.Errorf("mls: group info signer %d is not a member", info.Signer)
-	}
-	tbs, err := codec.Marshal(info.TBS())
+	tree, err := g.loadTree(info, ratchetTree)
 	if err != nil {
 		return nil, nil, err
-	}
-	if cs.VerifyWithLabel(signerLeaf.SignatureKey, "GroupInfoTBS", tbs, info.Signature) != nil {
-		return nil, nil, fmt.Errorf("%w: group info signature", ErrAuth)
 	}
 
 	kemOutput, initSecret, err := cs.ExportSender(extPub.ExternalPub, nil, externalInitLabel, cs.Nh())
@@ -183,20 +153,7 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 	if err != nil {
 		return nil, nil, err
 	}
-	input, err := codec.Marshal(ac.ConfirmedTranscriptHashInput())
-	if err != nil {
-		return nil, nil, err
-	}
-	next := ctx
-	next.Extensions = append(wire.Extensions(nil), ctx.Extensions...)
-	next.Epoch++
-	next.TreeHash = work.TreeHash()
-	next.ConfirmedTranscriptHash = schedule.ConfirmedTranscriptHash(cs, interimBefore, input)
-	encNext, err := codec.Marshal(&next)
-	if err != nil {
-		return nil, nil, err
-	}
-	epoch, err := schedule.NewEpoch(cs, initSecret, path.CommitSecret(), nil, encNext)
+	next, epoch, err := nextEpoch(cs, interimBefore, ac, ctx, work, initSecret, path.CommitSecret(), nil)
 	clear(initSecret)
 	if err != nil {
 		return nil, nil, err

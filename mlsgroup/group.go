@@ -192,42 +192,16 @@ func (p *PendingJoin) Join(ratchetTree []byte, opts Options) (*Group, error) {
 		return nil, errors.New("mls: key package bundle has no encryption key")
 	}
 	info := p.info
-	var rt wire.RatchetTree
-	if ext := info.Extensions.Find(wire.ExtensionTypeRatchetTree); ext != nil {
-		var err error
-		if rt, err = ext.RatchetTree(); err != nil {
-			return nil, fmt.Errorf("mls: ratchet_tree extension: %w", err)
-		}
-	} else if ratchetTree != nil {
-		if err := codec.Unmarshal(ratchetTree, &rt); err != nil {
-			return nil, fmt.Errorf("mls: ratchet tree: %w", err)
-		}
-	} else {
-		return nil, errors.New("mls: the welcome carries no ratchet tree and none was given")
-	}
-	tree, err := ratchettree.FromWire(cs, rt)
-	if err != nil {
-		return nil, err
-	}
 	g := &Group{suite: cs, opts: opts, signer: p.bundle.signingKey, resumption: map[uint64][]byte{}}
 	ctx := info.GroupContext
-	if err := g.checkGroupContextExtensions(&ctx.Extensions); err != nil {
-		return nil, err
-	}
 	// RFC 9420, Section 13: a joiner must support every GroupContext extension.
 	for _, e := range ctx.Extensions {
 		if !isDefaultExtension(e.ExtensionType) && !containsType(p.bundle.kp.LeafNode.Capabilities.Extensions, e.ExtensionType) {
 			return nil, fmt.Errorf("mls: the group uses extension %d, which this client does not support", e.ExtensionType)
 		}
 	}
-	if err := tree.Validate(ctx.TreeHash, &g.leafOptions(&ctx).LeafNodeOptions); err != nil {
-		return nil, err
-	}
-	signer := tree.Leaf(ratchettree.LeafIndex(info.Signer))
-	if signer == nil {
-		return nil, fmt.Errorf("mls: group info signer %d is not a member", info.Signer)
-	}
-	if err := p.VerifyGroupInfoSignature(signer.SignatureKey); err != nil {
+	tree, err := g.loadTree(info, ratchetTree)
+	if err != nil {
 		return nil, err
 	}
 	me, ok := tree.FindLeaf(&p.bundle.kp.LeafNode)
@@ -260,6 +234,45 @@ func (p *PendingJoin) Join(ratchetTree []byte, opts Options) (*Group, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// loadTree builds the tree of a GroupInfo, from its ratchet_tree extension or else from
+// ratchetTree, and checks everything a joiner must (RFC 9420, Section 12.4.3.1): the
+// GroupContext extensions, the tree against the GroupContext's tree hash, every leaf and
+// parent hash, and the GroupInfo signature by the signer's leaf.
+func (g *Group) loadTree(info *wire.GroupInfo, ratchetTree []byte) (*ratchettree.Tree, error) {
+	var rt wire.RatchetTree
+	if ext := info.Extensions.Find(wire.ExtensionTypeRatchetTree); ext != nil {
+		var err error
+		if rt, err = ext.RatchetTree(); err != nil {
+			return nil, fmt.Errorf("mls: ratchet_tree extension: %w", err)
+		}
+	} else if ratchetTree != nil {
+		if err := codec.Unmarshal(ratchetTree, &rt); err != nil {
+			return nil, fmt.Errorf("mls: ratchet tree: %w", err)
+		}
+	} else {
+		return nil, errors.New("mls: the group info carries no ratchet tree and none was given")
+	}
+	tree, err := ratchettree.FromWire(g.suite, rt)
+	if err != nil {
+		return nil, err
+	}
+	ctx := &info.GroupContext
+	if err := g.checkGroupContextExtensions(&ctx.Extensions); err != nil {
+		return nil, err
+	}
+	if err := tree.Validate(ctx.TreeHash, &g.leafOptions(ctx).LeafNodeOptions); err != nil {
+		return nil, err
+	}
+	signer := tree.Leaf(ratchettree.LeafIndex(info.Signer))
+	if signer == nil {
+		return nil, fmt.Errorf("mls: group info signer %d is not a member", info.Signer)
+	}
+	if err := verifyGroupInfo(g.suite, info, signer.SignatureKey); err != nil {
+		return nil, err
+	}
+	return tree, nil
 }
 
 // checkJoinPSKs enforces RFC 9420, Section 12.4.3.1 on the PSKs of a Welcome.

@@ -151,11 +151,16 @@ func decodeWelcome(data []byte) (*wire.Welcome, error) {
 // (RFC 9420, Section 12.4.3). Joining looks the key up in the tree; this is for callers
 // that know it otherwise.
 func (p *PendingJoin) VerifyGroupInfoSignature(signerPub []byte) error {
-	tbs, err := codec.Marshal(p.info.TBS())
+	return verifyGroupInfo(p.bundle.suite, p.info, signerPub)
+}
+
+// verifyGroupInfo checks a GroupInfo's signature (RFC 9420, Section 12.4.3).
+func verifyGroupInfo(cs *suite.Suite, info *wire.GroupInfo, signerPub []byte) error {
+	tbs, err := codec.Marshal(info.TBS())
 	if err != nil {
 		return err
 	}
-	if p.bundle.suite.VerifyWithLabel(signerPub, "GroupInfoTBS", tbs, p.info.Signature) != nil {
+	if cs.VerifyWithLabel(signerPub, "GroupInfoTBS", tbs, info.Signature) != nil {
 		return fmt.Errorf("%w: group info signature", ErrAuth)
 	}
 	return nil
