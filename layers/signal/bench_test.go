@@ -1,0 +1,85 @@
+package signal
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/tchat-p2p/tchat/layers"
+)
+
+var benchSizes = []int{100, 1024, 64 << 10}
+
+// BenchmarkDoubleRatchet seals and opens one message over an established
+// session: one op is a Seal by alice and an Open plus commit by bob.
+func BenchmarkDoubleRatchet(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			ms := group(b, "alice", "bob")
+			al, bo := ms[0], ms[1]
+			pt := make([]byte, size)
+			mustOpen(b, bo, al, sealTo(b, al, pt, bo), pt)
+			mustOpen(b, al, bo, sealTo(b, bo, pt, al), pt)
+			var overhead int
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				msg := sealTo(b, al, pt, bo)
+				overhead = len(msg) - size
+				if _, err := open(bo, al.id, msg, testAD); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(overhead), "overhead-bytes")
+		})
+	}
+}
+
+// BenchmarkSenderKey seals a group message to 7 others and opens it at one
+// of them, once every member has the sender key.
+func BenchmarkSenderKey(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			ms := group(b, "m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7")
+			from, to := ms[0], ms[1:]
+			pt := make([]byte, size)
+			first := sealTo(b, from, pt, to...)
+			for _, m := range to {
+				mustOpen(b, m, from, first, pt)
+			}
+			ctx := &layers.Context{Group: []byte("g"), Sender: from.id, AD: testAD}
+			for _, m := range to {
+				ctx.Recipients = append(ctx.Recipients, m.id)
+			}
+			var overhead int
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				msg, err := from.l.Seal(ctx, pt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				overhead = len(msg) - size
+				if _, err := open(to[0], from.id, msg, testAD); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(overhead), "overhead-bytes")
+		})
+	}
+}
+
+// BenchmarkHandshake is PQXDH plus the first message: alice seals a prekey
+// message to a new session and bob opens it.
+func BenchmarkHandshake(b *testing.B) {
+	ms := group(b, "alice", "bob")
+	al, bo := ms[0], ms[1]
+	pt := make([]byte, 100)
+	var overhead int
+	for b.Loop() {
+		al.l.peers["bob"].sessions = nil
+		msg := sealTo(b, al, pt, bo)
+		overhead = len(msg) - len(pt)
+		if _, err := open(bo, al.id, msg, testAD); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(overhead), "overhead-bytes")
+}

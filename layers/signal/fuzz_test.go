@@ -1,0 +1,104 @@
+package signal
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tchat-p2p/tchat/layers"
+)
+
+// FuzzOpen feeds bob's layer messages from alice: real pairwise, prekey and
+// group messages, and what the fuzzer makes of them. Nothing may panic, a
+// refusal must be the one auth error, and only the exact sealed messages may
+// open (Open alone commits nothing, so the state stays the same throughout).
+func FuzzOpen(f *testing.F) {
+	ms := group(f, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	var valid [][]byte
+	add := func(msg []byte) {
+		valid = append(valid, msg)
+		f.Add(msg)
+	}
+	add(sealTo(f, a, []byte("prekey"), b))
+	add(sealTo(f, a, []byte("group with distribution"), b, c))
+	// Established: bob has answered, and alice's sender key is known.
+	mustOpen(f, b, a, valid[0], []byte("prekey"))
+	mustOpen(f, b, a, valid[1], []byte("group with distribution"))
+	mustOpen(f, a, b, sealTo(f, b, []byte("reply"), a), []byte("reply"))
+	valid = valid[:0]
+	add(sealTo(f, a, []byte("pairwise"), b))
+	add(sealTo(f, a, []byte("group"), b, c))
+	add(sealTo(f, a, nil, b))
+	before := state(f, b)
+
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		ctx := &layers.Context{Group: []byte("g"), Sender: a.id, AD: testAD}
+		pt, commit, err := b.l.Open(ctx, msg)
+		if err != nil {
+			if err != layers.ErrAuth && err != layers.ErrNoKey {
+				t.Fatalf("error %v is not the auth error", err)
+			}
+			return
+		}
+		if commit == nil || pt == nil && len(msg) > 0 && msg[0] != typePairwise {
+			t.Fatalf("opened without a commit")
+		}
+		for _, v := range valid {
+			if bytes.Equal(v, msg) {
+				return
+			}
+		}
+		t.Fatalf("a message that was never sealed opened: %x", msg)
+	})
+	if !bytes.Equal(before, state(f, b)) {
+		f.Fatal("state changed")
+	}
+}
+
+// FuzzParseBundle: a bundle parses only if well formed and signed, and then
+// encodes back to the same bytes.
+func FuzzParseBundle(f *testing.F) {
+	m := newMember(f, "alice")
+	enc, _ := m.ident.Bundle().MarshalBinary()
+	f.Add(enc)
+	otb, _ := m.ident.OneTimeBundle()
+	enc, _ = otb.MarshalBinary()
+	f.Add(enc)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ParseBundle(data)
+		if err != nil {
+			return
+		}
+		again, _ := b.MarshalBinary()
+		if !bytes.Equal(again, data) {
+			t.Fatalf("bundle %x re-encodes as %x", data, again)
+		}
+	})
+}
+
+// FuzzUnmarshalState: saved layer state from a damaged store must not
+// panic, and what loads encodes back to the same bytes.
+func FuzzUnmarshalState(f *testing.F) {
+	ms := group(f, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	mustOpen(f, b, a, sealTo(f, a, []byte("x"), b), []byte("x"))
+	mustOpen(f, b, a, sealTo(f, a, []byte("y"), b, c), []byte("y"))
+	sealTo(f, a, []byte("skipped"), b)
+	mustOpen(f, b, a, sealTo(f, a, []byte("z"), b), []byte("z"))
+	sealTo(f, b, []byte("w"), a, c)
+	f.Add(state(f, b))
+	f.Add(state(f, a))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, _ := New([]byte("bob"), b.ident)
+		if l.UnmarshalBinary(data) != nil {
+			return
+		}
+		again, err := l.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again, data) {
+			t.Fatalf("state re-encodes differently")
+		}
+	})
+}

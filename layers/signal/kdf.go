@@ -1,0 +1,89 @@
+package signal
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+)
+
+const (
+	keySize   = 32
+	nonceSize = 12
+	tagSize   = 16
+
+	rootLabel      = "tchat signal root chain v1"
+	messageLabel   = "tchat signal message key v1"
+	senderKeyLabel = "tchat signal sender key message v1"
+)
+
+var errOpen = errors.New("signal: decryption failed")
+
+// kdfRK is the Double Ratchet's KDF_RK (Double Ratchet, Section 5.2):
+// HKDF-SHA256 with the root key as salt and the DH output as input key
+// material, giving a new root key and a chain key.
+func kdfRK(rk *[keySize]byte, dhOut []byte) (newRK, ck [keySize]byte) {
+	okm, err := hkdf.Key(sha256.New, dhOut, rk[:], rootLabel, 2*keySize)
+	if err != nil {
+		panic("signal: internal error: " + err.Error())
+	}
+	copy(newRK[:], okm)
+	copy(ck[:], okm[keySize:])
+	clear(okm)
+	return newRK, ck
+}
+
+// kdfCK is KDF_CK (Double Ratchet, Section 5.2), also the sender-key chain
+// step: HMAC-SHA256 of the chain key over the byte 0x01 for the message key
+// and over 0x02 for the next chain key.
+func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
+	h := hmac.New(sha256.New, ck[:])
+	h.Write([]byte{1})
+	h.Sum(mk[:0])
+	h.Reset()
+	h.Write([]byte{2})
+	h.Sum(next[:0])
+	return next, mk
+}
+
+// messageAEAD derives the AEAD key and nonce for one message key
+// (Double Ratchet, Section 5.2, ENCRYPT, with AES-256-GCM in place of
+// AES-CBC plus HMAC). Each message key encrypts one message, so the derived
+// nonce never repeats under its key.
+func messageAEAD(mk *[keySize]byte, label string) (cipher.AEAD, []byte) {
+	okm, err := hkdf.Key(sha256.New, mk[:], nil, label, keySize+nonceSize)
+	if err != nil {
+		panic("signal: internal error: " + err.Error())
+	}
+	defer clear(okm[:keySize])
+	block, err := aes.NewCipher(okm[:keySize])
+	if err != nil {
+		panic("signal: internal error: " + err.Error())
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("signal: internal error: " + err.Error())
+	}
+	return gcm, okm[keySize:]
+}
+
+// sealMK appends the encryption of pt under mk to dst.
+func sealMK(dst []byte, mk *[keySize]byte, label string, pt, ad []byte) []byte {
+	gcm, nonce := messageAEAD(mk, label)
+	return gcm.Seal(dst, nonce, pt, ad)
+}
+
+// openMK decrypts ct under mk into a new slice.
+func openMK(mk *[keySize]byte, label string, ct, ad []byte) ([]byte, error) {
+	if len(ct) < tagSize {
+		return nil, errOpen
+	}
+	gcm, nonce := messageAEAD(mk, label)
+	pt, err := gcm.Open(nil, nonce, ct, ad)
+	if err != nil {
+		return nil, errOpen
+	}
+	return pt, nil
+}

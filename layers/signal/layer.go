@@ -1,0 +1,587 @@
+package signal
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/tchat-p2p/tchat/layers"
+)
+
+// Message types, the first byte of the layer's output.
+//
+//	pairwise  1 | session id (8) | header (40) | ciphertext
+//	prekey    2 | session id (8) | prekey header (1132) | header (40) | ciphertext
+//	group     3 | key id (4) | iteration (4) | count (2) |
+//	              count × (member id (1-byte length) | pairwise or prekey message (2-byte length)) |
+//	              ciphertext | signature (64)
+//
+// A pairwise or prekey message is a Double Ratchet message; its AEAD
+// associated data is the session's AD, Context.AD (with a 2-byte length),
+// then its type, session id and header. A group message carries, for each
+// member that has not had our current sender key yet, a pairwise message
+// whose plaintext is the distribution; its ciphertext is under the sender
+// key's message key for the iteration, with associated data Context.AD (with
+// a 2-byte length), the sender's id (with a 1-byte length) and the first 9
+// bytes; the Ed25519 signature of the sender key covers a SHA-256 digest of
+// a label, the same AD and sender, and every byte before the signature.
+const (
+	typePairwise = 1
+	typePrekey   = 2
+	typeGroup    = 3
+
+	version = 1
+
+	// maxSessions is how many sessions with one peer are kept: the current
+	// one and older ones that may still carry messages in flight.
+	maxSessions = 4
+	// maxHandshakes is how many answered handshakes are remembered, so that
+	// a replayed prekey message does not start a session again after its
+	// session was dropped.
+	maxHandshakes = 1024
+	// MaxGroupSize bounds the recipients of a group message, so that the
+	// distributions after a rekey fit in a message.
+	MaxGroupSize = 2000
+	// maxAD bounds Context.AD (the cascade's is under 300 bytes).
+	maxAD = 4096
+
+	sigSize = ed25519.SignatureSize
+	// PairwiseOverhead is what a pairwise message adds once the session is
+	// established; a prekey message adds prekeyHeaderSize more.
+	PairwiseOverhead = 1 + sessionIDSize + headerSize + tagSize
+	// GroupOverhead is what a group message adds when it carries no
+	// distribution.
+	GroupOverhead = 1 + 4 + 4 + 2 + tagSize + sigSize
+)
+
+// Layer is the signal layer of one conversation: the pairwise sessions with
+// its other members and the sender keys. It is safe for concurrent use.
+type Layer struct {
+	self []byte    // our member id; set by New
+	id   *Identity // set by New
+
+	mu         sync.Mutex
+	gen        uint64                // bumped by every change, so a stale staged Open is redone; guarded by mu
+	peers      map[string]*peer      // by member id; guarded by mu
+	own        *ownSenderKey         // nil until the first group message; guarded by mu
+	rekey      bool                  // make a new own sender key before the next group message; guarded by mu
+	handshakes [][sessionIDSize]byte // answered handshakes, oldest first; guarded by mu
+}
+
+type peer struct {
+	id       []byte
+	bundle   *Bundle
+	sessions []*session   // [0] is the one we send on
+	keys     []*senderKey // the member's sender keys, oldest first
+}
+
+var (
+	_ layers.Layer    = (*Layer)(nil)
+	_ layers.Stateful = (*Layer)(nil)
+)
+
+// New returns the signal layer of one conversation for member self.
+func New(self []byte, id *Identity) (*Layer, error) {
+	if len(self) == 0 || len(self) > layers.MaxIDLen {
+		return nil, fmt.Errorf("signal: member id of %d bytes", len(self))
+	}
+	return &Layer{self: slices.Clone(self), id: id, peers: make(map[string]*peer)}, nil
+}
+
+// Name returns "signal".
+func (l *Layer) Name() string { return layers.Signal.String() }
+
+// Version returns the wire format version.
+func (l *Layer) Version() uint8 { return version }
+
+// SetPeer records a member's prekey bundle (from its LeafNode): call it for
+// every other member when joining and when a member is added or updates its
+// leaf. A bundle with another identity than the member had drops its
+// sessions and sender keys.
+func (l *Layer) SetPeer(member []byte, b *Bundle) error {
+	if len(member) == 0 || len(member) > layers.MaxIDLen || bytes.Equal(member, l.self) {
+		return fmt.Errorf("signal: bad peer id")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	p := l.peers[string(member)]
+	if p != nil && sameIdentity(p.bundle, b) {
+		p.bundle = b
+		return nil
+	}
+	if p != nil {
+		p.destroy()
+		l.rekey = true
+	}
+	l.peers[string(member)] = &peer{id: slices.Clone(member), bundle: b}
+	return nil
+}
+
+// RemovePeer forgets a removed member: its sessions and sender keys go, and
+// our next group message is sealed under a fresh sender key that only the
+// remaining members get.
+func (l *Layer) RemovePeer(member []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	if p := l.peers[string(member)]; p != nil {
+		p.destroy()
+		delete(l.peers, string(member))
+	}
+	l.rekey = true
+}
+
+// Rekey makes our next group message use a fresh sender key, distributed to
+// the recipients of that message. Seal also rekeys by itself when a member
+// that had our sender key is no longer among the recipients.
+func (l *Layer) Rekey() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	l.rekey = true
+}
+
+// ResendSenderKey makes our next group message carry our sender key again
+// for these members (one that reports it is missing our key).
+func (l *Layer) ResendSenderKey(members ...[]byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	if l.own != nil {
+		for _, m := range members {
+			delete(l.own.sentTo, string(m))
+		}
+	}
+}
+
+// Destroy zeroes the layer's secrets (best effort) and forgets its state.
+func (l *Layer) Destroy() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	for _, p := range l.peers {
+		p.destroy()
+	}
+	l.peers = make(map[string]*peer)
+	if l.own != nil {
+		l.own.destroy()
+		l.own = nil
+	}
+}
+
+func (p *peer) destroy() {
+	for _, s := range p.sessions {
+		s.destroy()
+	}
+	for _, k := range p.keys {
+		k.destroy()
+	}
+	p.sessions, p.keys = nil, nil
+}
+
+func (p *peer) session(id [sessionIDSize]byte) *session {
+	for _, s := range p.sessions {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (p *peer) senderKey(keyID uint32) *senderKey {
+	for _, k := range p.keys {
+		if k.keyID == keyID {
+			return k
+		}
+	}
+	return nil
+}
+
+// Seal seals inner for ctx.Recipients: one recipient gets a Double Ratchet
+// message, more a sender-key message.
+func (l *Layer) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
+	if len(inner) > layers.MaxMessage {
+		return nil, fmt.Errorf("signal: input of %d bytes, over %d", len(inner), layers.MaxMessage)
+	}
+	if len(ctx.AD) > maxAD {
+		return nil, fmt.Errorf("signal: associated data of %d bytes", len(ctx.AD))
+	}
+	if len(ctx.Recipients) == 0 || len(ctx.Recipients) > MaxGroupSize {
+		return nil, fmt.Errorf("signal: %d recipients, want 1 to %d", len(ctx.Recipients), MaxGroupSize)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	ps := make([]*peer, len(ctx.Recipients))
+	seen := make(map[string]bool, len(ctx.Recipients))
+	for i, r := range ctx.Recipients {
+		if ps[i] = l.peers[string(r)]; ps[i] == nil {
+			return nil, fmt.Errorf("signal: no prekey bundle for recipient %x", r)
+		}
+		if seen[string(r)] {
+			return nil, fmt.Errorf("signal: recipient %x twice", r)
+		}
+		seen[string(r)] = true
+	}
+	if len(ps) == 1 {
+		return l.sealPairwise(nil, ps[0], ctx.AD, inner)
+	}
+	return l.sealGroup(ps, seen, ctx.AD, inner)
+}
+
+// sealPairwise appends a Double Ratchet message to dst, setting up a
+// session with PQXDH if there is none.
+func (l *Layer) sealPairwise(dst []byte, p *peer, ad, pt []byte) ([]byte, error) {
+	if len(p.sessions) == 0 {
+		if err := l.initiateLocked(p); err != nil {
+			return nil, fmt.Errorf("signal: handshake with %x: %w", p.id, err)
+		}
+	}
+	s := p.sessions[0]
+	h, mk, err := s.nextSend()
+	if err != nil {
+		return nil, fmt.Errorf("signal: %w", err)
+	}
+	defer clear(mk[:])
+	start := len(dst)
+	typ := byte(typePairwise)
+	if s.prekey != nil {
+		typ = typePrekey
+	}
+	dst = append(dst, typ)
+	dst = append(dst, s.id[:]...)
+	dst = append(dst, s.prekey...)
+	dst = h.append(dst)
+	msgAD := pairwiseAD(s, ad, dst[start:start+1+sessionIDSize], dst[len(dst)-headerSize:])
+	return sealMK(dst, &mk, messageLabel, pt, msgAD), nil
+}
+
+func pairwiseAD(s *session, ad, prefix, hdr []byte) []byte {
+	b := make([]byte, 0, len(s.ad)+2+len(ad)+len(prefix)+len(hdr))
+	b = append(b, s.ad...)
+	b = append(b, byte(len(ad)>>8), byte(len(ad)))
+	b = append(b, ad...)
+	b = append(b, prefix...)
+	return append(b, hdr...)
+}
+
+func groupAD(ad, sender, prefix []byte) []byte {
+	b := make([]byte, 0, 2+len(ad)+1+len(sender)+len(prefix))
+	b = append(b, byte(len(ad)>>8), byte(len(ad)))
+	b = append(b, ad...)
+	b = append(b, byte(len(sender)))
+	b = append(b, sender...)
+	return append(b, prefix...)
+}
+
+func (l *Layer) initiateLocked(p *peer) error {
+	self := l.id.Bundle()
+	sk, h, err := initiate(l.id, p.bundle)
+	if err != nil {
+		return err
+	}
+	defer clear(sk[:])
+	s, err := newInitiatorSession(sessionID(self, p.bundle, &h), sessionAD(self, p.bundle), h.append(nil), &sk, p.bundle.spk)
+	if err != nil {
+		return err
+	}
+	l.insertSession(p, s, true)
+	return nil
+}
+
+// insertSession adds a session with p. Ours becomes the one we send on; one
+// the peer started does too, unless we started one it has not answered yet
+// and our id sorts first: when both start at once, both then send on the
+// session the lower id started.
+func (l *Layer) insertSession(p *peer, s *session, ours bool) {
+	at := 0
+	if cur := firstOrNil(p.sessions); !ours && cur != nil && cur.initiator && !cur.acked &&
+		bytes.Compare(l.self, p.id) < 0 {
+		at = 1
+	}
+	p.sessions = slices.Insert(p.sessions, at, s)
+	if len(p.sessions) > maxSessions {
+		for _, old := range p.sessions[maxSessions:] {
+			old.destroy()
+		}
+		p.sessions = slices.Clone(p.sessions[:maxSessions])
+	}
+}
+
+func firstOrNil(ss []*session) *session {
+	if len(ss) == 0 {
+		return nil
+	}
+	return ss[0]
+}
+
+func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte) ([]byte, error) {
+	if l.own != nil && !l.rekey {
+		for m := range l.own.sentTo {
+			if !recipients[m] {
+				l.rekey = true // someone who had our key is gone
+				break
+			}
+		}
+	}
+	if l.own == nil || l.rekey {
+		if l.own != nil {
+			l.own.destroy()
+		}
+		l.own = newOwnSenderKey()
+		l.rekey = false
+	}
+	own := l.own
+	var dist []byte
+	out := make([]byte, 0, GroupOverhead+len(pt))
+	out = append(out, typeGroup)
+	out = appendUint32(out, own.keyID)
+	out = appendUint32(out, own.iteration)
+	out = append(out, 0, 0)
+	var n int
+	for _, p := range ps {
+		if own.sentTo[string(p.id)] {
+			continue
+		}
+		if dist == nil {
+			dist = own.distribution()
+			defer clear(dist)
+		}
+		out = append(out, byte(len(p.id)))
+		out = append(out, p.id...)
+		at := len(out)
+		out = append(out, 0, 0)
+		var err error
+		if out, err = l.sealPairwise(out, p, ad, dist); err != nil {
+			return nil, err
+		}
+		size := len(out) - at - 2
+		out[at], out[at+1] = byte(size>>8), byte(size)
+		n++
+	}
+	out[9], out[10] = byte(n>>8), byte(n)
+	_, mk, err := own.next()
+	if err != nil {
+		return nil, fmt.Errorf("signal: %w", err)
+	}
+	out = sealMK(out, &mk, senderKeyLabel, pt, groupAD(ad, l.self, out[:9]))
+	clear(mk[:])
+	out = append(out, ed25519.Sign(own.sign, signedDigest(ad, l.self, out))...)
+	for _, p := range ps {
+		own.sentTo[string(p.id)] = true
+	}
+	return out, nil
+}
+
+// Open opens a message from ctx.Sender. It changes nothing; the Commit it
+// returns applies the ratchet steps, installs a received sender key and
+// deletes the used message keys. The input and ctx.AD must stay as they are
+// until the Commit has run.
+func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit, error) {
+	if len(sealed) < 1 || len(sealed) > layers.MaxMessage || len(ctx.AD) > maxAD ||
+		len(ctx.Sender) == 0 || len(ctx.Sender) > layers.MaxIDLen {
+		return nil, nil, layers.ErrAuth
+	}
+	sender, ad := ctx.Sender, ctx.AD
+	l.mu.Lock()
+	p := l.peers[string(sender)]
+	if p == nil {
+		l.mu.Unlock()
+		return nil, nil, layers.ErrNoKey
+	}
+	pt, apply, err := l.stageLocked(p, ad, sealed)
+	gen := l.gen
+	l.mu.Unlock()
+	if err != nil {
+		if err == layers.ErrNoKey {
+			return nil, nil, err
+		}
+		return nil, nil, layers.ErrAuth
+	}
+	commit := func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.gen != gen {
+			// The state moved since Open (a Seal or another Open): stage
+			// again on the current state; the plaintext cannot differ.
+			p := l.peers[string(sender)]
+			if p == nil {
+				return layers.ErrAuth
+			}
+			again, a, err := l.stageLocked(p, ad, sealed)
+			if err != nil {
+				return layers.ErrAuth
+			}
+			clear(again)
+			apply = a
+		}
+		apply()
+		l.gen++
+		return nil
+	}
+	return pt, commit, nil
+}
+
+var errMalformed = errors.New("signal: malformed message")
+
+// stageLocked opens a message from p without changing any state and
+// returns the plaintext and a function that applies the change. l.mu is
+// held.
+func (l *Layer) stageLocked(p *peer, ad, msg []byte) ([]byte, func(), error) {
+	switch msg[0] {
+	case typePairwise, typePrekey:
+		return l.stagePairwise(p, ad, msg)
+	case typeGroup:
+		return l.stageGroup(p, ad, msg)
+	}
+	return nil, nil, errMalformed
+}
+
+func (l *Layer) stagePairwise(p *peer, ad, msg []byte) ([]byte, func(), error) {
+	if len(msg) < 1 || (msg[0] != typePairwise && msg[0] != typePrekey) {
+		return nil, nil, errMalformed
+	}
+	s := cryptobyte.String(msg[1:])
+	var sid [sessionIDSize]byte
+	var ph prekeyHeader
+	var h header
+	if !readArray(&s, sid[:]) || (msg[0] == typePrekey && !readPrekeyHeader(&s, &ph)) {
+		return nil, nil, errMalformed
+	}
+	hdr := []byte(s)
+	if !readHeader(&s, &h) || len(s) < tagSize {
+		return nil, nil, errMalformed
+	}
+	hdr = hdr[:headerSize]
+	ct := []byte(s)
+
+	sess := p.session(sid)
+	var install func()
+	if sess == nil {
+		if msg[0] != typePrekey {
+			return nil, nil, layers.ErrNoKey // a session we do not have (any more)
+		}
+		self := l.id.Bundle()
+		if slices.Contains(l.handshakes, sid) || sessionID(p.bundle, self, &ph) != sid {
+			return nil, nil, errMalformed
+		}
+		sk, spk, err := respond(l.id, p.bundle, &ph)
+		if err != nil {
+			return nil, nil, err
+		}
+		sess = newResponderSession(sid, sessionAD(p.bundle, self), &sk, spk)
+		clear(sk[:])
+		fresh, otk := sess, ph.otkID
+		install = func() {
+			l.insertSession(p, fresh, false)
+			l.handshakes = append(l.handshakes, sid)
+			if len(l.handshakes) > maxHandshakes {
+				l.handshakes = slices.Clone(l.handshakes[len(l.handshakes)-maxHandshakes:])
+			}
+			if otk != 0 {
+				l.id.consumeOneTimePrekey(otk)
+			}
+		}
+	}
+	msgAD := pairwiseAD(sess, ad, msg[:1+sessionIDSize], hdr)
+	pt, u, err := sess.stageReceive(&h, func(mk *[keySize]byte) ([]byte, error) {
+		return openMK(mk, messageLabel, ct, msgAD)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pt, func() {
+		if install != nil {
+			install()
+		}
+		sess.apply(u)
+	}, nil
+}
+
+func (l *Layer) stageGroup(p *peer, ad, msg []byte) ([]byte, func(), error) {
+	if len(msg) < GroupOverhead {
+		return nil, nil, errMalformed
+	}
+	s := cryptobyte.String(msg[1:])
+	var keyID, iteration uint32
+	var n uint16
+	if !s.ReadUint32(&keyID) || !s.ReadUint32(&iteration) || !s.ReadUint16(&n) {
+		return nil, nil, errMalformed
+	}
+	var mine []byte
+	for range n {
+		var member, pm cryptobyte.String
+		if !s.ReadUint8LengthPrefixed(&member) || !s.ReadUint16LengthPrefixed(&pm) {
+			return nil, nil, errMalformed
+		}
+		if bytes.Equal(member, l.self) {
+			if mine != nil {
+				return nil, nil, errMalformed
+			}
+			mine = pm
+		}
+	}
+	if len(s) < tagSize+sigSize {
+		return nil, nil, errMalformed
+	}
+	ct := s[:len(s)-sigSize]
+	sig := msg[len(msg)-sigSize:]
+
+	key := p.senderKey(keyID)
+	var install func()
+	if mine != nil {
+		dist, applyPairwise, err := l.stagePairwise(p, ad, mine)
+		if err != nil {
+			return nil, nil, err
+		}
+		k, err := parseDistribution(dist)
+		clear(dist)
+		if err != nil || k.keyID != keyID || k.iteration > iteration {
+			return nil, nil, errMalformed
+		}
+		if key == nil {
+			key = k
+			install = func() {
+				applyPairwise()
+				p.keys = append(p.keys, k)
+				if len(p.keys) > maxSenderKeysPerPeer {
+					p.keys[0].destroy()
+					p.keys = slices.Clone(p.keys[1:])
+				}
+			}
+		} else {
+			k.destroy()
+			install = applyPairwise
+		}
+	}
+	if key == nil {
+		return nil, nil, layers.ErrNoKey
+	}
+	if !ed25519.Verify(key.verify, signedDigest(ad, p.id, msg[:len(msg)-sigSize]), sig) {
+		return nil, nil, errMalformed
+	}
+	gad := groupAD(ad, p.id, msg[:9])
+	pt, u, err := key.stage(iteration, func(mk *[keySize]byte) ([]byte, error) {
+		return openMK(mk, senderKeyLabel, ct, gad)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pt, func() {
+		if install != nil {
+			install()
+		}
+		key.apply(u)
+	}, nil
+}
+
+// String and GoString keep the state out of logs: fmt would print
+// unexported fields.
+func (l *Layer) String() string   { return fmt.Sprintf("signal.Layer(%q)", l.self) }
+func (l *Layer) GoString() string { return l.String() }

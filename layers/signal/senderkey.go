@@ -1,0 +1,189 @@
+package signal
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"slices"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+const (
+	// maxSenderKeysPerPeer is how many of a member's sender keys are kept,
+	// so that messages sealed just before its rekey still open.
+	maxSenderKeysPerPeer = 4
+	distributionVersion  = 1
+	// distributionSize is the size of an encoded distribution message.
+	distributionSize = 1 + 4 + 4 + keySize + ed25519.PublicKeySize
+	senderSigLabel   = "tchat signal sender key signature v1"
+)
+
+var errDistribution = errors.New("signal: malformed sender key distribution")
+
+// ownSenderKey is our sending chain and signature key in one group.
+type ownSenderKey struct {
+	keyID     uint32
+	sign      ed25519.PrivateKey
+	ck        [keySize]byte // chain key for message number iteration
+	iteration uint32
+	sentTo    map[string]bool // members a distribution was sealed for
+}
+
+func newOwnSenderKey() *ownSenderKey {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic("signal: internal error: " + err.Error())
+	}
+	k := &ownSenderKey{keyID: randomID(), sign: priv, sentTo: make(map[string]bool)}
+	rand.Read(k.ck[:])
+	return k
+}
+
+// distribution encodes the sender key distribution message: the key id, the
+// current iteration and chain key, and the public signature key. A member
+// who gets it can open this and later messages, none before.
+//
+//	version    1 byte (1)
+//	key id     4 bytes
+//	iteration  4 bytes
+//	chain key  32 bytes
+//	signing    32 bytes, Ed25519 public key
+func (k *ownSenderKey) distribution() []byte {
+	b := make([]byte, 0, distributionSize)
+	b = append(b, distributionVersion)
+	b = appendUint32(b, k.keyID)
+	b = appendUint32(b, k.iteration)
+	b = append(b, k.ck[:]...)
+	return append(b, k.sign.Public().(ed25519.PublicKey)...)
+}
+
+// next returns the iteration and message key of the next message and moves
+// the chain on.
+func (k *ownSenderKey) next() (uint32, [keySize]byte, error) {
+	if k.iteration == ^uint32(0) {
+		return 0, [keySize]byte{}, errTooMany
+	}
+	next, mk := kdfCK(&k.ck)
+	k.ck = next
+	it := k.iteration
+	k.iteration++
+	return it, mk, nil
+}
+
+func (k *ownSenderKey) destroy() {
+	clear(k.ck[:])
+	clear(k.sign)
+}
+
+// senderKey is a member's sender key as we received it.
+type senderKey struct {
+	keyID     uint32
+	verify    ed25519.PublicKey
+	ck        [keySize]byte // chain key for message number iteration
+	iteration uint32
+	skipped   []skippedSenderKey // oldest first, at most MaxSkippedKeys
+}
+
+type skippedSenderKey struct {
+	n  uint32
+	mk [keySize]byte
+}
+
+func parseDistribution(b []byte) (*senderKey, error) {
+	s := cryptobyte.String(b)
+	k := new(senderKey)
+	var v uint8
+	var verify []byte
+	if !s.ReadUint8(&v) || v != distributionVersion || !s.ReadUint32(&k.keyID) ||
+		!s.ReadUint32(&k.iteration) || !readArray(&s, k.ck[:]) ||
+		!s.ReadBytes(&verify, ed25519.PublicKeySize) || !s.Empty() {
+		return nil, errDistribution
+	}
+	k.verify = ed25519.PublicKey(slices.Clone(verify))
+	return k, nil
+}
+
+// skUpdate is what opening one message changes in a sender key.
+type skUpdate struct {
+	ck        [keySize]byte
+	iteration uint32
+	used      int // index in skipped, or -1
+	add       []skippedSenderKey
+}
+
+// stage finds the message key for iteration n, opens the message with it,
+// and returns the change to apply, having changed nothing.
+func (k *senderKey) stage(n uint32, open func(mk *[keySize]byte) ([]byte, error)) ([]byte, *skUpdate, error) {
+	if n < k.iteration {
+		for i := range k.skipped {
+			if k.skipped[i].n == n {
+				pt, err := open(&k.skipped[i].mk)
+				if err != nil {
+					return nil, nil, err
+				}
+				return pt, &skUpdate{ck: k.ck, iteration: k.iteration, used: i}, nil
+			}
+		}
+		return nil, nil, errUsedKey
+	}
+	if uint64(n)-uint64(k.iteration) > MaxSkip || n == ^uint32(0) {
+		return nil, nil, errTooMany
+	}
+	u := &skUpdate{ck: k.ck, iteration: k.iteration, used: -1}
+	for u.iteration < n {
+		next, mk := kdfCK(&u.ck)
+		u.add = append(u.add, skippedSenderKey{u.iteration, mk})
+		u.ck = next
+		u.iteration++
+	}
+	next, mk := kdfCK(&u.ck)
+	u.ck = next
+	u.iteration++
+	pt, err := open(&mk)
+	clear(mk[:])
+	if err != nil {
+		for i := range u.add {
+			clear(u.add[i].mk[:])
+		}
+		return nil, nil, err
+	}
+	return pt, u, nil
+}
+
+func (k *senderKey) apply(u *skUpdate) {
+	if u.used >= 0 {
+		clear(k.skipped[u.used].mk[:])
+		k.skipped = slices.Delete(k.skipped, u.used, u.used+1)
+	}
+	k.skipped = append(k.skipped, u.add...)
+	if over := len(k.skipped) - MaxSkippedKeys; over > 0 {
+		for i := range over {
+			clear(k.skipped[i].mk[:])
+		}
+		k.skipped = slices.Clone(k.skipped[over:])
+	}
+	k.ck, k.iteration = u.ck, u.iteration
+}
+
+func (k *senderKey) destroy() {
+	clear(k.ck[:])
+	for i := range k.skipped {
+		clear(k.skipped[i].mk[:])
+	}
+}
+
+// signedDigest returns what a group message's signature signs: a SHA-256
+// digest, so a large message is hashed once rather than copied and hashed
+// twice by Ed25519.
+func signedDigest(ad, sender, msg []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(senderSigLabel))
+	h.Write([]byte{byte(len(ad) >> 8), byte(len(ad))})
+	h.Write(ad)
+	h.Write([]byte{byte(len(sender))})
+	h.Write(sender)
+	h.Write(msg)
+	return h.Sum(nil)
+}

@@ -1,0 +1,192 @@
+package signal
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+const stateVersion = 1
+
+var errState = errors.New("signal: malformed layer state")
+
+// MarshalBinary encodes the layer's state: every peer's bundle, sessions and
+// sender keys, our sender key, and the handshakes answered. Not included:
+// our member id and Identity, given to New again on restore. The bytes hold
+// secrets: store them encrypted. Equal states encode to equal bytes.
+func (l *Layer) MarshalBinary() ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b cryptobyte.Builder
+	b.AddUint8(stateVersion)
+	b.AddUint8(boolByte(l.rekey))
+	if l.own == nil {
+		b.AddUint8(0)
+	} else {
+		b.AddUint8(1)
+		b.AddUint32(l.own.keyID)
+		b.AddBytes(l.own.sign.Seed())
+		b.AddBytes(l.own.ck[:])
+		b.AddUint32(l.own.iteration)
+		sent := make([]string, 0, len(l.own.sentTo))
+		for m := range l.own.sentTo {
+			sent = append(sent, m)
+		}
+		slices.Sort(sent)
+		b.AddUint16(uint16(len(sent)))
+		for _, m := range sent {
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(m)) })
+		}
+	}
+	b.AddUint16(uint16(len(l.handshakes)))
+	for _, h := range l.handshakes {
+		b.AddBytes(h[:])
+	}
+	ids := make([]string, 0, len(l.peers))
+	for id := range l.peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b.AddUint32(uint32(len(ids)))
+	for _, id := range ids {
+		p := l.peers[id]
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.id) })
+		bundle, _ := p.bundle.MarshalBinary()
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(bundle) })
+		b.AddUint8(uint8(len(p.sessions)))
+		for _, s := range p.sessions {
+			s.marshal(&b)
+		}
+		b.AddUint8(uint8(len(p.keys)))
+		for _, k := range p.keys {
+			b.AddUint32(k.keyID)
+			b.AddBytes(k.verify)
+			b.AddBytes(k.ck[:])
+			b.AddUint32(k.iteration)
+			b.AddUint16(uint16(len(k.skipped)))
+			for _, sk := range k.skipped {
+				b.AddUint32(sk.n)
+				b.AddBytes(sk.mk[:])
+			}
+		}
+	}
+	return b.Bytes()
+}
+
+func boolByte(v bool) uint8 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// UnmarshalBinary replaces the layer's state with one saved by
+// MarshalBinary.
+func (l *Layer) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v, rekey, hasOwn uint8
+	if !s.ReadUint8(&v) || v != stateVersion || !s.ReadUint8(&rekey) || rekey > 1 || !s.ReadUint8(&hasOwn) || hasOwn > 1 {
+		return errState
+	}
+	var own *ownSenderKey
+	if hasOwn == 1 {
+		own = &ownSenderKey{sentTo: make(map[string]bool)}
+		var seed []byte
+		var n uint16
+		if !s.ReadUint32(&own.keyID) || !s.ReadBytes(&seed, ed25519.SeedSize) ||
+			!readArray(&s, own.ck[:]) || !s.ReadUint32(&own.iteration) || !s.ReadUint16(&n) {
+			return errState
+		}
+		own.sign = ed25519.NewKeyFromSeed(seed)
+		for range n {
+			var m cryptobyte.String
+			if !s.ReadUint8LengthPrefixed(&m) || len(m) == 0 {
+				return errState
+			}
+			own.sentTo[string(m)] = true
+		}
+	}
+	var nh uint16
+	if !s.ReadUint16(&nh) || nh > maxHandshakes {
+		return errState
+	}
+	handshakes := make([][sessionIDSize]byte, nh)
+	for i := range handshakes {
+		if !readArray(&s, handshakes[i][:]) {
+			return errState
+		}
+	}
+	var np uint32
+	if !s.ReadUint32(&np) || uint64(np) > uint64(len(s)) {
+		return errState
+	}
+	peers := make(map[string]*peer, np)
+	for range np {
+		p, err := unmarshalPeer(&s)
+		if err != nil || peers[string(p.id)] != nil || string(p.id) == string(l.self) {
+			return errState
+		}
+		peers[string(p.id)] = p
+	}
+	if !s.Empty() {
+		return errState
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	for _, p := range l.peers {
+		p.destroy()
+	}
+	if l.own != nil {
+		l.own.destroy()
+	}
+	l.peers, l.own, l.rekey, l.handshakes = peers, own, rekey == 1, handshakes
+	return nil
+}
+
+func unmarshalPeer(s *cryptobyte.String) (*peer, error) {
+	var id, bundle cryptobyte.String
+	var ns, nk uint8
+	if !s.ReadUint8LengthPrefixed(&id) || len(id) == 0 || !s.ReadUint16LengthPrefixed(&bundle) {
+		return nil, errState
+	}
+	b, err := ParseBundle(bundle)
+	if err != nil {
+		return nil, errState
+	}
+	p := &peer{id: []byte(strings.Clone(string(id))), bundle: b}
+	if !s.ReadUint8(&ns) || ns > maxSessions {
+		return nil, errState
+	}
+	for range ns {
+		sess, err := unmarshalSession(s)
+		if err != nil {
+			return nil, errState
+		}
+		p.sessions = append(p.sessions, sess)
+	}
+	if !s.ReadUint8(&nk) || nk > maxSenderKeysPerPeer {
+		return nil, errState
+	}
+	for range nk {
+		k := new(senderKey)
+		var verify []byte
+		var n uint16
+		if !s.ReadUint32(&k.keyID) || !s.ReadBytes(&verify, ed25519.PublicKeySize) ||
+			!readArray(s, k.ck[:]) || !s.ReadUint32(&k.iteration) || !s.ReadUint16(&n) || n > MaxSkippedKeys {
+			return nil, errState
+		}
+		k.verify = ed25519.PublicKey(slices.Clone(verify))
+		k.skipped = make([]skippedSenderKey, n)
+		for i := range k.skipped {
+			if !s.ReadUint32(&k.skipped[i].n) || !readArray(s, k.skipped[i].mk[:]) {
+				return nil, errState
+			}
+		}
+		p.keys = append(p.keys, k)
+	}
+	return p, nil
+}
