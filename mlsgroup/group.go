@@ -117,29 +117,34 @@ type pastEpoch struct {
 	// are never modified in place, so keeping one costs nothing), or the keys alone after
 	// a restore.
 	tree    *ratchettree.Tree
-	sigKeys map[uint32][]byte
+	members map[uint32]pastMember
 }
 
-// signatureKey returns the signature key of leaf l in the past epoch.
-func (p *pastEpoch) signatureKey(l uint32) ([]byte, bool) {
+// pastMember is what late messages need of a member of a past epoch.
+type pastMember struct {
+	signatureKey, identity []byte
+}
+
+// member returns leaf l of the past epoch.
+func (p *pastEpoch) member(l uint32) (pastMember, bool) {
 	if p.tree != nil {
 		if ln := p.tree.Leaf(ratchettree.LeafIndex(l)); ln != nil {
-			return ln.SignatureKey, true
+			return pastMember{ln.SignatureKey, ln.Credential.Identity}, true
 		}
-		return nil, false
+		return pastMember{}, false
 	}
-	k, ok := p.sigKeys[l]
-	return k, ok
+	m, ok := p.members[l]
+	return m, ok
 }
 
-// signatureKeys lists the signature keys of the past epoch's members by leaf index.
-func (p *pastEpoch) signatureKeys() map[uint32][]byte {
+// allMembers lists the past epoch's members by leaf index.
+func (p *pastEpoch) allMembers() map[uint32]pastMember {
 	if p.tree == nil {
-		return p.sigKeys
+		return p.members
 	}
-	m := map[uint32][]byte{}
+	m := map[uint32]pastMember{}
 	for l, ln := range p.tree.Leaves() {
-		m[uint32(l)] = ln.SignatureKey
+		m[uint32(l)] = pastMember{ln.SignatureKey, ln.Credential.Identity}
 	}
 	return m
 }

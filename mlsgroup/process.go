@@ -120,11 +120,11 @@ func (g *Group) processLate(pm *wire.PrivateMessage) (*Processed, error) {
 		if err != nil {
 			return nil, g.authError(err)
 		}
-		key, ok := p.signatureKey(ac.Content.Sender.LeafIndex)
+		m, ok := p.member(ac.Content.Sender.LeafIndex)
 		if !ok {
 			return nil, ErrAuth
 		}
-		if err := p.keys.Verify(key, ac); err != nil {
+		if err := p.keys.Verify(m.signatureKey, ac); err != nil {
 			return nil, ErrAuth
 		}
 		return &Processed{Kind: KindApplication, Epoch: pm.Epoch, Sender: ac.Content.Sender.LeafIndex, SenderKind: SenderMember,

@@ -66,10 +66,11 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 			}
 			codec.AddOpaque(b, st)
 			codec.AddVector(b, func(b *cryptobyte.Builder) {
-				keys := p.signatureKeys()
-				for _, l := range slices.Sorted(maps.Keys(keys)) {
+				members := p.allMembers()
+				for _, l := range slices.Sorted(maps.Keys(members)) {
 					b.AddUint32(l)
-					codec.AddOpaque(b, keys[l])
+					codec.AddOpaque(b, members[l].signatureKey)
+					codec.AddOpaque(b, members[l].identity)
 				}
 			})
 		}
@@ -205,14 +206,14 @@ func restore(s cryptobyte.String, opts Options) (*Group, error) {
 			return false
 		}
 		p.keys = &framing.Keys{Suite: cs, Context: &ctx, MembershipKey: membership, SenderDataSecret: senderData, SecretTree: st}
-		p.sigKeys = map[uint32][]byte{}
+		p.members = map[uint32]pastMember{}
 		if !codec.ReadList(s, func(s *cryptobyte.String) bool {
 			var l uint32
-			var key []byte
-			if !s.ReadUint32(&l) || !codec.ReadOpaque(s, &key) {
+			var m pastMember
+			if !s.ReadUint32(&l) || !codec.ReadOpaque(s, &m.signatureKey) || !codec.ReadOpaque(s, &m.identity) {
 				return false
 			}
-			p.sigKeys[l] = key
+			p.members[l] = m
 			return true
 		}) {
 			return false

@@ -291,39 +291,60 @@ func (k *Keys) ProtectPrivate(ac *wire.AuthenticatedContent, padding int) (*wire
 // consumed and fails. The signature is the caller's to verify (Verify) with the key of the
 // sender's leaf, which the caller must also check is not blank.
 func (k *Keys) UnprotectPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedContent, error) {
+	ac, _, err := k.unprotectPrivate(pm, true)
+	return ac, err
+}
+
+// Consume is the second half of PeekPrivate: it deletes the key generation a peeked
+// message used. It fails with ErrAuth if the generation is gone (the message was consumed
+// in between: a replay).
+type Consume func() error
+
+// PeekPrivate is UnprotectPrivate without the state change: the message's key generation
+// stays in the secret tree until the returned Consume is called. A caller that must decide
+// later whether to accept the message (the cascade opens every layer before any commits)
+// uses it.
+func (k *Keys) PeekPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedContent, Consume, error) {
+	return k.unprotectPrivate(pm, false)
+}
+
+// errPeek makes SecretTree.Open leave a key in place after using it.
+var errPeek = errors.New("peek")
+
+func (k *Keys) unprotectPrivate(pm *wire.PrivateMessage, consume bool) (*wire.AuthenticatedContent, Consume, error) {
 	if err := k.checkEpoch(pm.GroupID, pm.Epoch); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !pm.ContentType.Known() {
-		return nil, fmt.Errorf("mls: unknown content type %d", pm.ContentType)
+		return nil, nil, fmt.Errorf("mls: unknown content type %d", pm.ContentType)
 	}
 	key, nonce, err := schedule.SenderDataKeyNonce(k.Suite, k.SenderDataSecret, pm.Ciphertext)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sdAEAD, err := k.Suite.NewAEAD(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sdAAD, err := codec.Marshal(pm.SenderDataAAD())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sdPlain, err := sdAEAD.Open(nil, nonce, pm.EncryptedSenderData, sdAAD)
 	if err != nil {
-		return nil, ErrAuth
+		return nil, nil, ErrAuth
 	}
 	var sd wire.SenderData
 	if codec.Unmarshal(sdPlain, &sd) != nil {
-		return nil, ErrAuth
+		return nil, nil, ErrAuth
 	}
 	if sd.LeafIndex >= k.SecretTree.LeafCount() {
-		return nil, ErrAuth
+		return nil, nil, ErrAuth
 	}
 
 	aad, err := codec.Marshal(pm.ContentAAD())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var content *wire.PrivateMessageContent
 	err = k.SecretTree.Open(treemath.LeafIndex(sd.LeafIndex), ratchetFor(pm.ContentType), sd.Generation, func(kn schedule.KeyNonce) error {
@@ -341,15 +362,33 @@ func (k *Keys) UnprotectPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedCon
 			// holds the key; it is still refused, and its key stays unused.
 			return ErrAuth
 		}
+		if !consume {
+			return errPeek
+		}
 		return nil
 	})
+	if errors.Is(err, errPeek) {
+		err = nil
+	}
 	if err != nil {
 		if errors.Is(err, ErrAuth) {
-			return nil, ErrAuth
+			return nil, nil, ErrAuth
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return &wire.AuthenticatedContent{
+	var consumeFn Consume
+	if !consume {
+		leaf, typ, gen := treemath.LeafIndex(sd.LeafIndex), ratchetFor(pm.ContentType), sd.Generation
+		consumeFn = func() error {
+			kn, err := k.SecretTree.Key(leaf, typ, gen)
+			if err != nil {
+				return ErrAuth
+			}
+			kn.Zero()
+			return nil
+		}
+	}
+	ac := &wire.AuthenticatedContent{
 		WireFormat: wire.WireFormatPrivateMessage,
 		Content: wire.FramedContent{
 			GroupID:           pm.GroupID,
@@ -362,5 +401,6 @@ func (k *Keys) UnprotectPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedCon
 			Commit:            content.Commit,
 		},
 		Auth: content.Auth,
-	}, nil
+	}
+	return ac, consumeFn, nil
 }
