@@ -121,3 +121,33 @@ func (g *Group) OpenApplication(sealed []byte) (*Opened, func() error, error) {
 			return nil
 		}, nil
 }
+
+// CheckHandshake reports whether msg is a proposal or a commit (an MLSMessage, public or
+// private) of this group's current epoch, without processing it.
+func (g *Group) CheckHandshake(msg []byte) error {
+	var m wire.MLSMessage
+	if err := codec.Unmarshal(msg, &m); err != nil {
+		return fmt.Errorf("mls: malformed message: %w", err)
+	}
+	var groupID []byte
+	var epoch uint64
+	var ct wire.ContentType
+	switch m.WireFormat {
+	case wire.WireFormatPublicMessage:
+		groupID, epoch, ct = m.PublicMessage.Content.GroupID, m.PublicMessage.Content.Epoch, m.PublicMessage.Content.ContentType
+	case wire.WireFormatPrivateMessage:
+		groupID, epoch, ct = m.PrivateMessage.GroupID, m.PrivateMessage.Epoch, m.PrivateMessage.ContentType
+	default:
+		return fmt.Errorf("mls: wire format %d is not a handshake message", m.WireFormat)
+	}
+	if !bytes.Equal(groupID, g.cur.ctx.GroupID) {
+		return errors.New("mls: handshake message of another group")
+	}
+	if ct != wire.ContentTypeProposal && ct != wire.ContentTypeCommit {
+		return errors.New("mls: not a handshake message")
+	}
+	if epoch != g.cur.ctx.Epoch {
+		return fmt.Errorf("%w: epoch %d, current %d", ErrWrongEpoch, epoch, g.cur.ctx.Epoch)
+	}
+	return nil
+}

@@ -196,7 +196,8 @@ func Create(key *SigningKey, identity, groupID []byte, opts Options) (*Group, er
 	for t := range opts.Extensions {
 		supported = append(supported, t)
 	}
-	ln, err := newLeafNode(cs, key, identity, leafKey.PublicKey(), KeyPackageOptions{Lifetime: 100 * 365 * 24 * time.Hour, SupportedExtensions: supported})
+	ln, err := newLeafNode(cs, key, identity, leafKey.PublicKey(), KeyPackageOptions{
+		Lifetime: 100 * 365 * 24 * time.Hour, SupportedExtensions: supported, Extensions: opts.LeafExtensions})
 	if err != nil {
 		return nil, err
 	}

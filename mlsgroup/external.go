@@ -121,7 +121,7 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 	if err != nil {
 		return nil, nil, err
 	}
-	template, err := newLeafNode(cs, key, identity, nil, KeyPackageOptions{SupportedExtensions: opts.SupportedExtensions})
+	template, err := newLeafNode(cs, key, identity, nil, KeyPackageOptions{SupportedExtensions: opts.SupportedExtensions, Extensions: opts.LeafExtensions})
 	if err != nil {
 		return nil, nil, err
 	}

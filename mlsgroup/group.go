@@ -38,6 +38,9 @@ type Options struct {
 	// SupportedExtensions are extension types this client supports beyond those of
 	// Extensions, listed in the capabilities of the leaf it creates (Create, JoinExternal).
 	SupportedExtensions []uint16
+	// LeafExtensions are the extensions of the leaf this client creates (Create,
+	// JoinExternal), by type, as KeyPackageOptions.Extensions are for a KeyPackage.
+	LeafExtensions map[uint16][]byte
 }
 
 // sortedExtensions turns a map of extensions into a list ordered by type.

@@ -30,7 +30,7 @@ func init() {
 		{"id", "[--profile NAME]", "print the profile's peer id, fingerprint and listen addresses (creates the profile on first run)", runID},
 		{"export", "FILE", "write an encrypted backup of the profile (keys and database) to FILE", runExport},
 		{"import", "FILE", "restore a backup made by export into a new profile", runImport},
-		{"bench", "mls [--members N] [--suite S] [--json]", "measure MLS group operations", runBench},
+		{"bench", "mls|layers [flags] [--json]", "measure MLS group operations or the cascade's layers", runBench},
 		{"version", "", "print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintf(stdout, "tchat %s\n", version)
 			return 0
