@@ -1,0 +1,95 @@
+package gossip
+
+import (
+	"net"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Peer-score thresholds (gossipsub v1.1, "Peer Scoring"). A peer whose score
+// falls below GraylistThreshold has its RPCs dropped by gossipsub and is then
+// blacklisted by the Router for BlacklistFor.
+const (
+	GossipThreshold   = -100
+	PublishThreshold  = -200
+	GraylistThreshold = -400
+)
+
+// invalidWeight is the weight of P4 (invalid messages, counted squared):
+// seven rejected messages bring a peer below the graylist threshold.
+const invalidWeight = -10
+
+func thresholds() *pubsub.PeerScoreThresholds {
+	return &pubsub.PeerScoreThresholds{
+		GossipThreshold:             GossipThreshold,
+		PublishThreshold:            PublishThreshold,
+		GraylistThreshold:           GraylistThreshold,
+		AcceptPXThreshold:           100, // peer exchange is off anyway
+		OpportunisticGraftThreshold: 3,
+	}
+}
+
+// localNets are exempt from the IP-colocation penalty (P6): many tchat peers
+// on one machine or one LAN are normal (tests, `tchat swarm`, a family's
+// laptops behind one router).
+func localNets() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+		"192.168.0.0/16", "169.254.0.0/16", "fc00::/7", "fe80::/10"} {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			panic("gossip: internal error: " + err.Error())
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func peerScoreParams() *pubsub.PeerScoreParams {
+	return &pubsub.PeerScoreParams{
+		Topics:                      map[string]*pubsub.TopicScoreParams{},
+		TopicScoreCap:               50,
+		AppSpecificScore:            func(peer.ID) float64 { return 0 },
+		AppSpecificWeight:           1,
+		IPColocationFactorWeight:    -5,
+		IPColocationFactorThreshold: 8,
+		IPColocationFactorWhitelist: localNets(),
+		BehaviourPenaltyWeight:      -10,
+		BehaviourPenaltyThreshold:   6,
+		BehaviourPenaltyDecay:       pubsub.ScoreParameterDecay(10 * time.Minute),
+		DecayInterval:               pubsub.DefaultDecayInterval,
+		DecayToZero:                 pubsub.DefaultDecayToZero,
+		RetainScore:                 30 * time.Minute,
+	}
+}
+
+// topicScoreParams scores a group topic. Chat traffic is bursty and small
+// groups are quiet, so the mesh-delivery penalties (P3, P3b), which punish
+// peers for not forwarding enough, are off: they would push honest members out
+// of a quiet group's mesh. What counts is time in the mesh (P1), first
+// deliveries (P2), and above all invalid messages (P4), which the validators
+// decide.
+func topicScoreParams() *pubsub.TopicScoreParams {
+	return &pubsub.TopicScoreParams{
+		TopicWeight:                     1,
+		TimeInMeshWeight:                0.01,
+		TimeInMeshQuantum:               time.Second,
+		TimeInMeshCap:                   300,
+		FirstMessageDeliveriesWeight:    0.5,
+		FirstMessageDeliveriesDecay:     pubsub.ScoreParameterDecay(10 * time.Minute),
+		FirstMessageDeliveriesCap:       40,
+		MeshMessageDeliveriesWeight:     0,
+		MeshMessageDeliveriesDecay:      0,
+		MeshMessageDeliveriesCap:        0,
+		MeshMessageDeliveriesThreshold:  0,
+		MeshMessageDeliveriesWindow:     0,
+		MeshMessageDeliveriesActivation: 0,
+		MeshFailurePenaltyWeight:        0,
+		MeshFailurePenaltyDecay:         0,
+		InvalidMessageDeliveriesWeight:  invalidWeight,
+		InvalidMessageDeliveriesDecay:   pubsub.ScoreParameterDecay(time.Hour),
+		SkipAtomicValidation:            true,
+	}
+}

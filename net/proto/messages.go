@@ -1,0 +1,362 @@
+package proto
+
+import (
+	"errors"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// The messages of the direct protocols. They are written in the TLS
+// presentation language (RFC 8446, Section 3), as MLS is:
+//
+//	struct {
+//	    opaque group_id<0..255>;
+//	    opaque key_package<0..2^32-1>;
+//	    opaque invite_proof<0..2^32-1>;
+//	} JoinRequest;
+//
+//	struct { opaque welcome<0..2^32-1>; } JoinResponse;
+//
+//	struct {
+//	    opaque group_id<0..255>;
+//	    uint64 since_epoch;
+//	    uint8  want;              /* bit 0 commits, bit 1 recent, bit 2 group_info */
+//	    uint32 max_items;
+//	} SyncRequest;
+//
+//	struct {
+//	    uint8  more;              /* 0 or 1 */
+//	    Blob   commits<0..2^32-1>;
+//	    Blob   recent<0..2^32-1>;
+//	    opaque group_info<0..2^32-1>;
+//	} SyncResponse;               /* struct { opaque data<0..2^32-1>; } Blob; */
+//
+//	struct {
+//	    opaque group_id<0..255>;
+//	    uint16 cipher_suite;
+//	} KeyPackageRequest;
+//
+//	struct { opaque key_package<0..2^32-1>; } KeyPackageResponse;
+//
+// Every response frame starts with a status byte: 0 and the response, or a
+// Code and opaque reason<0..255> (UTF-8, for people, never parsed).
+// Decoders accept exactly one encoding of each value: no trailing bytes, no
+// "more" other than 0 or 1, no unknown want bits.
+
+// ErrMalformed is returned for a message that does not parse.
+var ErrMalformed = errors.New("proto: malformed message")
+
+// MaxGroupID is the longest group id the protocols carry.
+const MaxGroupID = 255
+
+// MaxReason is the longest reason text an error response carries; longer
+// reasons are cut.
+const MaxReason = 255
+
+// Want says which parts of a group's recent past a SyncRequest asks for.
+type Want uint8
+
+const (
+	// WantCommits asks for the handshake messages (commits) since SinceEpoch.
+	WantCommits Want = 1 << iota
+	// WantRecent asks for recent application ciphertexts.
+	WantRecent
+	// WantGroupInfo asks for a GroupInfo, for an external commit (RFC 9420, Section 12.4.3.2).
+	WantGroupInfo
+
+	wantAll = WantCommits | WantRecent | WantGroupInfo
+)
+
+// JoinRequest is sent on /tchat/join/1 by a peer that wants to be added to a
+// group: its KeyPackage (RFC 9420, Section 10) and a proof that it holds an
+// invite. Both are opaque here; the chat core checks them.
+type JoinRequest struct {
+	GroupID     []byte
+	KeyPackage  []byte
+	InviteProof []byte
+}
+
+// JoinResponse carries the Welcome (RFC 9420, Section 12.4.3.1) for the joiner.
+type JoinResponse struct {
+	Welcome []byte
+}
+
+// SyncRequest asks on /tchat/sync/1 for what a member missed of a group.
+type SyncRequest struct {
+	GroupID    []byte
+	SinceEpoch uint64
+	Want       Want
+	// MaxItems bounds the number of commits plus recent messages in the
+	// answer; 0 lets the responder choose.
+	MaxItems uint32
+}
+
+// SyncResponse answers a SyncRequest. More says the responder has more than it
+// sent; ask again from the last epoch received.
+type SyncResponse struct {
+	Commits   [][]byte
+	Recent    [][]byte
+	GroupInfo []byte
+	More      bool
+}
+
+// KeyPackageRequest asks on /tchat/kp/1 for one of a peer's KeyPackages, to add
+// it to a group. GroupID (optional) tells the peer which group it is for.
+type KeyPackageRequest struct {
+	GroupID     []byte
+	CipherSuite uint16
+}
+
+// KeyPackageResponse carries a KeyPackage (RFC 9420, Section 10).
+type KeyPackageResponse struct {
+	KeyPackage []byte
+}
+
+func addOpaque8(b *cryptobyte.Builder, v []byte) {
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(v) })
+}
+
+func addOpaque32(b *cryptobyte.Builder, v []byte) {
+	b.AddUint32LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(v) })
+}
+
+func addBlobs(b *cryptobyte.Builder, vs [][]byte) {
+	b.AddUint32LengthPrefixed(func(b *cryptobyte.Builder) {
+		for _, v := range vs {
+			addOpaque32(b, v)
+		}
+	})
+}
+
+func readOpaque8(s *cryptobyte.String, out *[]byte) bool {
+	var v cryptobyte.String
+	if !s.ReadUint8LengthPrefixed(&v) {
+		return false
+	}
+	*out = nilIfEmpty(v)
+	return true
+}
+
+// readPrefixed32 reads a uint32 length and that many bytes. The length is
+// checked against what is left before anything is taken; nothing is allocated.
+func readPrefixed32(s *cryptobyte.String, out *cryptobyte.String) bool {
+	var n uint32
+	if !s.ReadUint32(&n) || uint64(n) > uint64(len(*s)) {
+		return false
+	}
+	return s.ReadBytes((*[]byte)(out), int(n))
+}
+
+func readOpaque32(s *cryptobyte.String, out *[]byte) bool {
+	var v cryptobyte.String
+	if !readPrefixed32(s, &v) {
+		return false
+	}
+	*out = nilIfEmpty(v)
+	return true
+}
+
+// readBlobs reads a vector of opaque values. The slice header array grows with
+// what was actually read, never with a count the peer claims.
+func readBlobs(s *cryptobyte.String, out *[][]byte) bool {
+	var v cryptobyte.String
+	if !readPrefixed32(s, &v) {
+		return false
+	}
+	var items [][]byte
+	for !v.Empty() {
+		var item []byte
+		if !readOpaque32(&v, &item) {
+			return false
+		}
+		if item == nil {
+			item = []byte{}
+		}
+		items = append(items, item)
+	}
+	*out = items
+	return true
+}
+
+// nilIfEmpty keeps decoded empty fields nil, so decode(encode(x)) == x for
+// values whose empty fields are nil.
+func nilIfEmpty(v []byte) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
+}
+
+func build(f func(b *cryptobyte.Builder)) ([]byte, error) {
+	var b cryptobyte.Builder
+	f(&b)
+	return b.Bytes()
+}
+
+// MarshalBinary encodes the request.
+func (m *JoinRequest) MarshalBinary() ([]byte, error) {
+	if len(m.GroupID) > MaxGroupID {
+		return nil, errGroupIDTooLong
+	}
+	return build(func(b *cryptobyte.Builder) {
+		addOpaque8(b, m.GroupID)
+		addOpaque32(b, m.KeyPackage)
+		addOpaque32(b, m.InviteProof)
+	})
+}
+
+// UnmarshalBinary decodes a request. The fields alias data.
+func (m *JoinRequest) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v JoinRequest
+	if !readOpaque8(&s, &v.GroupID) || !readOpaque32(&s, &v.KeyPackage) ||
+		!readOpaque32(&s, &v.InviteProof) || !s.Empty() {
+		return ErrMalformed
+	}
+	*m = v
+	return nil
+}
+
+// MarshalBinary encodes the response.
+func (m *JoinResponse) MarshalBinary() ([]byte, error) {
+	return build(func(b *cryptobyte.Builder) { addOpaque32(b, m.Welcome) })
+}
+
+// UnmarshalBinary decodes a response. The fields alias data.
+func (m *JoinResponse) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v JoinResponse
+	if !readOpaque32(&s, &v.Welcome) || !s.Empty() {
+		return ErrMalformed
+	}
+	*m = v
+	return nil
+}
+
+// MarshalBinary encodes the request.
+func (m *SyncRequest) MarshalBinary() ([]byte, error) {
+	if len(m.GroupID) > MaxGroupID {
+		return nil, errGroupIDTooLong
+	}
+	if m.Want&^wantAll != 0 {
+		return nil, errors.New("proto: unknown want bits")
+	}
+	return build(func(b *cryptobyte.Builder) {
+		addOpaque8(b, m.GroupID)
+		b.AddUint64(m.SinceEpoch)
+		b.AddUint8(uint8(m.Want))
+		b.AddUint32(m.MaxItems)
+	})
+}
+
+// UnmarshalBinary decodes a request. The fields alias data.
+func (m *SyncRequest) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v SyncRequest
+	var want uint8
+	if !readOpaque8(&s, &v.GroupID) || !s.ReadUint64(&v.SinceEpoch) ||
+		!s.ReadUint8(&want) || !s.ReadUint32(&v.MaxItems) || !s.Empty() ||
+		Want(want)&^wantAll != 0 {
+		return ErrMalformed
+	}
+	v.Want = Want(want)
+	*m = v
+	return nil
+}
+
+// MarshalBinary encodes the response.
+func (m *SyncResponse) MarshalBinary() ([]byte, error) {
+	return build(func(b *cryptobyte.Builder) {
+		var more uint8
+		if m.More {
+			more = 1
+		}
+		b.AddUint8(more)
+		addBlobs(b, m.Commits)
+		addBlobs(b, m.Recent)
+		addOpaque32(b, m.GroupInfo)
+	})
+}
+
+// UnmarshalBinary decodes a response. The fields alias data.
+func (m *SyncResponse) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v SyncResponse
+	var more uint8
+	if !s.ReadUint8(&more) || more > 1 || !readBlobs(&s, &v.Commits) ||
+		!readBlobs(&s, &v.Recent) || !readOpaque32(&s, &v.GroupInfo) || !s.Empty() {
+		return ErrMalformed
+	}
+	v.More = more == 1
+	*m = v
+	return nil
+}
+
+// MarshalBinary encodes the request.
+func (m *KeyPackageRequest) MarshalBinary() ([]byte, error) {
+	if len(m.GroupID) > MaxGroupID {
+		return nil, errGroupIDTooLong
+	}
+	return build(func(b *cryptobyte.Builder) {
+		addOpaque8(b, m.GroupID)
+		b.AddUint16(m.CipherSuite)
+	})
+}
+
+// UnmarshalBinary decodes a request. The fields alias data.
+func (m *KeyPackageRequest) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v KeyPackageRequest
+	if !readOpaque8(&s, &v.GroupID) || !s.ReadUint16(&v.CipherSuite) || !s.Empty() {
+		return ErrMalformed
+	}
+	*m = v
+	return nil
+}
+
+// MarshalBinary encodes the response.
+func (m *KeyPackageResponse) MarshalBinary() ([]byte, error) {
+	return build(func(b *cryptobyte.Builder) { addOpaque32(b, m.KeyPackage) })
+}
+
+// UnmarshalBinary decodes a response. The fields alias data.
+func (m *KeyPackageResponse) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v KeyPackageResponse
+	if !readOpaque32(&s, &v.KeyPackage) || !s.Empty() {
+		return ErrMalformed
+	}
+	*m = v
+	return nil
+}
+
+var errGroupIDTooLong = errors.New("proto: group id longer than 255 bytes")
+
+// encodeError encodes an error response: the code and the reason, cut to
+// MaxReason bytes.
+func encodeError(code Code, reason string) []byte {
+	if len(reason) > MaxReason {
+		reason = reason[:MaxReason]
+	}
+	out := make([]byte, 0, 2+len(reason))
+	out = append(out, byte(code), byte(len(reason)))
+	return append(out, reason...)
+}
+
+// decodeResponse splits a response frame into the body of a success or a
+// *RemoteError.
+func decodeResponse(frame []byte) ([]byte, error) {
+	s := cryptobyte.String(frame)
+	var status uint8
+	if !s.ReadUint8(&status) {
+		return nil, ErrMalformed
+	}
+	if Code(status) == codeOK {
+		return []byte(s), nil
+	}
+	var reason []byte
+	if !readOpaque8(&s, &reason) || !s.Empty() {
+		return nil, ErrMalformed
+	}
+	return nil, &RemoteError{Code: Code(status), Reason: string(reason)}
+}
