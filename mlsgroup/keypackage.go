@@ -105,3 +105,21 @@ func (b *KeyPackageBundle) Ref() []byte { return b.suite.MakeKeyPackageRef(b.enc
 
 // CipherSuite returns the suite of the KeyPackage.
 func (b *KeyPackageBundle) CipherSuite() CipherSuite { return b.suite.ID() }
+
+// KeyPackageIdentity returns the credential identity and signature key of an encoded
+// KeyPackage (bare or in an MLSMessage) after checking its signature, so that a member can
+// tell who a KeyPackage is for before committing it.
+func KeyPackageIdentity(keyPackage []byte) (identity, signatureKey []byte, err error) {
+	kp, _, err := decodeKeyPackage(keyPackage)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := suite.Lookup(suite.ID(kp.CipherSuite))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := verifyKeyPackageSignature(cs, kp); err != nil {
+		return nil, nil, err
+	}
+	return bytes.Clone(kp.LeafNode.Credential.Identity), bytes.Clone(kp.LeafNode.SignatureKey), nil
+}

@@ -1,0 +1,390 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tchat-p2p/tchat/identity"
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/net/node"
+	"github.com/tchat-p2p/tchat/net/proto"
+)
+
+type testClient struct {
+	*Client
+	name   string
+	events chan Event
+}
+
+func newTestClient(t *testing.T, name string) *testClient {
+	t.Helper()
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return startTestClient(t, name, id, dir, st, nil)
+}
+
+// startTestClient starts a client on an existing profile.
+func startTestClient(t *testing.T, name string, id *identity.Identity, dir string, st *store.Store, now func() time.Time) *testClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := New(ctx, Config{
+		Dir:      dir,
+		Identity: id,
+		Store:    st,
+		Now:      now,
+		Node: node.Config{
+			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+			DHT:         node.DHTOff,
+			NoMDNS:      true,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &testClient{Client: c, name: name, events: make(chan Event, 1024)}
+	go func() {
+		for ev := range c.Events() {
+			if e, ok := ev.(Error); ok {
+				t.Logf("%s: event error: %v", name, e)
+			}
+			tc.events <- ev
+		}
+		close(tc.events)
+	}()
+	t.Cleanup(func() { c.Close() })
+	return tc
+}
+
+// waitFor reads tc's events until one satisfies ok.
+func (tc *testClient) waitFor(t *testing.T, what string, ok func(Event) bool) Event {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, open := <-tc.events:
+			if !open {
+				t.Fatalf("%s: events closed while waiting for %s", tc.name, what)
+			}
+			if ok(ev) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("%s: timed out waiting for %s", tc.name, what)
+		}
+	}
+}
+
+// waitMesh waits until tc's topic of group gid has at least n mesh peers.
+func (tc *testClient) waitMesh(t *testing.T, gid GroupID, n int) {
+	t.Helper()
+	g, err := tc.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(g.topic.MeshPeers()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: topic mesh has %d peers, want %d", tc.name, len(g.topic.MeshPeers()), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitPeers waits until tc knows at least n peers subscribed to group gid's topic. (A
+// restarted peer may stay out of the mesh for gossipsub's prune backoff; flood publishing
+// still reaches it.)
+func (tc *testClient) waitPeers(t *testing.T, gid GroupID, n int) {
+	t.Helper()
+	g, err := tc.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(g.topic.Peers()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: topic has %d peers, want %d", tc.name, len(g.topic.Peers()), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestThreeMembersChat(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+
+	gid, err := a.CreateGroup("friends")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// B joins.
+	tokB, err := a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tokB, TokenPrefix) || strings.ContainsAny(tokB, " \n") {
+		t.Fatalf("token %q is not one tchat1 line", tokB)
+	}
+	got, err := b.Join(ctx, tokB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != gid {
+		t.Fatalf("B joined %s, want %s", got, gid)
+	}
+	a.waitFor(t, "B joined", func(ev Event) bool {
+		e, ok := ev.(MemberJoined)
+		return ok && e.Member == b.PeerID()
+	})
+	// A single-use token cannot be used twice.
+	if _, err := c.Join(ctx, tokB); err == nil {
+		t.Fatal("C joined with B's single-use token")
+	} else {
+		t.Logf("reused token: %v", err)
+	}
+	b.waitMesh(t, gid, 1)
+
+	// C joins; B follows A's commit.
+	tokC, err := a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, tokC); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "C joined (at B)", func(ev Event) bool {
+		e, ok := ev.(MemberJoined)
+		return ok && e.Member == c.PeerID()
+	})
+	a.waitMesh(t, gid, 2)
+	c.waitMesh(t, gid, 1)
+
+	for _, tc := range []*testClient{a, b, c} {
+		s, err := tc.Group(ctx, gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Epoch != 2 || len(s.Members) != 3 || s.Name != "friends" || s.Policy != DefaultPolicy {
+			t.Fatalf("%s sees %+v", tc.name, s)
+		}
+	}
+
+	// Everyone speaks; everyone else hears, with the right sender.
+	all := []*testClient{a, b, c}
+	for _, from := range all {
+		text := fmt.Sprintf("hello from %s", from.name)
+		if err := from.Send(ctx, gid, text); err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range all {
+			if to == from {
+				continue
+			}
+			ev := to.waitFor(t, text, func(ev Event) bool {
+				e, ok := ev.(MessageReceived)
+				return ok && e.Text == text
+			}).(MessageReceived)
+			if ev.Sender != from.PeerID() || ev.Group != gid {
+				t.Fatalf("%s got %q from %s in %s, want from %s", to.name, text, ev.Sender, ev.Group, from.PeerID())
+			}
+		}
+	}
+
+	// History is stored, own messages included.
+	msgs, _, err := b.History(ctx, gid, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("B's history has %d messages, want 3", len(msgs))
+	}
+
+	// An expired token is refused with a clear error, before anything is sent.
+	expired, err := a.InviteWith(gid, -time.Minute, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTestClient(t, "D")
+	if _, err := d.Join(ctx, expired); !errors.Is(err, ErrInviteExpired) {
+		t.Fatalf("expired token: %v, want ErrInviteExpired", err)
+	} else {
+		t.Logf("expired token: %v", err)
+	}
+	// A mistyped (forged) token is refused.
+	tok, _ := a.Invite(gid)
+	i := len(tok) - 10
+	bad := tok[:i] + string("ab"[(strings.IndexByte("ab", tok[i])+1)%2]) + tok[i+1:]
+	if _, err := d.Join(ctx, bad); !errors.Is(err, ErrInvalidInvite) {
+		t.Fatalf("forged token: %v, want ErrInvalidInvite", err)
+	}
+}
+
+func TestInviteRoundTrip(t *testing.T) {
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := &Invite{
+		GroupID: []byte("group"), Name: "n", RoomSecret: make([]byte, 32), Inviter: id.PeerID(),
+		ID: make([]byte, 16), Expires: time.Unix(2000000000, 0), MaxUses: 3,
+	}
+	tok, err := encodeInvite(inv, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseInvite(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Inviter != inv.Inviter || got.Name != "n" || got.MaxUses != 3 || !got.Expires.Equal(inv.Expires) {
+		t.Fatalf("got %+v", got)
+	}
+	if err := got.Check(time.Unix(2000000001, 0)); !errors.Is(err, ErrInviteExpired) {
+		t.Fatalf("Check after expiry: %v", err)
+	}
+	other, _ := identity.Generate()
+	if _, err := encodeInvite(inv, other); err == nil {
+		t.Fatal("signed someone else's invite")
+	}
+}
+
+// A member that restarts resumes its groups from the store, without a new join.
+func TestRestartResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a := newTestClient(t, "A")
+
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := startTestClient(t, "B", id, dir, st, nil)
+
+	gid, err := a.CreateGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	b.waitMesh(t, gid, 1)
+	a.waitMesh(t, gid, 1) // A must know B subscribed: nothing re-sends missed messages yet
+	if err := a.Send(ctx, gid, "before"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "before", func(ev Event) bool { e, ok := ev.(MessageReceived); return ok && e.Text == "before" })
+
+	// B stops and starts again on the same profile.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = startTestClient(t, "B2", id, dir, st, nil)
+	if gs := b.Groups(); len(gs) != 1 || gs[0] != gid {
+		t.Fatalf("restarted B has groups %v", gs)
+	}
+	// Nothing finds peers on loopback without discovery: B dials A.
+	if err := b.Node().Connect(ctx, a.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	b.waitPeers(t, gid, 1)
+	a.waitPeers(t, gid, 1)
+	if err := a.Send(ctx, gid, "after"); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.waitFor(t, "after", func(ev Event) bool { e, ok := ev.(MessageReceived); return ok && e.Text == "after" }).(MessageReceived)
+	if ev.Sender != a.PeerID() {
+		t.Fatalf("sender %s, want %s", ev.Sender, a.PeerID())
+	}
+	if err := b.Send(ctx, gid, "back"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitFor(t, "back", func(ev Event) bool { e, ok := ev.(MessageReceived); return ok && e.Text == "back" })
+	msgs, _, err := b.History(ctx, gid, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("B's history has %d messages, want 3", len(msgs))
+	}
+}
+
+// The inviter refuses an expired invite even when the joiner's clock says otherwise.
+func TestInviterRefusesExpired(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := newTestClient(t, "A")
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	late := startTestClient(t, "late", id, dir, st, func() time.Time { return time.Now().Add(-time.Hour) })
+
+	gid, err := a.CreateGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.InviteWith(gid, -time.Minute, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = late.Join(ctx, tok)
+	if err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("join with an expired token (joiner clock behind): %v", err)
+	}
+	t.Logf("refused by the inviter: %v", err)
+
+	// A join request without a valid proof of the token is refused.
+	gb, _ := gid.Bytes()
+	if err := late.Node().Connect(ctx, a.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = late.Node().Join(ctx, a.PeerID(), &proto.JoinRequest{GroupID: gb, KeyPackage: []byte("kp"), InviteProof: make([]byte, 48)})
+	if !errors.Is(err, proto.ErrRefused) || !strings.Contains(err.Error(), "invalid invite proof") {
+		t.Fatalf("forged proof: %v", err)
+	}
+	// And one for a group the inviter is not in is not found.
+	_, err = late.Node().Join(ctx, a.PeerID(), &proto.JoinRequest{GroupID: []byte("other"), KeyPackage: []byte("kp"), InviteProof: make([]byte, 48)})
+	if !errors.Is(err, proto.ErrNotFound) {
+		t.Fatalf("unknown group: %v", err)
+	}
+	if s, err := a.Group(ctx, gid); err != nil || s.Epoch != 0 || len(s.Members) != 1 {
+		t.Fatalf("group changed: %+v %v", s, err)
+	}
+}

@@ -1,0 +1,542 @@
+// Package chat is tchat's application core and public Go API: groups over the network,
+// invites and joins, sending and receiving, and a stream of events. The TUI, the bot server
+// and the swarm use only this package.
+//
+// Every group's MLS state has one owner, a goroutine of the Client (its "actor"): network
+// messages, sends and join requests for the group are all run there, so the state has a
+// single writer. The state is saved to the store after every change and before any message
+// that depends on it leaves.
+//
+// This is the first slice of the chat core: one committer (the inviter) per join, no
+// concurrent-commit resolution, no sync protocol, and the group policy is mls,aes.
+package chat
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/identity"
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/layers/mls"
+	"github.com/tchat-p2p/tchat/layers/signal"
+	"github.com/tchat-p2p/tchat/mlsgroup"
+	"github.com/tchat-p2p/tchat/net/node"
+	"github.com/tchat-p2p/tchat/net/proto"
+)
+
+// DefaultPolicy is the policy of groups made by CreateGroup in this version.
+const DefaultPolicy = layers.PolicyGroup // "signal,mls,aes"
+
+// DefaultInviteTTL is how long an invite is valid when Config.InviteTTL is zero.
+const DefaultInviteTTL = 7 * 24 * time.Hour
+
+// GroupID names a group: the hex encoding of its MLS group id.
+type GroupID string
+
+func groupIDOf(b []byte) GroupID { return GroupID(hex.EncodeToString(b)) }
+
+// Bytes returns the MLS group id.
+func (g GroupID) Bytes() ([]byte, error) { return hex.DecodeString(string(g)) }
+
+// Errors of the Client.
+var (
+	ErrClosed       = errors.New("chat: client closed")
+	ErrUnknownGroup = errors.New("chat: unknown group")
+	ErrAlreadyIn    = errors.New("chat: already a member of this group")
+)
+
+// Config configures a Client.
+type Config struct {
+	// Dir is the profile directory (informational for now; the store is passed in).
+	Dir string
+	// Identity is the profile's identity key. Required.
+	Identity *identity.Identity
+	// Store is the profile's open database. Required. The Client does not close it.
+	Store *store.Store
+	// Node configures the libp2p node; Key and Handlers are set by the Client.
+	Node node.Config
+	// InviteTTL is the validity of new invites (0: DefaultInviteTTL).
+	InviteTTL time.Duration
+	// InviteMaxUses is the use count of new invites (0: 1).
+	InviteMaxUses int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// EventBuffer is the size of the Events channel (0: 1024).
+	EventBuffer int
+}
+
+// Client is one profile's chat core.
+type Client struct {
+	cfg    Config
+	id     *identity.Identity
+	self   []byte // our MLS credential identity: the identity public key
+	sigKey *mlsgroup.SigningKey
+	signer ed25519.PrivateKey // the identity key, signing signal prekeys
+	st     *store.Store
+	node   *node.Node
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	events chan Event
+
+	mu     sync.Mutex
+	closed bool
+	groups map[GroupID]*group
+	wg     sync.WaitGroup
+
+	evMu     sync.RWMutex
+	evClosed bool // the events channel is closed
+}
+
+// New starts a Client: its libp2p node, and the groups saved in the store.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Identity == nil || cfg.Store == nil {
+		return nil, errors.New("chat: Config needs Identity and Store")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = 1024
+	}
+	if cfg.InviteTTL <= 0 {
+		cfg.InviteTTL = DefaultInviteTTL
+	}
+	if cfg.InviteMaxUses <= 0 {
+		cfg.InviteMaxUses = 1
+	}
+	sigKey, err := mlsgroup.NewSigningKey(mlsgroup.DefaultCipherSuite, cfg.Identity.Seed())
+	if err != nil {
+		return nil, fmt.Errorf("chat: signing key: %w", err)
+	}
+	c := &Client{
+		cfg:    cfg,
+		id:     cfg.Identity,
+		self:   cfg.Identity.PublicKey().Bytes(),
+		sigKey: sigKey,
+		signer: ed25519.NewKeyFromSeed(cfg.Identity.Seed()),
+		st:     cfg.Store,
+		events: make(chan Event, cfg.EventBuffer),
+		groups: map[GroupID]*group{},
+	}
+	ncfg := cfg.Node
+	if ncfg.Key == nil {
+		if ncfg.Key, err = cfg.Identity.Libp2pKey(); err != nil {
+			return nil, err
+		}
+	}
+	ncfg.Handlers.Join = joinHandler{c}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.node, err = node.New(ctx, ncfg); err != nil {
+		c.cancel()
+		return nil, err
+	}
+	go func() { // the node's events are not used yet; keep its channel drained
+		for range c.node.Events() {
+		}
+	}()
+	if err := c.loadGroups(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops the Client: its groups' goroutines and its node. The Events channel is
+// closed when everything has stopped.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	for _, g := range c.groups {
+		g.topic.Close()
+	}
+	c.mu.Unlock()
+	err := c.node.Close()
+	c.evMu.Lock()
+	c.evClosed = true
+	close(c.events)
+	c.evMu.Unlock()
+	return err
+}
+
+// Events returns the Client's events; the channel is closed by Close. Read it promptly:
+// a full channel holds up the groups.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// PeerID returns our peer id.
+func (c *Client) PeerID() peer.ID { return c.node.ID() }
+
+// Node returns the libp2p node (for addresses and tests).
+func (c *Client) Node() *node.Node { return c.node }
+
+func (c *Client) emit(ev Event) {
+	c.evMu.RLock()
+	defer c.evMu.RUnlock()
+	if c.evClosed {
+		return
+	}
+	select {
+	case c.events <- ev:
+	case <-c.ctx.Done():
+	}
+}
+
+func (c *Client) group(id GroupID) (*group, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	g, ok := c.groups[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownGroup, id)
+	}
+	return g, nil
+}
+
+// Groups lists the groups this client is a member of.
+func (c *Client) Groups() []GroupID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]GroupID, 0, len(c.groups))
+	for id := range c.groups {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Member is one member of a group.
+type Member struct {
+	Peer      peer.ID
+	LeafIndex uint32
+}
+
+// GroupState is a snapshot of a group as its actor sees it.
+type GroupState struct {
+	ID        GroupID
+	Name      string
+	Policy    string
+	Epoch     uint64
+	Members   []Member
+	TopicPeer []peer.ID // peers subscribed to the group's topic that we know of
+}
+
+// Group returns a snapshot of a group.
+func (c *Client) Group(ctx context.Context, id GroupID) (GroupState, error) {
+	g, err := c.group(id)
+	if err != nil {
+		return GroupState{}, err
+	}
+	var s GroupState
+	err = g.do(ctx, func() error {
+		s = GroupState{ID: id, Name: g.name, Policy: g.app.Policy().String(), Epoch: g.mls.Epoch(), Members: g.members(), TopicPeer: g.topic.Peers()}
+		return nil
+	})
+	return s, err
+}
+
+func (c *Client) mlsOptions() mlsgroup.Options {
+	return mlsgroup.Options{
+		Now: c.cfg.Now,
+		// A credential is the member's identity public key, which is also its MLS
+		// signature key: the roster names peers, and nobody can claim another's identity.
+		CheckCredential: func(identity, signatureKey []byte) error {
+			if !bytes.Equal(identity, signatureKey) {
+				return errors.New("chat: credential identity is not its signature key")
+			}
+			return nil
+		},
+	}
+}
+
+// CreateGroup creates a group with this client as its only member, under DefaultPolicy
+// and mlsgroup.DefaultCipherSuite, with a fresh room secret, and joins its topic.
+func (c *Client) CreateGroup(name string) (GroupID, error) {
+	if len(name) > 255 {
+		return "", errors.New("chat: group name longer than 255 bytes")
+	}
+	pol := layers.MustParsePolicy(DefaultPolicy)
+	polType, polBody, err := mls.PolicyExtension(pol)
+	if err != nil {
+		return "", err
+	}
+	opts := c.mlsOptions()
+	opts.Extensions = map[uint16][]byte{polType: polBody}
+	sigID, leafExt, err := c.newSignalIdentity()
+	if err != nil {
+		return "", err
+	}
+	opts.LeafExtensions = leafExt
+	mg, err := mlsgroup.Create(c.sigKey, c.self, nil, opts)
+	if err != nil {
+		return "", fmt.Errorf("chat: create group: %w", err)
+	}
+	room := make([]byte, roomSize)
+	if _, err := rand.Read(room); err != nil {
+		return "", err
+	}
+	g, err := c.newGroup(mg, name, room, sigID, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := g.save(c.ctx, nil); err != nil {
+		return "", err
+	}
+	if err := c.start(g); err != nil {
+		return "", err
+	}
+	return g.gid, nil
+}
+
+// Invite makes an invite token for a group: one line, signed by this client, valid for
+// Config.InviteTTL and Config.InviteMaxUses joiners.
+func (c *Client) Invite(id GroupID) (string, error) {
+	return c.InviteWith(id, c.cfg.InviteTTL, c.cfg.InviteMaxUses)
+}
+
+// InviteWith is Invite with an explicit validity (a negative ttl makes an already expired
+// token, for tests) and use count (0: unlimited).
+func (c *Client) InviteWith(id GroupID, ttl time.Duration, maxUses int) (string, error) {
+	g, err := c.group(id)
+	if err != nil {
+		return "", err
+	}
+	now := c.cfg.Now()
+	inv := &Invite{
+		GroupID:    g.id,
+		Name:       g.name,
+		RoomSecret: g.room,
+		Inviter:    c.node.ID(),
+		Addrs:      c.node.Addrs(),
+		ID:         make([]byte, inviteIDSize),
+		Expires:    now.Add(ttl),
+		MaxUses:    uint32(maxUses),
+	}
+	if _, err := rand.Read(inv.ID); err != nil {
+		return "", err
+	}
+	token, err := encodeInvite(inv, c.id)
+	if err != nil {
+		return "", err
+	}
+	if err := c.st.PutInvite(c.ctx, store.Invite{
+		ID: inv.ID, GroupID: g.id, CreatedAt: now, ExpiresAt: inv.Expires, MaxUses: maxUses, Token: []byte(token),
+	}); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// Join joins the group of an invite token: it checks the token, dials the inviter, sends a
+// KeyPackage with proof of the token over /tchat/join/1 and joins from the Welcome.
+func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
+	inv, err := ParseInvite(token)
+	if err != nil {
+		return "", err
+	}
+	if err := inv.Check(c.cfg.Now()); err != nil {
+		return "", err
+	}
+	gid := groupIDOf(inv.GroupID)
+	if _, err := c.group(gid); err == nil {
+		return "", ErrAlreadyIn
+	} else if errors.Is(err, ErrClosed) {
+		return "", err
+	}
+	if inv.Inviter == c.node.ID() {
+		return "", errors.New("chat: this is our own invite")
+	}
+	if err := c.node.Connect(ctx, peer.AddrInfo{ID: inv.Inviter, Addrs: inv.Addrs}); err != nil {
+		return "", fmt.Errorf("chat: cannot reach the inviter %s: %w", inv.Inviter, err)
+	}
+	sigID, leafExt, err := c.newSignalIdentity()
+	if err != nil {
+		return "", err
+	}
+	bundle, err := mlsgroup.NewKeyPackage(c.sigKey, c.self, mlsgroup.KeyPackageOptions{
+		Extensions:          leafExt,
+		SupportedExtensions: []uint16{layers.ExtensionPolicy},
+	})
+	if err != nil {
+		return "", err
+	}
+	kp := bundle.KeyPackage()
+	resp, err := c.node.Join(ctx, inv.Inviter, &proto.JoinRequest{
+		GroupID:     inv.GroupID,
+		KeyPackage:  kp,
+		InviteProof: joinProof(inv.RoomSecret, inv.ID, c.node.ID(), kp),
+	})
+	if err != nil {
+		return "", fmt.Errorf("chat: join refused by %s: %w", inv.Inviter, err)
+	}
+	mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, c.mlsOptions())
+	if err != nil {
+		return "", fmt.Errorf("chat: welcome: %w", err)
+	}
+	if !bytes.Equal(mg.GroupID(), inv.GroupID) {
+		return "", errors.New("chat: the welcome is for another group than the invite")
+	}
+	g, err := c.newGroup(mg, inv.Name, inv.RoomSecret, sigID, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := g.save(ctx, nil); err != nil {
+		return "", err
+	}
+	if err := c.start(g); err != nil {
+		return "", err
+	}
+	c.emit(EpochChanged{Group: gid, Epoch: mg.Epoch()})
+	return gid, nil
+}
+
+// Send sends a text message to a group.
+func (c *Client) Send(ctx context.Context, id GroupID, text string) error {
+	g, err := c.group(id)
+	if err != nil {
+		return err
+	}
+	return g.do(ctx, func() error { return g.send(ctx, text) })
+}
+
+// History returns up to limit stored messages of a group older than the cursor before (0:
+// the newest), oldest first, and the cursor of the page before (0: none).
+func (c *Client) History(ctx context.Context, id GroupID, before int64, limit int) ([]store.Message, int64, error) {
+	b, err := id.Bytes()
+	if err != nil {
+		return nil, 0, err
+	}
+	return c.st.History(ctx, b, before, limit)
+}
+
+// start registers a group and starts its actor.
+func (c *Client) start(g *group) error {
+	t, err := c.node.JoinTopic(g.id, g.room, g.validate)
+	if err != nil {
+		return fmt.Errorf("chat: join topic: %w", err)
+	}
+	g.topic = t
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		t.Close()
+		return ErrClosed
+	}
+	if _, ok := c.groups[g.gid]; ok {
+		t.Close()
+		return ErrAlreadyIn
+	}
+	c.groups[g.gid] = g
+	c.wg.Add(1)
+	go g.run()
+	return nil
+}
+
+// loadGroups restarts the groups saved in the store.
+func (c *Client) loadGroups(ctx context.Context) error {
+	infos, err := c.st.Groups(ctx)
+	if err != nil {
+		return err
+	}
+	for _, info := range infos {
+		_, state, err := c.st.GroupState(ctx, info.GroupID)
+		if err != nil {
+			return err
+		}
+		meta, err := c.st.Session(ctx, metaKey(info.GroupID))
+		if err != nil {
+			return fmt.Errorf("chat: group %x has no room secret: %w", info.GroupID, err)
+		}
+		room, name, err := parseMeta(meta)
+		if err != nil {
+			return err
+		}
+		mg, err := mlsgroup.Restore(state, c.mlsOptions())
+		if err != nil {
+			return fmt.Errorf("chat: restore group %x: %w", info.GroupID, err)
+		}
+		if mg.Status() != mlsgroup.Active {
+			continue
+		}
+		var sigID *signal.Identity
+		var sigState []byte
+		if b, err := c.st.Session(ctx, sigIDKey(info.GroupID)); err == nil {
+			if sigID, err = signal.UnmarshalIdentity(b, c.signer); err != nil {
+				return fmt.Errorf("chat: signal identity of group %x: %w", info.GroupID, err)
+			}
+			if sigState, err = c.st.Session(ctx, sigLayerKey(info.GroupID)); err != nil {
+				return fmt.Errorf("chat: signal state of group %x: %w", info.GroupID, err)
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		g, err := c.newGroup(mg, name, room, sigID, sigState)
+		if err != nil {
+			return err
+		}
+		if err := c.start(g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newSignalIdentity makes fresh signal keys for one group, and the leaf extensions that
+// publish their prekey bundle through the MLS tree.
+func (c *Client) newSignalIdentity() (*signal.Identity, map[uint16][]byte, error) {
+	id, err := signal.NewIdentity(c.signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := id.Bundle().MarshalBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, map[uint16][]byte{layers.ExtensionSignalPrekeys: b}, nil
+}
+
+type joinHandler struct{ c *Client }
+
+// HandleJoin answers /tchat/join/1: it checks the proof and the invite, commits the Add,
+// publishes the commit to the group and returns the Welcome.
+func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.JoinRequest) (*proto.JoinResponse, error) {
+	g, err := h.c.group(groupIDOf(req.GroupID))
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+	}
+	kp := bytes.Clone(req.KeyPackage)
+	proof := bytes.Clone(req.InviteProof)
+	var welcome []byte
+	err = g.do(ctx, func() error {
+		var err error
+		welcome, err = g.admit(ctx, from, kp, proof)
+		return err
+	})
+	if err != nil {
+		var re *proto.RemoteError
+		if errors.As(err, &re) {
+			return nil, err
+		}
+		h.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: join from %s: %w", from, err)})
+		return nil, proto.Refuse(proto.CodeInternal, "")
+	}
+	return &proto.JoinResponse{Welcome: welcome}, nil
+}
