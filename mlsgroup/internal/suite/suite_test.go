@@ -2,6 +2,7 @@ package suite
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"testing"
 )
@@ -155,5 +156,34 @@ func BenchmarkSignVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEd25519AgreesWithStdlib: the Ed25519 signatures made with circl are the standard
+// library's, and each side verifies the other's (and refuses a modified one).
+func TestEd25519AgreesWithStdlib(t *testing.T) {
+	s, _ := Lookup(MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	for i := range 20 {
+		seed := bytes.Repeat([]byte{byte(i + 1)}, ed25519.SeedSize)
+		key, err := s.ParseSigningKey(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := bytes.Repeat([]byte{byte(i)}, i*7)
+		sig, err := s.SignWithLabel(key, "L", msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ed25519.Sign(ed25519.NewKeyFromSeed(seed), signContent("L", msg))
+		if !bytes.Equal(sig, want) {
+			t.Fatalf("signature %d differs from crypto/ed25519's", i)
+		}
+		if !ed25519.Verify(key.PublicKey(), signContent("L", msg), sig) {
+			t.Fatal("crypto/ed25519 refuses our signature")
+		}
+		sig[i%len(sig)] ^= 1
+		if s.VerifyWithLabel(key.PublicKey(), "L", msg, sig) == nil {
+			t.Fatal("modified signature verified")
+		}
 	}
 }
