@@ -38,7 +38,6 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -142,11 +141,9 @@ type Options struct {
 
 // Layer is the aes layer of one conversation. It is safe for concurrent use.
 type Layer struct {
-	key Key // set by New, never changed
-	now func() time.Time
-
-	mu   sync.Mutex
-	seen *replay.Window // guarded by mu
+	key  Key // set by New, never changed
+	now  func() time.Time
+	seen *replay.Guard // safe for concurrent use
 }
 
 var (
@@ -164,7 +161,7 @@ func New(key *Key, opts *Options) *Layer {
 		o.Now = time.Now
 	}
 	l := &Layer{key: *key, now: o.Now}
-	l.seen = replay.New(replay.Config{MaxAge: o.MaxAge, MaxSkew: o.MaxSkew, MaxEntries: o.MaxEntries}, o.Now())
+	l.seen = replay.NewGuard(replay.Config{MaxAge: o.MaxAge, MaxSkew: o.MaxSkew, MaxEntries: o.MaxEntries}, o.Now)
 	return l
 }
 
@@ -228,17 +225,13 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 	var id replay.ID
 	copy(id[:], sealed)
 
-	l.mu.Lock()
-	ok := l.seen.Check(id, ts, l.now())
-	l.mu.Unlock()
+	record, ok := l.seen.Stage(id, ts)
 	if !ok {
 		clear(pt)
 		return nil, nil, layers.ErrAuth
 	}
 	commit := func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if !l.seen.Add(id, ts, l.now()) {
+		if !record() {
 			return layers.ErrAuth
 		}
 		return nil
@@ -248,15 +241,11 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 
 // MarshalBinary returns the replay window (not the key), for the store.
 func (l *Layer) MarshalBinary() ([]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	return l.seen.MarshalBinary()
 }
 
 // UnmarshalBinary restores a replay window saved by MarshalBinary.
 func (l *Layer) UnmarshalBinary(b []byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if err := l.seen.UnmarshalBinary(b); err != nil {
 		return fmt.Errorf("aes: %w", err)
 	}

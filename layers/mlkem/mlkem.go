@@ -163,7 +163,7 @@ type Layer struct {
 	mu    sync.Mutex
 	own   map[KeyID]*PrivateKey // guarded by mu
 	peers map[string]*PublicKey // by member id; guarded by mu
-	seen  *replay.Window        // guarded by mu
+	seen  *replay.Guard         // safe for concurrent use
 }
 
 var (
@@ -184,7 +184,7 @@ func New(own *PrivateKey, opts *Options) *Layer {
 		now:   o.Now,
 		own:   map[KeyID]*PrivateKey{own.pub.id: own},
 		peers: make(map[string]*PublicKey),
-		seen:  replay.New(replay.Config{MaxAge: o.MaxAge, MaxSkew: o.MaxSkew, MaxEntries: o.MaxEntries}, o.Now()),
+		seen:  replay.NewGuard(replay.Config{MaxAge: o.MaxAge, MaxSkew: o.MaxSkew, MaxEntries: o.MaxEntries}, o.Now),
 	}
 	return l
 }
@@ -304,17 +304,13 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 		return nil, nil, layers.ErrAuth
 	}
 	ts := int64(binary.BigEndian.Uint64(pt))
-	l.mu.Lock()
-	ok := l.seen.Check(id, ts, l.now())
-	l.mu.Unlock()
+	record, ok := l.seen.Stage(id, ts)
 	if !ok {
 		clear(pt)
 		return nil, nil, layers.ErrAuth
 	}
 	commit := func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if !l.seen.Add(id, ts, l.now()) {
+		if !record() {
 			return layers.ErrAuth
 		}
 		return nil
@@ -324,15 +320,11 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 
 // MarshalBinary returns the replay window (not the keys), for the store.
 func (l *Layer) MarshalBinary() ([]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	return l.seen.MarshalBinary()
 }
 
 // UnmarshalBinary restores a replay window saved by MarshalBinary.
 func (l *Layer) UnmarshalBinary(b []byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if err := l.seen.UnmarshalBinary(b); err != nil {
 		return fmt.Errorf("mlkem: %w", err)
 	}

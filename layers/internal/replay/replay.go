@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -188,4 +189,50 @@ func (h *byTime) Pop() any {
 	e := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return e
+}
+
+// Guard is a Window safe for concurrent use, with the two steps of a layer's staged Open:
+// Stage checks a message against the window without recording it, and the function it
+// returns records it once every layer has accepted the message.
+type Guard struct {
+	now func() time.Time
+
+	mu sync.Mutex
+	w  *Window // guarded by mu
+}
+
+// NewGuard returns a Guard over a new Window; now is the clock.
+func NewGuard(cfg Config, now func() time.Time) *Guard {
+	return &Guard{now: now, w: New(cfg, now())}
+}
+
+// Stage reports whether the message (id, ts) may be accepted now and, if so, returns the
+// function that records it. That function returns false if the message was recorded in
+// between (the same message accepted twice, concurrently): then nothing changed.
+func (g *Guard) Stage(id ID, ts int64) (record func() bool, ok bool) {
+	g.mu.Lock()
+	ok = g.w.Check(id, ts, g.now())
+	g.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.w.Add(id, ts, g.now())
+	}, true
+}
+
+// MarshalBinary saves the window.
+func (g *Guard) MarshalBinary() ([]byte, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.w.MarshalBinary()
+}
+
+// UnmarshalBinary restores a window saved by MarshalBinary.
+func (g *Guard) UnmarshalBinary(b []byte) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.w.UnmarshalBinary(b)
 }
