@@ -216,6 +216,30 @@ func TestThreeMembersChat(t *testing.T) {
 		t.Fatalf("B's history has %d messages, want 3", len(msgs))
 	}
 
+	// A removes C: B follows, C is told, and C can no longer send.
+	if err := a.Remove(ctx, gid, c.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []*testClient{b, c} {
+		tc.waitFor(t, "C removed", func(ev Event) bool {
+			e, ok := ev.(MemberLeft)
+			return ok && e.Member == c.PeerID()
+		})
+	}
+	if err := c.Send(ctx, gid, "still here?"); err == nil {
+		t.Fatal("a removed member sent a message")
+	}
+	if err := a.Send(ctx, gid, "after C left"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "a message after the removal", func(ev Event) bool {
+		e, ok := ev.(MessageReceived)
+		return ok && e.Text == "after C left"
+	})
+	if s, err := b.Group(ctx, gid); err != nil || len(s.Members) != 2 {
+		t.Fatalf("B's roster after the removal: %+v, %v", s, err)
+	}
+
 	// An expired token is refused with a clear error, before anything is sent.
 	expired, err := a.InviteWith(gid, -time.Minute, 1)
 	if err != nil {

@@ -417,6 +417,20 @@ func (c *Client) Send(ctx context.Context, id GroupID, text string) error {
 	return g.do(ctx, func() error { return g.send(ctx, text) })
 }
 
+// Remove removes a member from a group with a commit that every other member applies. The
+// removed member learns it from the same commit (a MemberLeft event naming itself) and can
+// read nothing sent after it.
+func (c *Client) Remove(ctx context.Context, id GroupID, member peer.ID) error {
+	if member == c.PeerID() {
+		return errors.New("chat: a member cannot remove itself")
+	}
+	g, err := c.group(id)
+	if err != nil {
+		return err
+	}
+	return g.do(ctx, func() error { return g.remove(ctx, member) })
+}
+
 // History returns up to limit stored messages of a group older than the cursor before (0:
 // the newest), oldest first, and the cursor of the page before (0: none).
 func (c *Client) History(ctx context.Context, id GroupID, before int64, limit int) ([]store.Message, int64, error) {

@@ -428,6 +428,10 @@ func (g *group) afterCommit(before map[peer.ID]bool) {
 			g.c.emit(MemberLeft{Group: g.gid, Member: p, Epoch: epoch})
 		}
 	}
+	if g.mls.Status() == mlsgroup.Removed {
+		g.c.emit(MemberLeft{Group: g.gid, Member: g.c.PeerID(), Epoch: epoch})
+		return
+	}
 	if g.mls.Status() != mlsgroup.Active {
 		g.c.emit(Error{Group: g.gid, Err: mlsgroup.ErrNotActive})
 		return
@@ -437,6 +441,39 @@ func (g *group) afterCommit(before map[peer.ID]bool) {
 	for _, m := range pending {
 		g.receive(m) // what still cannot be opened goes back to g.pending
 	}
+}
+
+// remove commits the removal of member and publishes the commit, once the new epoch is
+// saved.
+func (g *group) remove(ctx context.Context, member peer.ID) error {
+	leaf, found := uint32(0), false
+	for _, m := range g.mls.Members() {
+		if peerOf(m.Identity) == member {
+			leaf, found = m.LeafIndex, true
+		}
+	}
+	if !found {
+		return fmt.Errorf("chat: %s is not a member of the group", member)
+	}
+	before := g.memberSet()
+	beforeIDs := g.identities()
+	pc, err := g.mls.Commit(mlsgroup.CommitOptions{Remove: []uint32{leaf}})
+	if err != nil {
+		return err
+	}
+	// The handshake cascade takes commits of the current epoch: seal before the merge.
+	sealed, err := g.hs.Seal(&layers.Context{Group: g.id, Sender: g.c.self}, pc.Message)
+	if err != nil {
+		return err
+	}
+	if err := g.mls.Merge(pc); err != nil {
+		return err
+	}
+	if err := g.syncPeers(beforeIDs); err != nil {
+		g.c.emit(Error{Group: g.gid, Err: err})
+	}
+	g.afterCommit(before) // saves the new epoch before the commit leaves
+	return g.topic.Publish(ctx, sealed)
 }
 
 // admit adds a joiner: it checks the proof and the invite, commits the Add, publishes the
