@@ -235,7 +235,7 @@ func runID(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%-12s %s\n", label, a)
 	}
-	fmt.Fprintf(stdout, "%-12s (the default addresses; not active: this build has no network yet)\n", "")
+	fmt.Fprintf(stdout, "%-12s (the default listen addresses, not active: tchat id does not start the network)\n", "")
 	return 0
 }
 

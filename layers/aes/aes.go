@@ -225,18 +225,12 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 	var id replay.ID
 	copy(id[:], sealed)
 
-	record, ok := l.seen.Stage(id, ts)
+	record, ok := l.seen.Stage(id, ts, layers.ErrAuth)
 	if !ok {
 		clear(pt)
 		return nil, nil, layers.ErrAuth
 	}
-	commit := func() error {
-		if !record() {
-			return layers.ErrAuth
-		}
-		return nil
-	}
-	return pt[stampSize:], commit, nil
+	return pt[stampSize:], record, nil
 }
 
 // MarshalBinary returns the replay window (not the key), for the store.

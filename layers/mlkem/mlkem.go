@@ -304,18 +304,12 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 		return nil, nil, layers.ErrAuth
 	}
 	ts := int64(binary.BigEndian.Uint64(pt))
-	record, ok := l.seen.Stage(id, ts)
+	record, ok := l.seen.Stage(id, ts, layers.ErrAuth)
 	if !ok {
 		clear(pt)
 		return nil, nil, layers.ErrAuth
 	}
-	commit := func() error {
-		if !record() {
-			return layers.ErrAuth
-		}
-		return nil
-	}
-	return pt[stampSize:], commit, nil
+	return pt[stampSize:], record, nil
 }
 
 // MarshalBinary returns the replay window (not the keys), for the store.

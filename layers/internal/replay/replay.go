@@ -207,19 +207,22 @@ func NewGuard(cfg Config, now func() time.Time) *Guard {
 }
 
 // Stage reports whether the message (id, ts) may be accepted now and, if so, returns the
-// function that records it. That function returns false if the message was recorded in
+// function that records it. That function returns replayErr if the message was recorded in
 // between (the same message accepted twice, concurrently): then nothing changed.
-func (g *Guard) Stage(id ID, ts int64) (record func() bool, ok bool) {
+func (g *Guard) Stage(id ID, ts int64, replayErr error) (record func() error, ok bool) {
 	g.mu.Lock()
 	ok = g.w.Check(id, ts, g.now())
 	g.mu.Unlock()
 	if !ok {
 		return nil, false
 	}
-	return func() bool {
+	return func() error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		return g.w.Add(id, ts, g.now())
+		if !g.w.Add(id, ts, g.now()) {
+			return replayErr
+		}
+		return nil
 	}, true
 }
 
