@@ -91,6 +91,7 @@ type Client struct {
 
 	mu     sync.Mutex
 	closed bool
+	nick   string
 	groups map[GroupID]*group
 	wg     sync.WaitGroup
 
@@ -128,6 +129,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		st:     cfg.Store,
 		events: make(chan Event, cfg.EventBuffer),
 		groups: map[GroupID]*group{},
+	}
+	if b, err := cfg.Store.Session(ctx, nickKey()); err == nil {
+		c.nick = string(b)
 	}
 	ncfg := cfg.Node
 	if ncfg.Key == nil {
@@ -223,22 +227,6 @@ func (c *Client) Groups() []GroupID {
 	return out
 }
 
-// Member is one member of a group.
-type Member struct {
-	Peer      peer.ID
-	LeafIndex uint32
-}
-
-// GroupState is a snapshot of a group as its actor sees it.
-type GroupState struct {
-	ID        GroupID
-	Name      string
-	Policy    string
-	Epoch     uint64
-	Members   []Member
-	TopicPeer []peer.ID // peers subscribed to the group's topic that we know of
-}
-
 // Group returns a snapshot of a group.
 func (c *Client) Group(ctx context.Context, id GroupID) (GroupState, error) {
 	g, err := c.group(id)
@@ -247,7 +235,7 @@ func (c *Client) Group(ctx context.Context, id GroupID) (GroupState, error) {
 	}
 	var s GroupState
 	err = g.do(ctx, func() error {
-		s = GroupState{ID: id, Name: g.name, Policy: g.app.Policy().String(), Epoch: g.mls.Epoch(), Members: g.members(), TopicPeer: g.topic.Peers()}
+		s = g.state(ctx)
 		return nil
 	})
 	return s, err
@@ -267,13 +255,19 @@ func (c *Client) mlsOptions() mlsgroup.Options {
 	}
 }
 
-// CreateGroup creates a group with this client as its only member, under DefaultPolicy
-// and mlsgroup.DefaultCipherSuite, with a fresh room secret, and joins its topic.
-func (c *Client) CreateGroup(name string) (GroupID, error) {
-	if len(name) > 255 {
-		return "", errors.New("chat: group name longer than 255 bytes")
+// CreateGroupWith creates a group with this client as its only member, with a fresh
+// room secret, and joins its topic.
+func (c *Client) CreateGroupWith(o GroupOptions) (GroupID, error) {
+	if err := checkName("group name", o.Name); err != nil {
+		return "", err
 	}
-	pol := layers.MustParsePolicy(DefaultPolicy)
+	pol, err := parseGroupPolicy(o.Policy)
+	if err != nil {
+		return "", err
+	}
+	if o.Suite == 0 {
+		o.Suite = mlsgroup.DefaultCipherSuite
+	}
 	polType, polBody, err := mls.PolicyExtension(pol)
 	if err != nil {
 		return "", err
@@ -285,7 +279,18 @@ func (c *Client) CreateGroup(name string) (GroupID, error) {
 		return "", err
 	}
 	opts.LeafExtensions = leafExt
-	mg, err := mlsgroup.Create(c.sigKey, c.self, nil, opts)
+	sigKey := c.sigKey
+	if o.Suite != mlsgroup.DefaultCipherSuite {
+		if sigKey, err = mlsgroup.NewSigningKey(o.Suite, c.cfg.Identity.Seed()); err != nil {
+			return "", fmt.Errorf("chat: cipher suite %v: %w", o.Suite, err)
+		}
+		// The identity key is every member's MLS signature key: the suite must sign with
+		// Ed25519.
+		if !bytes.Equal(sigKey.PublicKey(), c.self) {
+			return "", fmt.Errorf("chat: cipher suite %v does not sign with Ed25519, which tchat identities use", o.Suite)
+		}
+	}
+	mg, err := mlsgroup.Create(sigKey, c.self, nil, opts)
 	if err != nil {
 		return "", fmt.Errorf("chat: create group: %w", err)
 	}
@@ -293,7 +298,7 @@ func (c *Client) CreateGroup(name string) (GroupID, error) {
 	if _, err := rand.Read(room); err != nil {
 		return "", err
 	}
-	g, err := c.newGroup(mg, name, room, sigID, nil)
+	g, err := c.newGroup(mg, o.Name, room, sigID, nil)
 	if err != nil {
 		return "", err
 	}

@@ -251,10 +251,44 @@ func (g *group) validate(_ context.Context, _ peer.ID, data []byte) gossip.Resul
 
 func (g *group) members() []Member {
 	var out []Member
+	online := map[peer.ID]bool{}
+	for _, p := range g.topic.Peers() {
+		online[p] = true
+	}
 	for _, m := range g.mls.Members() {
-		out = append(out, Member{Peer: peerOf(m.Identity), LeafIndex: m.LeafIndex})
+		p := peerOf(m.Identity)
+		mem := Member{Peer: p, LeafIndex: m.LeafIndex, Self: m.LeafIndex == g.mls.LeafIndex(), Online: online[p]}
+		if pub, err := identity.ParsePublicKey(m.Identity); err == nil {
+			mem.Fingerprint = pub.Fingerprint()
+		}
+		if mem.Self {
+			mem.Online, mem.Nick = true, g.c.Nick()
+		}
+		out = append(out, mem)
 	}
 	return out
+}
+
+// state is the group's snapshot for Client.Group.
+func (g *group) state(ctx context.Context) GroupState {
+	ms := g.members()
+	for i := range ms {
+		if pub, err := identity.PublicKeyFromPeerID(ms[i].Peer); err == nil {
+			ms[i].Verified = g.c.verified(ctx, ms[i].Peer, pub.Bytes())
+		}
+		if !ms[i].Self && ms[i].Nick == "" {
+			if p, err := g.c.st.Peer(ctx, []byte(ms[i].Peer)); err == nil {
+				ms[i].Nick = p.Name
+			}
+		}
+	}
+	auth := g.mls.EpochAuthenticator()
+	return GroupState{
+		ID: g.gid, Name: g.name, Policy: g.app.Policy().String(),
+		Suite: g.mls.CipherSuite(), SuiteName: g.mls.CipherSuite().String(),
+		Epoch: g.mls.Epoch(), Authenticator: auth[:8], Members: ms,
+		Active: g.mls.Status() == mlsgroup.Active,
+	}
 }
 
 // peerOf returns the peer id of a credential identity (an identity public key).

@@ -1,0 +1,202 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/identity"
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/mlsgroup"
+)
+
+// MaxNameLen bounds group names and nicknames, in bytes.
+const MaxNameLen = 64
+
+// GroupOptions are the choices of CreateGroupWith.
+type GroupOptions struct {
+	// Name is the group's name, shown to every member (at most MaxNameLen bytes).
+	Name string
+	// Policy is the cascade, e.g. "mls,aes", "signal,mls,aes" (DefaultPolicy when empty).
+	Policy string
+	// Suite is the MLS cipher suite (mlsgroup.DefaultCipherSuite when 0).
+	Suite mlsgroup.CipherSuite
+}
+
+// Member is one member of a group, as this client sees it.
+type Member struct {
+	Peer        peer.ID
+	LeafIndex   uint32
+	Nick        string // the nickname the member last gave ("" if none heard)
+	Fingerprint string // the short fingerprint of its identity key
+	Verified    bool   // the user verified this identity key by safety number
+	Online      bool   // heard from recently (always true for ourselves)
+	Self        bool
+}
+
+// GroupState is a snapshot of a group as its actor sees it.
+type GroupState struct {
+	ID            GroupID
+	Name          string
+	Policy        string
+	Suite         mlsgroup.CipherSuite
+	SuiteName     string
+	Epoch         uint64
+	Authenticator []byte // the first 8 bytes of the epoch authenticator
+	Members       []Member
+	Active        bool // false once this client left or was removed
+	Syncing       bool // catching up from a peer
+}
+
+// NetStatus is the state of the client's network node.
+type NetStatus struct {
+	PeerID       peer.ID
+	Addrs        []string
+	Connected    int    // peers with a connection
+	Reachability string // "public", "private" (behind a NAT), "relayed" or "unknown"
+}
+
+// NetStatus returns the node's peer id, addresses, connection count and reachability.
+func (c *Client) NetStatus() NetStatus {
+	var addrs []string
+	for _, a := range c.node.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	return NetStatus{
+		PeerID:       c.node.ID(),
+		Addrs:        addrs,
+		Connected:    len(c.node.Peers()),
+		Reachability: c.node.Reachability().String(),
+	}
+}
+
+func checkName(what, s string) error {
+	if len(s) > MaxNameLen {
+		return fmt.Errorf("chat: %s longer than %d bytes", what, MaxNameLen)
+	}
+	if !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\n\r") {
+		return fmt.Errorf("chat: %s must be one line of UTF-8", what)
+	}
+	return nil
+}
+
+func nickKey() store.SessionKey {
+	return store.SessionKey{GroupID: []byte{}, PeerID: []byte{}, Kind: "chat/nick"}
+}
+
+// Nick returns the nickname this client sends with its messages.
+func (c *Client) Nick() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nick
+}
+
+// SetNick sets the nickname this client sends with its messages and heartbeats, and
+// saves it in the profile.
+func (c *Client) SetNick(ctx context.Context, nick string) error {
+	if err := checkName("nickname", nick); err != nil {
+		return err
+	}
+	if err := c.st.SaveSession(ctx, nickKey(), []byte(nick)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.nick = nick
+	c.mu.Unlock()
+	return nil
+}
+
+// Members lists the members of a group, with what this client knows of each.
+func (c *Client) Members(ctx context.Context, id GroupID) ([]Member, error) {
+	s, err := c.Group(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Members, nil
+}
+
+// SafetyNumber returns the safety number between this client and member p, to compare
+// out of band (in person, or over another channel).
+func (c *Client) SafetyNumber(p peer.ID) (string, error) {
+	pub, err := identity.PublicKeyFromPeerID(p)
+	if err != nil {
+		return "", fmt.Errorf("chat: %s: %w", p, err)
+	}
+	return identity.SafetyNumber(c.id.PublicKey(), pub), nil
+}
+
+// Verify marks p as verified: the user compared the safety number. The mark is bound to
+// p's identity key.
+func (c *Client) Verify(ctx context.Context, p peer.ID) error {
+	pub, err := identity.PublicKeyFromPeerID(p)
+	if err != nil {
+		return fmt.Errorf("chat: %s: %w", p, err)
+	}
+	return c.st.SetVerified(ctx, []byte(p), pub.Bytes())
+}
+
+// Unverify clears the verified mark of p.
+func (c *Client) Unverify(ctx context.Context, p peer.ID) error {
+	return c.st.SetVerified(ctx, []byte(p), nil)
+}
+
+// verified reports whether the user verified p with the identity key ident.
+func (c *Client) verified(ctx context.Context, p peer.ID, ident []byte) bool {
+	k, err := c.st.Verified(ctx, []byte(p))
+	if err != nil || k == nil {
+		return false
+	}
+	pub, err1 := identity.ParsePublicKey(k)
+	cur, err2 := identity.ParsePublicKey(ident)
+	return err1 == nil && err2 == nil && pub.Equal(cur)
+}
+
+// CreateGroup creates a group named name under DefaultPolicy and the default cipher suite.
+func (c *Client) CreateGroup(name string) (GroupID, error) {
+	return c.CreateGroupWith(GroupOptions{Name: name})
+}
+
+var errPolicy = errors.New("chat: unsupported policy")
+
+func parseGroupPolicy(s string) (layers.Policy, error) {
+	if s == "" {
+		s = DefaultPolicy
+	}
+	pol, err := layers.ParsePolicy(s)
+	if err != nil {
+		return layers.Policy{}, err
+	}
+	hasMLS := false
+	for _, l := range pol.Layers() {
+		hasMLS = hasMLS || l == layers.MLS
+	}
+	if !hasMLS {
+		return layers.Policy{}, fmt.Errorf("%w %q: a group's policy needs the mls layer", errPolicy, s)
+	}
+	return pol, nil
+}
+
+// errNotYet marks the parts of the API that the chat core does not do yet.
+var errNotYet = errors.New("chat: not implemented yet")
+
+// Add adds a known peer to a group: its KeyPackage is fetched from it over /tchat/kp/1
+// and the Welcome is delivered to it directly.
+func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
+	return errNotYet
+}
+
+// Leave leaves a group: this client proposes its own removal, which another member
+// commits. The group's history stays.
+func (c *Client) Leave(ctx context.Context, id GroupID) error {
+	return errNotYet
+}
+
+// Rename renames a group for every member, by a commit.
+func (c *Client) Rename(ctx context.Context, id GroupID, name string) error {
+	return errNotYet
+}
