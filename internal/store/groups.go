@@ -79,7 +79,7 @@ func (tx *Tx) Groups() ([]GroupInfo, error) {
 }
 
 // DeleteGroup removes everything stored for a group: its state, sessions,
-// outbox, history and invites.
+// outbox, history, invites and wire log.
 func (tx *Tx) DeleteGroup(groupID []byte) error {
 	if err := tx.mustWrite(); err != nil {
 		return err
@@ -90,6 +90,7 @@ func (tx *Tx) DeleteGroup(groupID []byte) error {
 		"DELETE FROM outbox WHERE group_id = ?",
 		"DELETE FROM messages WHERE group_id = ?",
 		"DELETE FROM invites WHERE group_id = ?",
+		"DELETE FROM wire_log WHERE group_id = ?",
 	} {
 		if _, err := tx.exec("delete group", q, groupID); err != nil {
 			return err

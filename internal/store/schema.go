@@ -3,7 +3,7 @@ package store
 // SchemaVersion is the schema version this build writes: len(migrations). A
 // database with a higher version is refused with [ErrNewerSchema] and left
 // untouched.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // applicationID marks the database file as tchat's (PRAGMA application_id,
 // "tcht" in ASCII), so that `file` and sqlite3 tell it apart from other databases.
@@ -112,5 +112,21 @@ CREATE TABLE invite_uses (
 	used_at   INTEGER NOT NULL,
 	PRIMARY KEY (invite_id, peer_id)
 );
+`,
+	// 1 -> 2: the wire log.
+	`
+-- The recent wire messages of each group, as sent on the wire (already
+-- encrypted, so not sealed again), to answer /tchat/sync/1 for members that
+-- missed commits and messages. kind 1: a commit, the one that left epoch;
+-- kind 2: an application message sent in epoch. seq is the local arrival
+-- order; AUTOINCREMENT so a seq is never reused.
+CREATE TABLE wire_log (
+	seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+	group_id BLOB NOT NULL,
+	epoch    INTEGER NOT NULL CHECK (epoch >= 0),
+	kind     INTEGER NOT NULL,
+	data     BLOB NOT NULL
+);
+CREATE INDEX wire_log_by_group ON wire_log (group_id, epoch, seq);
 `,
 }

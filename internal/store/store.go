@@ -1,7 +1,8 @@
 // Package store is tchat's persistence: one SQLite database per profile
 // (modernc.org/sqlite, pure Go) holding MLS group states, layer sessions, message
 // history, the outbox of messages not yet final, known peers and their
-// addresses, verified flags, and issued invites.
+// addresses, verified flags, issued invites, and each group's wire log (the
+// recent messages as sent on the wire, to answer sync requests).
 //
 // # Durability
 //
@@ -21,6 +22,8 @@
 // invite tokens, verified flags) are sealed with the 32-byte database key, which
 // lives in the profile's age keystore; see seal.go for the format. Identifiers,
 // timestamps, epochs and flags are stored in the clear so they can be indexed.
+// The wire log holds messages as they were sent, already encrypted under the
+// group's layers, so they are not sealed again.
 // The sealing key derived from the database key is zeroed once the cipher holds
 // it; plaintexts passed in and returned belong to the caller. Zeroing in Go is a
 // best effort only (the runtime may copy memory behind our back).

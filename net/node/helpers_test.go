@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -124,9 +126,19 @@ func (c *core) HandleKeyPackage(ctx context.Context, from peer.ID, req *proto.Ke
 	return &proto.KeyPackageResponse{KeyPackage: fmt.Appendf(nil, "kp %04x of %s", req.CipherSuite, c.name)}, nil
 }
 
+func (c *core) HandleWelcome(ctx context.Context, from peer.ID, req *proto.WelcomeRequest) (*proto.WelcomeResponse, error) {
+	if req.Name == "unwanted" {
+		return nil, proto.Refuse(proto.CodeRefused, "not from you")
+	}
+	if !bytes.HasPrefix(req.Welcome, []byte("welcome to "+string(req.GroupID))) {
+		return nil, proto.Refuse(proto.CodeRefused, "not a welcome for "+c.name)
+	}
+	return &proto.WelcomeResponse{}, nil
+}
+
 func handlers(name string) proto.Handlers {
 	c := &core{name: name}
-	return proto.Handlers{Join: c, Sync: c, KeyPackage: c}
+	return proto.Handlers{Join: c, Sync: c, KeyPackage: c, Welcome: c}
 }
 
 // runProtocols runs each direct protocol from a to b and checks the answers.
@@ -148,5 +160,13 @@ func runProtocols(t testing.TB, a, b *Node, bName string) {
 	kr, err := a.KeyPackage(ctx, b.ID(), &proto.KeyPackageRequest{CipherSuite: 0xF001})
 	if err != nil || string(kr.KeyPackage) != "kp f001 of "+bName {
 		t.Fatalf("kp: %v %+v", err, kr)
+	}
+	wr := &proto.WelcomeRequest{GroupID: []byte("g1"), Welcome: []byte("welcome to g1"), RoomSecret: []byte("room secret"), Name: "g one"}
+	if _, err := a.Welcome(ctx, b.ID(), wr); err != nil {
+		t.Fatalf("welcome: %v", err)
+	}
+	wr.Name = "unwanted"
+	if _, err := a.Welcome(ctx, b.ID(), wr); !errors.Is(err, proto.ErrRefused) {
+		t.Fatalf("unwanted welcome: %v", err)
 	}
 }

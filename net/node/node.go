@@ -3,7 +3,7 @@
 //
 //	n, err := node.New(ctx, node.Config{Key: key})       // key: (*identity.Identity).Libp2pKey()
 //	defer n.Close()
-//	n.SetHandlers(proto.Handlers{Join: j, Sync: s, KeyPackage: k})
+//	n.SetHandlers(proto.Handlers{Join: j, Sync: s, KeyPackage: k, Welcome: w})
 //	t, err := n.JoinTopic(groupID, roomSecret, validator) // gossip + rendezvous for the group
 //	go func() { for m := range t.Messages() { ... } }()
 //	err = t.Publish(ctx, ciphertext)
@@ -18,7 +18,7 @@
 // joined group found at its rendezvous on the DHT (package discovery), are
 // connected to automatically. Each joined group is a gossipsub topic (package
 // gossip); the direct protocols (package proto) are served with the handlers
-// the chat core sets, and called through Join, Sync and KeyPackage.
+// the chat core sets, and called through Join, Sync, KeyPackage and Welcome.
 //
 // # Relayed peers
 //
@@ -421,4 +421,11 @@ func (n *Node) Sync(ctx context.Context, p peer.ID, req *proto.SyncRequest) (*pr
 // KeyPackage fetches one of p's KeyPackages (/tchat/kp/1).
 func (n *Node) KeyPackage(ctx context.Context, p peer.ID, req *proto.KeyPackageRequest) (*proto.KeyPackageResponse, error) {
 	return n.client.KeyPackage(ctx, p, req)
+}
+
+// Welcome pushes a Welcome, with the group's room secret and name, to a peer
+// our commit added directly (/tchat/welcome/1), and waits for its
+// acknowledgement.
+func (n *Node) Welcome(ctx context.Context, p peer.ID, req *proto.WelcomeRequest) (*proto.WelcomeResponse, error) {
+	return n.client.Welcome(ctx, p, req)
 }

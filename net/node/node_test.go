@@ -14,6 +14,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tchat-p2p/tchat/net/gossip"
+	"github.com/tchat-p2p/tchat/net/proto"
 )
 
 var (
@@ -160,5 +161,33 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := n.JoinTopic(groupID, roomSecret, nil); err == nil {
 		t.Fatal("join on a closed node")
+	}
+}
+
+// A member pushes a Welcome as large as a big group's (the ratchet tree of
+// about 1,000 members with post-quantum keys) to a peer it added; a node
+// without a welcome handler does not speak the protocol.
+func TestWelcomeDirectAdd(t *testing.T) {
+	nodes := startNodes(t, 3, func(i int, c *Config) {
+		if i < 2 {
+			c.Handlers = handlers(fmt.Sprint("n", i))
+		} else {
+			c.Handlers = proto.Handlers{Sync: &core{name: "n2"}}
+		}
+	})
+	mustConnect(t, nodes[0], nodes[1])
+	mustConnect(t, nodes[0], nodes[2])
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	big := append([]byte("welcome to g1"), make([]byte, 4<<20)...)
+	req := &proto.WelcomeRequest{GroupID: []byte("g1"), Welcome: big, RoomSecret: roomSecret, Name: "big group"}
+	if _, err := nodes[0].Welcome(ctx, nodes[1].ID(), req); err != nil {
+		t.Fatalf("large welcome: %v", err)
+	}
+	if _, err := nodes[0].Welcome(ctx, nodes[2].ID(), req); err == nil {
+		t.Fatal("welcome served by a node without a handler")
+	}
+	if st := nodes[1].ProtoStats(); st.Served != 1 || st.Busy != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

@@ -2,6 +2,7 @@ package proto
 
 import (
 	"errors"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -38,10 +39,20 @@ import (
 //
 //	struct { opaque key_package<0..2^32-1>; } KeyPackageResponse;
 //
+//	struct {
+//	    opaque group_id<1..255>;
+//	    opaque welcome<1..2^32-1>;
+//	    opaque room_secret<1..64>;
+//	    opaque name<0..255>;      /* UTF-8 */
+//	} WelcomeRequest;
+//
+//	struct {} WelcomeResponse;    /* empty: an acknowledgement */
+//
 // Every response frame starts with a status byte: 0 and the response, or a
 // Code and opaque reason<0..255> (UTF-8, for people, never parsed).
 // Decoders accept exactly one encoding of each value: no trailing bytes, no
-// "more" other than 0 or 1, no unknown want bits.
+// "more" other than 0 or 1, no unknown want bits, no length outside the range
+// its vector declares, no name that is not UTF-8.
 
 // ErrMalformed is returned for a message that does not parse.
 var ErrMalformed = errors.New("proto: malformed message")
@@ -52,6 +63,12 @@ const MaxGroupID = 255
 // MaxReason is the longest reason text an error response carries; longer
 // reasons are cut.
 const MaxReason = 255
+
+// MaxRoomSecret is the longest room secret a WelcomeRequest carries.
+const MaxRoomSecret = 64
+
+// MaxGroupName is the longest group name, in bytes, a WelcomeRequest carries.
+const MaxGroupName = 255
 
 // Want says which parts of a group's recent past a SyncRequest asks for.
 type Want uint8
@@ -111,6 +128,24 @@ type KeyPackageRequest struct {
 type KeyPackageResponse struct {
 	KeyPackage []byte
 }
+
+// WelcomeRequest is sent on /tchat/welcome/1 by a member that added the
+// receiving peer to a group directly (with a KeyPackage fetched over
+// /tchat/kp/1): the Welcome (RFC 9420, Section 12.4.3.1), the group's room
+// secret and its name, which the peer could not otherwise learn since it
+// holds no invite. GroupID, Welcome and RoomSecret are required. Welcome is
+// bounded only by the request frame limit (Limits.MaxWelcome).
+type WelcomeRequest struct {
+	GroupID    []byte
+	Welcome    []byte
+	RoomSecret []byte
+	// Name is the group's name (UTF-8, at most MaxGroupName bytes; may be empty).
+	Name string
+}
+
+// WelcomeResponse acknowledges a WelcomeRequest: the peer took the Welcome.
+// A peer that does not want it refuses with an error code instead.
+type WelcomeResponse struct{}
 
 func addOpaque8(b *cryptobyte.Builder, v []byte) {
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(v) })
@@ -327,6 +362,72 @@ func (m *KeyPackageResponse) UnmarshalBinary(data []byte) error {
 		return ErrMalformed
 	}
 	*m = v
+	return nil
+}
+
+// check reports what makes the request invalid, for MarshalBinary and
+// UnmarshalBinary alike.
+func (m *WelcomeRequest) check() error {
+	switch {
+	case len(m.GroupID) == 0:
+		return errors.New("proto: welcome request without a group id")
+	case len(m.GroupID) > MaxGroupID:
+		return errGroupIDTooLong
+	case len(m.Welcome) == 0:
+		return errors.New("proto: welcome request without a Welcome")
+	case len(m.RoomSecret) == 0:
+		return errors.New("proto: welcome request without a room secret")
+	case len(m.RoomSecret) > MaxRoomSecret:
+		return errors.New("proto: room secret longer than 64 bytes")
+	case len(m.Name) > MaxGroupName:
+		return errors.New("proto: group name longer than 255 bytes")
+	case !utf8.ValidString(m.Name):
+		return errors.New("proto: group name is not UTF-8")
+	}
+	return nil
+}
+
+// MarshalBinary encodes the request.
+func (m *WelcomeRequest) MarshalBinary() ([]byte, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return build(func(b *cryptobyte.Builder) {
+		addOpaque8(b, m.GroupID)
+		addOpaque32(b, m.Welcome)
+		addOpaque8(b, m.RoomSecret)
+		addOpaque8(b, []byte(m.Name))
+	})
+}
+
+// UnmarshalBinary decodes a request. The fields but Name alias data.
+func (m *WelcomeRequest) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v WelcomeRequest
+	var name []byte
+	if !readOpaque8(&s, &v.GroupID) || !readOpaque32(&s, &v.Welcome) ||
+		!readOpaque8(&s, &v.RoomSecret) || !readOpaque8(&s, &name) || !s.Empty() {
+		return ErrMalformed
+	}
+	v.Name = string(name)
+	if v.check() != nil {
+		return ErrMalformed
+	}
+	*m = v
+	return nil
+}
+
+// MarshalBinary encodes the response: no bytes.
+func (m *WelcomeResponse) MarshalBinary() ([]byte, error) {
+	return []byte{}, nil
+}
+
+// UnmarshalBinary decodes a response, which must be empty.
+func (m *WelcomeResponse) UnmarshalBinary(data []byte) error {
+	if len(data) != 0 {
+		return ErrMalformed
+	}
+	*m = WelcomeResponse{}
 	return nil
 }
 

@@ -5,7 +5,11 @@ import (
 	"encoding"
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 type message interface {
@@ -23,6 +27,8 @@ func sampleMessages() []message {
 			GroupInfo: []byte("gi"), More: true},
 		&KeyPackageRequest{GroupID: []byte("g"), CipherSuite: 0xF001},
 		&KeyPackageResponse{KeyPackage: []byte("kp")},
+		&WelcomeRequest{GroupID: []byte("group"), Welcome: []byte("welcome"), RoomSecret: bytes.Repeat([]byte{0x42}, 32), Name: "Café ☕"},
+		&WelcomeResponse{},
 	}
 }
 
@@ -32,7 +38,10 @@ func newLike(m message) message {
 
 func TestMessagesRoundTrip(t *testing.T) {
 	for _, m := range append(sampleMessages(),
-		&JoinRequest{}, &SyncResponse{}, &SyncRequest{}, &KeyPackageRequest{}) {
+		&JoinRequest{}, &SyncResponse{}, &SyncRequest{}, &KeyPackageRequest{},
+		&WelcomeRequest{GroupID: []byte{1}, Welcome: []byte{2}, RoomSecret: []byte{3}}, // no name
+		&WelcomeRequest{GroupID: bytes.Repeat([]byte{1}, MaxGroupID), Welcome: bytes.Repeat([]byte{2}, 70000),
+			RoomSecret: bytes.Repeat([]byte{3}, MaxRoomSecret), Name: strings.Repeat("n", MaxGroupName)}) {
 		enc, err := m.MarshalBinary()
 		if err != nil {
 			t.Fatalf("%T: %v", m, err)
@@ -82,6 +91,67 @@ func TestMessagesBadValues(t *testing.T) {
 	}
 }
 
+// welcomeEncoding encodes a WelcomeRequest by hand, without the checks of
+// MarshalBinary.
+func welcomeEncoding(groupID, welcome, roomSecret []byte, name string) []byte {
+	var b cryptobyte.Builder
+	addOpaque8(&b, groupID)
+	addOpaque32(&b, welcome)
+	addOpaque8(&b, roomSecret)
+	addOpaque8(&b, []byte(name))
+	return b.BytesOrPanic()
+}
+
+func TestWelcomeRequestBadValues(t *testing.T) {
+	g, w, rs := []byte("g"), []byte("w"), []byte("secret")
+	bad := []struct {
+		what string
+		req  WelcomeRequest
+	}{
+		{"no group id", WelcomeRequest{Welcome: w, RoomSecret: rs}},
+		{"no Welcome", WelcomeRequest{GroupID: g, RoomSecret: rs}},
+		{"no room secret", WelcomeRequest{GroupID: g, Welcome: w}},
+		{"long group id", WelcomeRequest{GroupID: make([]byte, MaxGroupID+1), Welcome: w, RoomSecret: rs}},
+		{"long room secret", WelcomeRequest{GroupID: g, Welcome: w, RoomSecret: make([]byte, MaxRoomSecret+1)}},
+		{"long name", WelcomeRequest{GroupID: g, Welcome: w, RoomSecret: rs, Name: strings.Repeat("é", 128)}},
+		{"name not UTF-8", WelcomeRequest{GroupID: g, Welcome: w, RoomSecret: rs, Name: "bad \xff name"}},
+	}
+	for _, c := range bad {
+		if _, err := c.req.MarshalBinary(); err == nil {
+			t.Errorf("%s: encoded", c.what)
+		}
+		// The same values, encoded by hand where the vectors allow it, do
+		// not decode.
+		if len(c.req.GroupID) > 255 || len(c.req.Name) > 255 {
+			continue
+		}
+		enc := welcomeEncoding(c.req.GroupID, c.req.Welcome, c.req.RoomSecret, c.req.Name)
+		if err := new(WelcomeRequest).UnmarshalBinary(enc); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: decoded (%v)", c.what, err)
+		}
+	}
+	// A name length that overstates the bytes left; a response that is not
+	// empty.
+	enc := welcomeEncoding(g, w, rs, "")
+	enc[len(enc)-1] = 5
+	if err := new(WelcomeRequest).UnmarshalBinary(append(enc, "abc"...)); !errors.Is(err, ErrMalformed) {
+		t.Fatal(err)
+	}
+	if err := new(WelcomeResponse).UnmarshalBinary([]byte{0}); !errors.Is(err, ErrMalformed) {
+		t.Fatal(err)
+	}
+	// Decoding copies the name: it does not change with the buffer.
+	enc = welcomeEncoding(g, w, rs, "name")
+	var req WelcomeRequest
+	if err := req.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	enc[len(enc)-1] = 'X'
+	if req.Name != "name" {
+		t.Fatalf("name aliases the buffer: %q", req.Name)
+	}
+}
+
 func TestResponseStatus(t *testing.T) {
 	body, err := decodeResponse([]byte{0, 1, 2})
 	if err != nil || !bytes.Equal(body, []byte{1, 2}) {
@@ -112,10 +182,29 @@ func TestResponseStatus(t *testing.T) {
 // FuzzMessages: no decoder panics, and what one accepts re-encodes to the same
 // bytes (one encoding per value).
 func FuzzMessages(f *testing.F) {
-	for i, m := range sampleMessages() {
+	samples := sampleMessages()
+	for i, m := range samples {
 		enc, _ := m.MarshalBinary()
 		f.Add(uint8(i), enc)
 	}
+	// Near misses for the welcome request: empty required fields, an
+	// oversize room secret, a name that is not UTF-8, trailing bytes.
+	index := func(want message) uint8 {
+		return uint8(slices.IndexFunc(samples, func(m message) bool { return reflect.TypeOf(m) == reflect.TypeOf(want) }))
+	}
+	wr := index(&WelcomeRequest{})
+	rs := bytes.Repeat([]byte{1}, 32)
+	for _, enc := range [][]byte{
+		welcomeEncoding(nil, []byte("w"), rs, "n"),
+		welcomeEncoding([]byte("g"), nil, rs, "n"),
+		welcomeEncoding([]byte("g"), []byte("w"), nil, "n"),
+		welcomeEncoding([]byte("g"), []byte("w"), make([]byte, MaxRoomSecret+1), ""),
+		welcomeEncoding([]byte("g"), []byte("w"), rs, "\xc3"),
+		append(welcomeEncoding([]byte("g"), []byte("w"), rs, ""), 0),
+	} {
+		f.Add(wr, enc)
+	}
+	f.Add(index(&WelcomeResponse{}), []byte{0}) // a welcome response that is not empty
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		samples := sampleMessages()
 		m := newLike(samples[int(kind)%len(samples)])

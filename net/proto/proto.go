@@ -1,9 +1,15 @@
 // Package proto implements tchat's direct stream protocols, the request and
 // response exchanges that do not fit a group's gossip topic:
 //
-//	/tchat/join/1   JoinRequest (KeyPackage and invite proof) in, JoinResponse (Welcome) out
-//	/tchat/sync/1   SyncRequest in, SyncResponse (commits, recent ciphertexts, GroupInfo) out
-//	/tchat/kp/1     KeyPackageRequest in, KeyPackageResponse out
+//	/tchat/join/1     JoinRequest (KeyPackage and invite proof) in, JoinResponse (Welcome) out
+//	/tchat/sync/1     SyncRequest in, SyncResponse (commits, recent ciphertexts, GroupInfo) out
+//	/tchat/kp/1       KeyPackageRequest in, KeyPackageResponse out
+//	/tchat/welcome/1  WelcomeRequest (Welcome, room secret, group name) in, WelcomeResponse (empty) out
+//
+// The welcome protocol runs the other way round from join: a member that added
+// a known peer directly (it fetched the peer's KeyPackage over /tchat/kp/1 and
+// committed the Add) pushes the Welcome, the group's room secret and its name
+// to that peer.
 //
 // Each exchange is one libp2p stream carrying one request frame and one
 // response frame. A frame is a 4-byte big-endian length and that many bytes
@@ -16,7 +22,8 @@
 // (checked before allocation, and accounted with the libp2p resource manager),
 // the time the whole request may take to arrive (so a slowloris peer is cut off),
 // the handler's time, the response's write time, and the number of streams in
-// service at once, in all and per peer.
+// service at once, in all, per peer and, for the larger welcome requests, of
+// those.
 //
 // Gossipsub does not use relayed (limited) connections; these protocols do.
 // Client opens its streams with network.WithAllowLimitedConn, so a peer that can
@@ -43,6 +50,7 @@ const (
 	JoinID       protocol.ID = "/tchat/join/1"
 	SyncID       protocol.ID = "/tchat/sync/1"
 	KeyPackageID protocol.ID = "/tchat/kp/1"
+	WelcomeID    protocol.ID = "/tchat/welcome/1"
 )
 
 // ServiceName is the libp2p resource-manager service the streams are accounted to.
@@ -57,6 +65,12 @@ const (
 	// carries the ratchet tree, about 3.5 MiB for 1,000 members with
 	// post-quantum keys; sync answers page with More.
 	DefaultMaxResponse = 16 << 20
+	// DefaultMaxWelcome bounds a WelcomeRequest frame: unlike the other
+	// requests it carries a Welcome with its ratchet tree (about 3.5 MiB for
+	// 1,000 members with post-quantum keys, see DefaultMaxResponse). It is half
+	// the libp2p resource manager's default memory limit for one stream, since
+	// the responder reserves the whole limit while the request arrives.
+	DefaultMaxWelcome = 8 << 20
 
 	DefaultReadTimeout       = 10 * time.Second
 	DefaultWriteTimeout      = 60 * time.Second
@@ -64,21 +78,28 @@ const (
 	DefaultHandleTimeout     = 30 * time.Second
 	DefaultMaxStreams        = 64
 	DefaultMaxStreamsPerPeer = 4
+	// DefaultMaxWelcomeStreams bounds the welcome requests in service at once,
+	// so that their larger frames cannot take the memory the other protocols need.
+	DefaultMaxWelcomeStreams = 4
 )
 
 // Limits bound the protocols' resources; zero fields take the defaults above.
-// Requester and responder should agree on MaxRequest and MaxResponse.
+// Requester and responder should agree on MaxRequest, MaxResponse and MaxWelcome.
 type Limits struct {
-	MaxRequest  int // bytes in a request frame
+	MaxRequest  int // bytes in a request frame other than a WelcomeRequest's
 	MaxResponse int // bytes in a response frame
+	MaxWelcome  int // bytes in a WelcomeRequest frame
 
-	ReadTimeout   time.Duration // for a whole request to arrive
+	// ReadTimeout bounds the time for a whole request to arrive; a
+	// WelcomeRequest, as large as a response, is given WriteTimeout instead.
+	ReadTimeout   time.Duration
 	WriteTimeout  time.Duration // for a whole response to be written
 	JoinTimeout   time.Duration // for a JoinHandler (it may wait for a commit)
 	HandleTimeout time.Duration // for the other handlers
 
 	MaxStreams        int // requests in service at once
 	MaxStreamsPerPeer int // requests in service at once for one peer
+	MaxWelcomeStreams int // welcome requests in service at once (within MaxStreams)
 }
 
 func (l Limits) withDefaults() Limits {
@@ -94,8 +115,10 @@ func (l Limits) withDefaults() Limits {
 	}
 	def(&l.MaxRequest, DefaultMaxRequest)
 	def(&l.MaxResponse, DefaultMaxResponse)
+	def(&l.MaxWelcome, DefaultMaxWelcome)
 	def(&l.MaxStreams, DefaultMaxStreams)
 	def(&l.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
+	def(&l.MaxWelcomeStreams, DefaultMaxWelcomeStreams)
 	defd(&l.ReadTimeout, DefaultReadTimeout)
 	defd(&l.WriteTimeout, DefaultWriteTimeout)
 	defd(&l.JoinTimeout, DefaultJoinTimeout)
@@ -118,7 +141,7 @@ func NewClient(h host.Host, lim Limits) *Client {
 // on ctx it waits for the responder's JoinTimeout plus the transfer times.
 func (c *Client) Join(ctx context.Context, p peer.ID, req *JoinRequest) (*JoinResponse, error) {
 	var resp JoinResponse
-	err := c.roundTrip(ctx, p, JoinID, req, &resp, c.lim.JoinTimeout)
+	err := c.roundTrip(ctx, p, JoinID, req, &resp, c.lim.MaxRequest, c.lim.JoinTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +151,7 @@ func (c *Client) Join(ctx context.Context, p peer.ID, req *JoinRequest) (*JoinRe
 // Sync asks p for what req names.
 func (c *Client) Sync(ctx context.Context, p peer.ID, req *SyncRequest) (*SyncResponse, error) {
 	var resp SyncResponse
-	err := c.roundTrip(ctx, p, SyncID, req, &resp, c.lim.HandleTimeout)
+	err := c.roundTrip(ctx, p, SyncID, req, &resp, c.lim.MaxRequest, c.lim.HandleTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -138,18 +161,30 @@ func (c *Client) Sync(ctx context.Context, p peer.ID, req *SyncRequest) (*SyncRe
 // KeyPackage fetches one of p's KeyPackages.
 func (c *Client) KeyPackage(ctx context.Context, p peer.ID, req *KeyPackageRequest) (*KeyPackageResponse, error) {
 	var resp KeyPackageResponse
-	err := c.roundTrip(ctx, p, KeyPackageID, req, &resp, c.lim.HandleTimeout)
+	err := c.roundTrip(ctx, p, KeyPackageID, req, &resp, c.lim.MaxRequest, c.lim.HandleTimeout)
 	if err != nil {
 		return nil, err
 	}
 	return &resp, nil
 }
 
-// roundTrip opens a stream (over a relayed connection too), sends req, reads
-// one response frame and decodes it into resp. Cancelling ctx resets the
-// stream, which unblocks any read or write in progress.
+// Welcome pushes a Welcome, with the group's room secret and name, to the
+// peer p that our commit added, and waits for its acknowledgement.
+func (c *Client) Welcome(ctx context.Context, p peer.ID, req *WelcomeRequest) (*WelcomeResponse, error) {
+	var resp WelcomeResponse
+	err := c.roundTrip(ctx, p, WelcomeID, req, &resp, c.lim.MaxWelcome, c.lim.HandleTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// roundTrip opens a stream (over a relayed connection too), sends req (a frame
+// of at most maxReq bytes), reads one response frame and decodes it into resp.
+// Cancelling ctx resets the stream, which unblocks any read or write in
+// progress.
 func (c *Client) roundTrip(ctx context.Context, p peer.ID, id protocol.ID,
-	req encoding.BinaryMarshaler, resp encoding.BinaryUnmarshaler, handle time.Duration) error {
+	req encoding.BinaryMarshaler, resp encoding.BinaryUnmarshaler, maxReq int, handle time.Duration) error {
 	body, err := req.MarshalBinary()
 	if err != nil {
 		return err
@@ -169,7 +204,7 @@ func (c *Client) roundTrip(ctx context.Context, p peer.ID, id protocol.ID,
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(dl)
 	}
-	if err := WriteFrame(st, body, c.lim.MaxRequest); err != nil {
+	if err := WriteFrame(st, body, maxReq); err != nil {
 		_ = st.Reset()
 		return c.fail(ctx, id, p, "send request", err)
 	}

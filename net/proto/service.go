@@ -30,6 +30,15 @@ type KeyPackageHandler interface {
 	HandleKeyPackage(ctx context.Context, from peer.ID, req *KeyPackageRequest) (*KeyPackageResponse, error)
 }
 
+// WelcomeHandler answers /tchat/welcome/1: a member added us to a group
+// directly and pushes the Welcome. The handler checks it (the Welcome must
+// match a KeyPackage of ours; whether to accept groups from this member is the
+// chat core's choice) and returns an empty WelcomeResponse once it has taken
+// it, or refuses.
+type WelcomeHandler interface {
+	HandleWelcome(ctx context.Context, from peer.ID, req *WelcomeRequest) (*WelcomeResponse, error)
+}
+
 // Handlers are the chat core's answers to the direct protocols. A nil handler
 // leaves its protocol unregistered, so peers see it as unsupported.
 //
@@ -41,6 +50,7 @@ type Handlers struct {
 	Join       JoinHandler
 	Sync       SyncHandler
 	KeyPackage KeyPackageHandler
+	Welcome    WelcomeHandler
 }
 
 // Service serves the direct protocols on a host. Safe for concurrent use.
@@ -57,6 +67,7 @@ type Service struct {
 	closed  bool            // guarded by mu
 	hs      Handlers        // guarded by mu
 	active  int             // guarded by mu
+	welcome int             // guarded by mu: welcome requests among active
 	perPeer map[peer.ID]int // guarded by mu
 	stats   Stats           // guarded by mu
 }
@@ -64,9 +75,9 @@ type Service struct {
 // Stats counts what a Service refused, for tests and diagnostics.
 type Stats struct {
 	Served     int // requests answered (with a response or an error code)
-	Busy       int // streams reset for exceeding MaxStreams or MaxStreamsPerPeer
+	Busy       int // streams reset for exceeding a stream limit or the resource manager's memory
 	BadRequest int // requests that did not parse or were too large
-	TimedOut   int // requests that did not arrive within ReadTimeout
+	TimedOut   int // requests that did not arrive in time (ReadTimeout; WriteTimeout for a welcome)
 }
 
 // NewService registers the non-nil handlers on h. Close unregisters them.
@@ -99,6 +110,7 @@ func (s *Service) SetHandlers(hs Handlers) {
 	set(JoinID, hs.Join != nil, s.serveJoin)
 	set(SyncID, hs.Sync != nil, s.serveSync)
 	set(KeyPackageID, hs.KeyPackage != nil, s.serveKeyPackage)
+	set(WelcomeID, hs.Welcome != nil, s.serveWelcome)
 }
 
 // Stats returns the counters so far.
@@ -117,7 +129,7 @@ func (s *Service) Close() error {
 		return nil
 	}
 	s.closed = true
-	for _, id := range []protocol.ID{JoinID, SyncID, KeyPackageID} {
+	for _, id := range []protocol.ID{JoinID, SyncID, KeyPackageID, WelcomeID} {
 		s.h.RemoveStreamHandler(id)
 	}
 	s.mu.Unlock()
@@ -126,23 +138,31 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// acquire admits one stream from p within the concurrency limits.
-func (s *Service) acquire(p peer.ID) (Handlers, bool) {
+// acquire admits one stream from p within the concurrency limits; a welcome
+// stream also within MaxWelcomeStreams.
+func (s *Service) acquire(p peer.ID, welcome bool) (Handlers, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.active >= s.lim.MaxStreams || s.perPeer[p] >= s.lim.MaxStreamsPerPeer {
+	if s.closed || s.active >= s.lim.MaxStreams || s.perPeer[p] >= s.lim.MaxStreamsPerPeer ||
+		(welcome && s.welcome >= s.lim.MaxWelcomeStreams) {
 		s.stats.Busy++
 		return Handlers{}, false
 	}
 	s.active++
+	if welcome {
+		s.welcome++
+	}
 	s.perPeer[p]++
 	s.wg.Add(1)
 	return s.hs, true
 }
 
-func (s *Service) release(p peer.ID) {
+func (s *Service) release(p peer.ID, welcome bool) {
 	s.mu.Lock()
 	s.active--
+	if welcome {
+		s.welcome--
+	}
 	if s.perPeer[p]--; s.perPeer[p] == 0 {
 		delete(s.perPeer, p)
 	}
@@ -156,8 +176,21 @@ func (s *Service) count(f func(*Stats)) {
 	s.mu.Unlock()
 }
 
+// exchange is how one protocol's requests are served.
+type exchange struct {
+	maxRequest  int           // request frame limit, reserved with the resource manager
+	readTimeout time.Duration // for the whole request to arrive
+	timeout     time.Duration // for the handler
+	welcome     bool          // counts against MaxWelcomeStreams
+}
+
+// small is the exchange of the protocols whose requests are small.
+func (s *Service) small(timeout time.Duration) exchange {
+	return exchange{maxRequest: s.lim.MaxRequest, readTimeout: s.lim.ReadTimeout, timeout: timeout}
+}
+
 func (s *Service) serveJoin(st network.Stream) {
-	s.serve(st, s.lim.JoinTimeout, func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
+	s.serve(st, s.small(s.lim.JoinTimeout), func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
 		var req JoinRequest
 		if err := req.UnmarshalBinary(body); err != nil {
 			return nil, err
@@ -170,7 +203,7 @@ func (s *Service) serveJoin(st network.Stream) {
 }
 
 func (s *Service) serveSync(st network.Stream) {
-	s.serve(st, s.lim.HandleTimeout, func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
+	s.serve(st, s.small(s.lim.HandleTimeout), func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
 		var req SyncRequest
 		if err := req.UnmarshalBinary(body); err != nil {
 			return nil, err
@@ -183,7 +216,7 @@ func (s *Service) serveSync(st network.Stream) {
 }
 
 func (s *Service) serveKeyPackage(st network.Stream) {
-	s.serve(st, s.lim.HandleTimeout, func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
+	s.serve(st, s.small(s.lim.HandleTimeout), func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
 		var req KeyPackageRequest
 		if err := req.UnmarshalBinary(body); err != nil {
 			return nil, err
@@ -192,6 +225,24 @@ func (s *Service) serveKeyPackage(st network.Stream) {
 			return nil, ErrUnavailable
 		}
 		return nonNil(hs.KeyPackage.HandleKeyPackage(ctx, from, &req))
+	})
+}
+
+// serveWelcome serves /tchat/welcome/1, whose request carries a Welcome as
+// large as a response: it is read under MaxWelcome and WriteTimeout, and
+// MaxWelcomeStreams bounds how many such requests are held at once.
+func (s *Service) serveWelcome(st network.Stream) {
+	ex := exchange{maxRequest: s.lim.MaxWelcome, readTimeout: s.lim.WriteTimeout,
+		timeout: s.lim.HandleTimeout, welcome: true}
+	s.serve(st, ex, func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
+		var req WelcomeRequest
+		if err := req.UnmarshalBinary(body); err != nil {
+			return nil, err
+		}
+		if hs.Welcome == nil {
+			return nil, ErrUnavailable
+		}
+		return nonNil(hs.Welcome.HandleWelcome(ctx, from, &req))
 	})
 }
 
@@ -211,18 +262,18 @@ func nonNil[T any](resp *T, err error) (encoding.BinaryMarshaler, error) {
 	return m, nil
 }
 
-// serve runs one request: admission, the request frame under ReadTimeout (so a
-// slowloris peer is cut off however it paces its bytes), the handler under
-// timeout, and the response under WriteTimeout.
-func (s *Service) serve(st network.Stream, timeout time.Duration,
+// serve runs one request: admission, the request frame under ex.readTimeout
+// (so a slowloris peer is cut off however it paces its bytes), the handler
+// under ex.timeout, and the response under WriteTimeout.
+func (s *Service) serve(st network.Stream, ex exchange,
 	handle func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error)) {
 	from := st.Conn().RemotePeer()
-	hs, ok := s.acquire(from)
+	hs, ok := s.acquire(from, ex.welcome)
 	if !ok {
 		_ = st.Reset()
 		return
 	}
-	defer s.release(from)
+	defer s.release(from, ex.welcome)
 
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		s.log.Debug("proto: service scope", "peer", from, "err", err)
@@ -231,15 +282,15 @@ func (s *Service) serve(st network.Stream, timeout time.Duration,
 	}
 	// Account the request buffer with the resource manager, so that many
 	// streams cannot together exceed its memory limits.
-	if err := st.Scope().ReserveMemory(s.lim.MaxRequest, network.ReservationPriorityAlways); err != nil {
+	if err := st.Scope().ReserveMemory(ex.maxRequest, network.ReservationPriorityAlways); err != nil {
 		s.count(func(st *Stats) { st.Busy++ })
 		_ = st.Reset()
 		return
 	}
-	defer st.Scope().ReleaseMemory(s.lim.MaxRequest)
+	defer st.Scope().ReleaseMemory(ex.maxRequest)
 
-	_ = st.SetReadDeadline(time.Now().Add(s.lim.ReadTimeout))
-	body, err := ReadFrame(st, s.lim.MaxRequest)
+	_ = st.SetReadDeadline(time.Now().Add(ex.readTimeout))
+	body, err := ReadFrame(st, ex.maxRequest)
 	if err != nil {
 		if errors.Is(err, ErrFrameTooLarge) {
 			s.count(func(st *Stats) { st.BadRequest++ })
@@ -256,7 +307,7 @@ func (s *Service) serve(st network.Stream, timeout time.Duration,
 	}
 	_ = st.SetReadDeadline(time.Time{})
 
-	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, ex.timeout)
 	resp, err := handle(ctx, hs, from, body)
 	cancel()
 	if errors.Is(err, ErrMalformed) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 func newHost(t *testing.T) host.Host {
@@ -34,7 +36,11 @@ func connect(t *testing.T, a, b host.Host) {
 
 // fakeCore answers like a chat core would, and can be told to block.
 type fakeCore struct {
-	block chan struct{} // if non-nil, HandleSync waits on it
+	block        chan struct{} // if non-nil, HandleSync waits on it
+	welcomeBlock chan struct{} // if non-nil, HandleWelcome waits on it
+
+	mu       sync.Mutex
+	welcomed []WelcomeRequest // copies of the welcomes taken
 }
 
 func (f *fakeCore) HandleJoin(ctx context.Context, from peer.ID, req *JoinRequest) (*JoinResponse, error) {
@@ -62,8 +68,36 @@ func (f *fakeCore) HandleKeyPackage(ctx context.Context, from peer.ID, req *KeyP
 	return nil, errors.New("keystore locked: /home/secret/path")
 }
 
+func (f *fakeCore) HandleWelcome(ctx context.Context, from peer.ID, req *WelcomeRequest) (*WelcomeResponse, error) {
+	if f.welcomeBlock != nil {
+		select {
+		case <-f.welcomeBlock:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if req.Name == "unwanted" {
+		return nil, Refuse(CodeRefused, "no groups from strangers")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The request aliases the Service's buffer: keep copies.
+	f.welcomed = append(f.welcomed, WelcomeRequest{GroupID: bytes.Clone(req.GroupID),
+		Welcome: bytes.Clone(req.Welcome), RoomSecret: bytes.Clone(req.RoomSecret), Name: req.Name})
+	return &WelcomeResponse{}, nil
+}
+
+func (f *fakeCore) lastWelcome() (WelcomeRequest, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.welcomed) == 0 {
+		return WelcomeRequest{}, 0
+	}
+	return f.welcomed[len(f.welcomed)-1], len(f.welcomed)
+}
+
 func serve(t *testing.T, h host.Host, core *fakeCore, lim Limits) *Service {
-	s := NewService(h, Handlers{Join: core, Sync: core, KeyPackage: core}, lim, nil)
+	s := NewService(h, Handlers{Join: core, Sync: core, KeyPackage: core, Welcome: core}, lim, nil)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
@@ -107,10 +141,15 @@ func TestUnregisteredProtocol(t *testing.T) {
 	}
 }
 
-// rawStream opens a stream and returns it, for misbehaving by hand.
+// rawStream opens a sync stream and returns it, for misbehaving by hand.
 func rawStream(t *testing.T, from, to host.Host) network.Stream {
 	t.Helper()
-	st, err := from.NewStream(context.Background(), to.ID(), SyncID)
+	return rawStreamFor(t, from, to, SyncID)
+}
+
+func rawStreamFor(t *testing.T, from, to host.Host, id protocol.ID) network.Stream {
+	t.Helper()
+	st, err := from.NewStream(context.Background(), to.ID(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +332,173 @@ func TestClientCancel(t *testing.T) {
 	}()
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
+
+func welcomeRequest(name string, welcomeSize int) *WelcomeRequest {
+	w := make([]byte, welcomeSize)
+	for i := range w {
+		w[i] = byte(i * 7)
+	}
+	return &WelcomeRequest{GroupID: []byte("group"), Welcome: w, RoomSecret: bytes.Repeat([]byte{0x42}, 32), Name: name}
+}
+
+// A member pushes a Welcome to a peer it added: the peer's handler gets it
+// whole, up to MaxWelcome (well beyond MaxRequest, as a Welcome carries the
+// ratchet tree), and can refuse it with a reason.
+func TestWelcome(t *testing.T) {
+	srv, cli := newHost(t), newHost(t)
+	core := &fakeCore{}
+	s := serve(t, srv, core, Limits{})
+	connect(t, cli, srv)
+	c := NewClient(cli, Limits{})
+	ctx := context.Background()
+
+	for _, size := range []int{1, 4 << 20} { // 4 MiB: a Welcome for about 1,000 members
+		want := welcomeRequest("Café", size)
+		resp, err := c.Welcome(ctx, srv.ID(), want)
+		if err != nil || resp == nil {
+			t.Fatalf("%d-byte welcome: %v", size, err)
+		}
+		got, _ := core.lastWelcome()
+		if !reflect.DeepEqual(&got, want) {
+			t.Fatalf("%d-byte welcome arrived changed", size)
+		}
+	}
+	_, err := c.Welcome(ctx, srv.ID(), welcomeRequest("unwanted", 10))
+	if !errors.Is(err, ErrRefused) || err.Error() != "proto: refused: no groups from strangers" {
+		t.Fatal(err)
+	}
+	if _, n := core.lastWelcome(); n != 2 {
+		t.Fatalf("%d welcomes taken", n)
+	}
+	// An invalid request is refused by the client before it is sent.
+	if _, err := c.Welcome(ctx, srv.ID(), &WelcomeRequest{GroupID: []byte("g"), Welcome: []byte("w")}); err == nil {
+		t.Fatal("a welcome without a room secret was sent")
+	}
+	if st := s.Stats(); st.Served != 3 || st.BadRequest != 0 || st.Busy != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A node without a welcome handler does not speak the protocol: the requester
+// is told so by protocol negotiation, as for the other protocols.
+func TestWelcomeUnregistered(t *testing.T) {
+	srv, cli := newHost(t), newHost(t)
+	s := NewService(srv, Handlers{Sync: &fakeCore{}}, Limits{}, nil)
+	defer s.Close()
+	connect(t, cli, srv)
+	_, err := NewClient(cli, Limits{}).Welcome(context.Background(), srv.ID(), welcomeRequest("", 10))
+	if err == nil {
+		t.Fatal("welcome served without a handler")
+	}
+	if _, ok := errors.AsType[*RemoteError](err); ok {
+		t.Fatalf("the unregistered protocol answered: %v", err)
+	}
+	// Setting a handler later turns it on; removing it turns it off again.
+	core := &fakeCore{}
+	s.SetHandlers(Handlers{Sync: core, Welcome: core})
+	if _, err := NewClient(cli, Limits{}).Welcome(context.Background(), srv.ID(), welcomeRequest("", 10)); err != nil {
+		t.Fatal(err)
+	}
+	s.SetHandlers(Handlers{Sync: core})
+	if _, err := NewClient(cli, Limits{}).Welcome(context.Background(), srv.ID(), welcomeRequest("", 10)); err == nil {
+		t.Fatal("welcome served after its handler was removed")
+	}
+}
+
+// Malformed and oversize welcome requests are answered with CodeBadRequest,
+// and reach no handler.
+func TestWelcomeBadRequests(t *testing.T) {
+	srv, bad := newHost(t), newHost(t)
+	core := &fakeCore{}
+	s := serve(t, srv, core, Limits{MaxWelcome: 1 << 20})
+	connect(t, bad, srv)
+
+	for _, body := range [][]byte{
+		[]byte("\xff\xfegarbage, not a WelcomeRequest"),
+		{},
+		welcomeEncoding([]byte("g"), []byte("w"), nil, "n"),                // no room secret
+		welcomeEncoding([]byte("g"), nil, []byte("s"), "n"),                // no Welcome
+		welcomeEncoding([]byte("g"), []byte("w"), make([]byte, 65), "n"),   // room secret too long
+		welcomeEncoding([]byte("g"), []byte("w"), []byte("s"), "bad \xff"), // name not UTF-8
+		append(welcomeEncoding([]byte("g"), []byte("w"), []byte("s"), "n"), 0),
+	} {
+		st := rawStreamFor(t, bad, srv, WelcomeID)
+		if err := WriteFrame(st, body, 1<<10); err != nil {
+			t.Fatal(err)
+		}
+		if err := readResponse(t, st); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("%q answered with %v", body, err)
+		}
+	}
+	// A frame beyond MaxWelcome is refused before it is read; the client
+	// refuses to send one.
+	for _, n := range []uint32{1<<20 + 1, 0xFFFFFFFF} {
+		st := rawStreamFor(t, bad, srv, WelcomeID)
+		_, _ = st.Write(binary.BigEndian.AppendUint32(nil, n))
+		if err := readResponse(t, st); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("%d-byte frame answered with %v", n, err)
+		}
+	}
+	c := NewClient(bad, Limits{MaxWelcome: 1 << 20})
+	if _, err := c.Welcome(context.Background(), srv.ID(), welcomeRequest("", 1<<20)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatal(err)
+	}
+	if got := s.Stats().BadRequest; got != 9 {
+		t.Fatalf("%d bad requests counted", got)
+	}
+	if _, n := core.lastWelcome(); n != 0 {
+		t.Fatalf("%d bad welcomes reached the handler", n)
+	}
+	checkServes(t, srv)
+}
+
+// Welcome requests in service at once are bounded by MaxWelcomeStreams, and
+// holding them does not keep the other protocols from being served.
+func TestWelcomeStreamLimit(t *testing.T) {
+	srv, a, b := newHost(t), newHost(t), newHost(t)
+	core := &fakeCore{welcomeBlock: make(chan struct{})}
+	s := serve(t, srv, core, Limits{MaxWelcomeStreams: 1})
+	connect(t, a, srv)
+	connect(t, b, srv)
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := NewClient(a, Limits{}).Welcome(context.Background(), srv.ID(), welcomeRequest("a", 100))
+		first <- err
+	}()
+	waitBusy := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.mu.Lock()
+			n := s.welcome
+			s.mu.Unlock()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d welcome streams in service, want %d", n, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitBusy(1)
+	if _, err := NewClient(b, Limits{}).Welcome(context.Background(), srv.ID(), welcomeRequest("b", 100)); err == nil {
+		t.Fatal("a second welcome was admitted")
+	}
+	if got := s.Stats().Busy; got != 1 {
+		t.Fatalf("busy = %d", got)
+	}
+	checkServes(t, srv)
+	close(core.welcomeBlock)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	waitBusy(0)
+	if _, err := NewClient(b, Limits{}).Welcome(context.Background(), srv.ID(), welcomeRequest("b", 100)); err != nil {
 		t.Fatal(err)
 	}
 }

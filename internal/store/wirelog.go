@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// WireKind says what a wire log item is.
+type WireKind uint8
+
+const (
+	// WireCommit is a commit: the one that left the item's epoch.
+	WireCommit WireKind = 1
+	// WireMessage is an application message sent in the item's epoch.
+	WireMessage WireKind = 2
+)
+
+func (k WireKind) valid() bool { return k == WireCommit || k == WireMessage }
+
+func (k WireKind) String() string {
+	switch k {
+	case WireCommit:
+		return "commit"
+	case WireMessage:
+		return "message"
+	}
+	return fmt.Sprintf("WireKind(%d)", uint8(k))
+}
+
+// DefaultWireLimit is the number of items [Tx.WireSince] returns at most when
+// given no limit.
+const DefaultWireLimit = 1000
+
+// WireItem is one message of a group's wire log: a commit or an application
+// message exactly as it was sent on the wire, kept to answer members that
+// missed it (/tchat/sync/1). Data is already encrypted (the group's layers,
+// the room secret's outermost), so it is stored as it is, not sealed again.
+type WireItem struct {
+	// Seq is the item's place in the local log, assigned by the store when it
+	// is appended (increasing, never reused).
+	Seq int64
+	// Epoch is the epoch a WireCommit left, or the one a WireMessage was sent in.
+	Epoch uint64
+	Kind  WireKind
+	Data  []byte
+}
+
+// AppendWire adds items to a group's wire log, in order. The Seq of each item
+// is set (the values hold only if the transaction commits). Items are not
+// deduplicated: append what was accepted, once.
+func (tx *Tx) AppendWire(groupID []byte, items []WireItem) error {
+	if err := tx.mustWrite(); err != nil {
+		return err
+	}
+	if len(groupID) == 0 {
+		return errors.New("store: empty group id")
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	stmt, err := tx.tx.PrepareContext(tx.ctx, "INSERT INTO wire_log (group_id, epoch, kind, data) VALUES (?, ?, ?, ?)")
+	if err != nil {
+		return dbError("append wire log", err)
+	}
+	defer stmt.Close()
+	for i := range items {
+		it := &items[i]
+		it.Seq = 0
+		if !it.Kind.valid() {
+			return fmt.Errorf("store: wire log: unknown kind %d", it.Kind)
+		}
+		if len(it.Data) == 0 {
+			return errors.New("store: wire log: empty item")
+		}
+		e, err := epochValue(it.Epoch)
+		if err != nil {
+			return err
+		}
+		res, err := stmt.ExecContext(tx.ctx, groupID, e, int64(it.Kind), it.Data)
+		if err != nil {
+			return dbError("append wire log", err)
+		}
+		if it.Seq, err = res.LastInsertId(); err != nil {
+			return dbError("append wire log", err)
+		}
+	}
+	return nil
+}
+
+// WireSince returns a group's wire log items with an epoch of at least
+// fromEpoch, ordered by epoch then arrival (Seq), at most limit of them
+// ([DefaultWireLimit] if limit <= 0). more reports that there are further items.
+//
+// A page may end inside an epoch. Asking again from the last epoch returned
+// gives that epoch's items from its start again (skip those already had, by
+// Seq), so an epoch with more than limit items cannot be read to its end.
+func (tx *Tx) WireSince(groupID []byte, fromEpoch uint64, limit int) (items []WireItem, more bool, err error) {
+	if limit <= 0 {
+		limit = DefaultWireLimit
+	}
+	from, err := epochValue(fromEpoch)
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT seq, epoch, kind, data FROM wire_log
+		WHERE group_id = ? AND epoch >= ? ORDER BY epoch, seq LIMIT ?`, groupID, from, int64(limit)+1)
+	if err != nil {
+		return nil, false, dbError("read wire log", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if len(items) == limit {
+			more = true
+			break
+		}
+		var it WireItem
+		var e, kind int64
+		if err := rows.Scan(&it.Seq, &e, &kind, &it.Data); err != nil {
+			return nil, false, dbError("read wire log", err)
+		}
+		if e < 0 || kind < 0 || kind > 0xff {
+			return nil, false, fmt.Errorf("%w: wire log item %d", ErrCorrupt, it.Seq)
+		}
+		it.Epoch, it.Kind = uint64(e), WireKind(kind)
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, dbError("read wire log", err)
+	}
+	return items, more, nil
+}
+
+// DeleteWireFrom deletes a group's wire log items of one kind with an epoch of
+// at least fromEpoch, and returns how many it deleted. A member that switches
+// to another branch of the group's history uses it to drop its commits from
+// the fork on, which are dead.
+func (tx *Tx) DeleteWireFrom(groupID []byte, kind WireKind, fromEpoch uint64) (int64, error) {
+	if err := tx.mustWrite(); err != nil {
+		return 0, err
+	}
+	if !kind.valid() {
+		return 0, fmt.Errorf("store: wire log: unknown kind %d", kind)
+	}
+	from, err := epochValue(fromEpoch)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.exec("delete from wire log", "DELETE FROM wire_log WHERE group_id = ? AND kind = ? AND epoch >= ?",
+		groupID, int64(kind), from)
+	if err != nil {
+		return 0, err
+	}
+	return rowsAffected("delete from wire log", res)
+}
+
+// PruneWire deletes a group's wire log items with an epoch below belowEpoch,
+// and returns how many it deleted.
+func (tx *Tx) PruneWire(groupID []byte, belowEpoch uint64) (int64, error) {
+	if err := tx.mustWrite(); err != nil {
+		return 0, err
+	}
+	below, err := epochValue(belowEpoch)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.exec("prune wire log", "DELETE FROM wire_log WHERE group_id = ? AND epoch < ?", groupID, below)
+	if err != nil {
+		return 0, err
+	}
+	return rowsAffected("prune wire log", res)
+}
+
+func rowsAffected(what string, res sql.Result) (int64, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, dbError(what, err)
+	}
+	return n, nil
+}
+
+// AppendWire appends to a group's wire log in its own transaction; see
+// [Tx.AppendWire]. To log a commit together with the group state it leads to,
+// use [Store.Update].
+func (s *Store) AppendWire(ctx context.Context, groupID []byte, items []WireItem) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.AppendWire(groupID, items) })
+}
+
+// WireSince reads a page of a group's wire log; see [Tx.WireSince].
+func (s *Store) WireSince(ctx context.Context, groupID []byte, fromEpoch uint64, limit int) (items []WireItem, more bool, err error) {
+	err = s.View(ctx, func(tx *Tx) error {
+		items, more, err = tx.WireSince(groupID, fromEpoch, limit)
+		return err
+	})
+	return items, more, err
+}
+
+// DeleteWireFrom deletes wire log items of one kind from an epoch on; see
+// [Tx.DeleteWireFrom].
+func (s *Store) DeleteWireFrom(ctx context.Context, groupID []byte, kind WireKind, fromEpoch uint64) (int64, error) {
+	return update(ctx, s, func(tx *Tx) (int64, error) { return tx.DeleteWireFrom(groupID, kind, fromEpoch) })
+}
+
+// PruneWire deletes wire log items below an epoch; see [Tx.PruneWire].
+func (s *Store) PruneWire(ctx context.Context, groupID []byte, belowEpoch uint64) (int64, error) {
+	return update(ctx, s, func(tx *Tx) (int64, error) { return tx.PruneWire(groupID, belowEpoch) })
+}
