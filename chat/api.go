@@ -85,8 +85,10 @@ func checkName(what, s string) error {
 	return nil
 }
 
+// nickKey is where the nickname is kept: a session row of no group (group ids are
+// random 16-byte values or longer, never this word).
 func nickKey() store.SessionKey {
-	return store.SessionKey{GroupID: []byte{}, PeerID: []byte{}, Kind: "chat/nick"}
+	return store.SessionKey{GroupID: []byte("profile"), PeerID: []byte{}, Kind: "chat/nick"}
 }
 
 // Nick returns the nickname this client sends with its messages.
@@ -179,24 +181,4 @@ func parseGroupPolicy(s string) (layers.Policy, error) {
 		return layers.Policy{}, fmt.Errorf("%w %q: a group's policy needs the mls layer", errPolicy, s)
 	}
 	return pol, nil
-}
-
-// errNotYet marks the parts of the API that the chat core does not do yet.
-var errNotYet = errors.New("chat: not implemented yet")
-
-// Add adds a known peer to a group: its KeyPackage is fetched from it over /tchat/kp/1
-// and the Welcome is delivered to it directly.
-func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
-	return errNotYet
-}
-
-// Leave leaves a group: this client proposes its own removal, which another member
-// commits. The group's history stays.
-func (c *Client) Leave(ctx context.Context, id GroupID) error {
-	return errNotYet
-}
-
-// Rename renames a group for every member, by a commit.
-func (c *Client) Rename(ctx context.Context, id GroupID, name string) error {
-	return errNotYet
 }

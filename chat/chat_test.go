@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,10 +18,43 @@ import (
 	"github.com/tchat-p2p/tchat/net/proto"
 )
 
+// testConfig, if set, adjusts the Config of the clients a test starts.
+var testConfig func(*Config)
+
+// testLogger logs the core's debug log through t when TCHAT_DEBUG is set.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	if os.Getenv("TCHAT_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct {
+	t    *testing.T
+	name string
+}
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Logf("%s: %s", w.name, strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
 type testClient struct {
 	*Client
 	name   string
 	events chan Event
+
+	mu       sync.Mutex
+	received map[string]MessageReceived // by text
+	forks    int
+}
+
+// texts returns the texts of the messages tc received.
+func (tc *testClient) got(text string) bool {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	_, ok := tc.received[text]
+	return ok
 }
 
 func newTestClient(t *testing.T, name string) *testClient {
@@ -43,27 +79,44 @@ func startTestClient(t *testing.T, name string, id *identity.Identity, dir strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := New(ctx, Config{
+	cfg := Config{
 		Dir:      dir,
 		Identity: id,
 		Store:    st,
 		Now:      now,
+		Logger:   testLogger(t, name),
 		Node: node.Config{
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			DHT:         node.DHTOff,
 			NoMDNS:      true,
 		},
-	})
+	}
+	if testConfig != nil {
+		testConfig(&cfg)
+	}
+	c, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testClient{Client: c, name: name, events: make(chan Event, 1024)}
+	tc := &testClient{Client: c, name: name, events: make(chan Event, 1<<16), received: map[string]MessageReceived{}}
 	go func() {
 		for ev := range c.Events() {
-			if e, ok := ev.(Error); ok {
+			switch e := ev.(type) {
+			case Error:
 				t.Logf("%s: event error: %v", name, e)
+			case MessageReceived:
+				tc.mu.Lock()
+				tc.received[e.Text] = e
+				tc.mu.Unlock()
+			case ForkDetected:
+				tc.mu.Lock()
+				tc.forks++
+				tc.mu.Unlock()
 			}
-			tc.events <- ev
+			select {
+			case tc.events <- ev:
+			default: // nobody waits for so many events: drop
+			}
 		}
 		close(tc.events)
 	}()
@@ -222,8 +275,8 @@ func TestThreeMembersChat(t *testing.T) {
 	}
 	for _, tc := range []*testClient{b, c} {
 		tc.waitFor(t, "C removed", func(ev Event) bool {
-			e, ok := ev.(MemberLeft)
-			return ok && e.Member == c.PeerID()
+			e, ok := ev.(MemberRemoved)
+			return ok && e.Member == c.PeerID() && e.By == a.PeerID()
 		})
 	}
 	if err := c.Send(ctx, gid, "still here?"); err == nil {

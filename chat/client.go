@@ -7,8 +7,9 @@
 // single writer. The state is saved to the store after every change and before any message
 // that depends on it leaves.
 //
-// This is the first slice of the chat core: one committer (the inviter) per join, no
-// concurrent-commit resolution, no sync protocol, and the group policy is mls,aes.
+// Groups are ordered without a server (see order.go): a preferred committer per epoch
+// with failover, a deterministic choice between concurrent commits, heartbeats that
+// reveal forks and missed messages, and catch-up over /tchat/sync/1.
 package chat
 
 import (
@@ -19,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -73,6 +75,29 @@ type Config struct {
 	Now func() time.Time
 	// EventBuffer is the size of the Events channel (0: 1024).
 	EventBuffer int
+
+	// Heartbeat is how often each group says where it is (0: 2 s).
+	Heartbeat time.Duration
+	// BatchDelay is how long the preferred committer gathers changes before it commits
+	// (0: 50 ms).
+	BatchDelay time.Duration
+	// CommitTimeout is how long the member ranked r waits, times r, for the preferred
+	// committer before it commits pending changes itself (0: 2 s).
+	CommitTimeout time.Duration
+	// Settle is how long a change must stay on our branch before it counts as done: a
+	// joiner gets its Welcome only then (0: 500 ms).
+	Settle time.Duration
+	// KeepEpochs is how many past epochs of our branch are kept to judge a competing
+	// commit and to open late messages (0: 16).
+	KeepEpochs int
+	// IntentTimeout bounds the wait for a change to be committed (0: 2 min).
+	IntentTimeout time.Duration
+	// Logger receives the core's debug and error log (nil: none). It never receives
+	// message contents or keys.
+	Logger *slog.Logger
+	// AcceptAdd decides whether to accept being added to a group by a member (Add) that
+	// pushes us a Welcome; nil accepts every add.
+	AcceptAdd func(from peer.ID, groupName string) bool
 }
 
 // Client is one profile's chat core.
@@ -94,6 +119,7 @@ type Client struct {
 	nick   string
 	groups map[GroupID]*group
 	wg     sync.WaitGroup
+	kps    []*offeredKP // KeyPackages handed out over /tchat/kp/1, waiting for a Welcome
 
 	evMu     sync.RWMutex
 	evClosed bool // the events channel is closed
@@ -115,6 +141,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.InviteMaxUses <= 0 {
 		cfg.InviteMaxUses = 1
+	}
+	setDefault(&cfg.Heartbeat, 2*time.Second)
+	setDefault(&cfg.BatchDelay, 50*time.Millisecond)
+	setDefault(&cfg.CommitTimeout, 2*time.Second)
+	setDefault(&cfg.Settle, 500*time.Millisecond)
+	setDefault(&cfg.IntentTimeout, 2*time.Minute)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.KeepEpochs <= 0 {
+		cfg.KeepEpochs = 16
 	}
 	sigKey, err := mlsgroup.NewSigningKey(mlsgroup.DefaultCipherSuite, cfg.Identity.Seed())
 	if err != nil {
@@ -139,7 +176,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
-	ncfg.Handlers.Join = joinHandler{c}
+	ncfg.Handlers = proto.Handlers{Join: joinHandler{c}, Sync: syncHandler{c}, KeyPackage: kpHandler{c}, Welcome: welcomeHandler{c}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.node, err = node.New(ctx, ncfg); err != nil {
 		c.cancel()
@@ -241,9 +278,20 @@ func (c *Client) Group(ctx context.Context, id GroupID) (GroupState, error) {
 	return s, err
 }
 
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// supportedExtensions are the GroupContext extensions tchat understands.
+var supportedExtensions = []uint16{layers.ExtensionPolicy, ExtensionGroupName}
+
 func (c *Client) mlsOptions() mlsgroup.Options {
 	return mlsgroup.Options{
-		Now: c.cfg.Now,
+		Now:                 c.cfg.Now,
+		PastEpochs:          8,
+		SupportedExtensions: supportedExtensions,
 		// A credential is the member's identity public key, which is also its MLS
 		// signature key: the roster names peers, and nobody can claim another's identity.
 		CheckCredential: func(identity, signatureKey []byte) error {
@@ -273,7 +321,7 @@ func (c *Client) CreateGroupWith(o GroupOptions) (GroupID, error) {
 		return "", err
 	}
 	opts := c.mlsOptions()
-	opts.Extensions = map[uint16][]byte{polType: polBody}
+	opts.Extensions = map[uint16][]byte{polType: polBody, ExtensionGroupName: []byte(o.Name)}
 	sigID, leafExt, err := c.newSignalIdentity()
 	if err != nil {
 		return "", err
@@ -372,14 +420,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	if err := c.node.Connect(ctx, peer.AddrInfo{ID: inv.Inviter, Addrs: inv.Addrs}); err != nil {
 		return "", fmt.Errorf("chat: cannot reach the inviter %s: %w", inv.Inviter, err)
 	}
-	sigID, leafExt, err := c.newSignalIdentity()
-	if err != nil {
-		return "", err
-	}
-	bundle, err := mlsgroup.NewKeyPackage(c.sigKey, c.self, mlsgroup.KeyPackageOptions{
-		Extensions:          leafExt,
-		SupportedExtensions: []uint16{layers.ExtensionPolicy},
-	})
+	sigID, bundle, err := c.newKeyPackage()
 	if err != nil {
 		return "", err
 	}
@@ -399,18 +440,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	if !bytes.Equal(mg.GroupID(), inv.GroupID) {
 		return "", errors.New("chat: the welcome is for another group than the invite")
 	}
-	g, err := c.newGroup(mg, inv.Name, inv.RoomSecret, sigID, nil)
-	if err != nil {
-		return "", err
-	}
-	if err := g.save(ctx, nil); err != nil {
-		return "", err
-	}
-	if err := c.start(g); err != nil {
-		return "", err
-	}
-	c.emit(EpochChanged{Group: gid, Epoch: mg.Epoch()})
-	return gid, nil
+	return c.joined(ctx, mg, inv.Name, inv.RoomSecret, sigID)
 }
 
 // Send sends a text message to a group.
@@ -422,18 +452,68 @@ func (c *Client) Send(ctx context.Context, id GroupID, text string) error {
 	return g.do(ctx, func() error { return g.send(ctx, text) })
 }
 
-// Remove removes a member from a group with a commit that every other member applies. The
-// removed member learns it from the same commit (a MemberLeft event naming itself) and can
-// read nothing sent after it.
-func (c *Client) Remove(ctx context.Context, id GroupID, member peer.ID) error {
-	if member == c.PeerID() {
-		return errors.New("chat: a member cannot remove itself")
-	}
+// change asks the group for a change and waits until it is committed and settled.
+func (c *Client) change(ctx context.Context, id GroupID, mk func(g *group) (*intent, error)) (intentResult, error) {
 	g, err := c.group(id)
 	if err != nil {
+		return intentResult{}, err
+	}
+	var in *intent
+	if err := g.do(ctx, func() error {
+		if !g.active() {
+			return fmt.Errorf("chat: not a member of group %s any more", id)
+		}
+		x, err := mk(g)
+		if err != nil {
+			return err
+		}
+		in = g.want(x)
+		return nil
+	}); err != nil {
+		return intentResult{}, err
+	}
+	return g.wait(ctx, in)
+}
+
+// Remove removes a member from a group with a commit that every other member applies. The
+// removed member learns it from the same commit (a MemberRemoved event naming itself) and
+// can read nothing sent after it.
+func (c *Client) Remove(ctx context.Context, id GroupID, member peer.ID) error {
+	if member == c.PeerID() {
+		return errors.New("chat: a member cannot remove itself; use Leave")
+	}
+	_, err := c.change(ctx, id, func(g *group) (*intent, error) {
+		for _, m := range g.mls.Members() {
+			if peerOf(m.Identity) == member {
+				return &intent{kind: intentRemove, who: m.Identity}, nil
+			}
+		}
+		return nil, fmt.Errorf("chat: %s is not a member of the group", member)
+	})
+	return err
+}
+
+// Rename renames a group for every member, by a commit.
+func (c *Client) Rename(ctx context.Context, id GroupID, name string) error {
+	if err := checkName("group name", name); err != nil {
 		return err
 	}
-	return g.do(ctx, func() error { return g.remove(ctx, member) })
+	_, err := c.change(ctx, id, func(g *group) (*intent, error) {
+		return &intent{kind: intentRename, name: name}, nil
+	})
+	return err
+}
+
+// Leave leaves a group: this client proposes its own removal, which another member
+// commits. The group's history stays.
+func (c *Client) Leave(ctx context.Context, id GroupID) error {
+	_, err := c.change(ctx, id, func(g *group) (*intent, error) {
+		if len(g.mls.Members()) == 1 {
+			return nil, errors.New("chat: the last member of a group cannot leave it")
+		}
+		return &intent{kind: intentLeave}, nil
+	})
+	return err
 }
 
 // History returns up to limit stored messages of a group older than the cursor before (0:
@@ -511,51 +591,17 @@ func (c *Client) loadGroups(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		g.metaSaved = true
+		if b, err := c.st.Session(ctx, deliveryKey(info.GroupID)); err == nil {
+			if err := g.parseDelivery(b); err != nil {
+				return fmt.Errorf("chat: group %x: %w", info.GroupID, err)
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		if err := c.start(g); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// newSignalIdentity makes fresh signal keys for one group, and the leaf extensions that
-// publish their prekey bundle through the MLS tree.
-func (c *Client) newSignalIdentity() (*signal.Identity, map[uint16][]byte, error) {
-	id, err := signal.NewIdentity(c.signer)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := id.Bundle().MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	return id, map[uint16][]byte{layers.ExtensionSignalPrekeys: b}, nil
-}
-
-type joinHandler struct{ c *Client }
-
-// HandleJoin answers /tchat/join/1: it checks the proof and the invite, commits the Add,
-// publishes the commit to the group and returns the Welcome.
-func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.JoinRequest) (*proto.JoinResponse, error) {
-	g, err := h.c.group(groupIDOf(req.GroupID))
-	if err != nil {
-		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
-	}
-	kp := bytes.Clone(req.KeyPackage)
-	proof := bytes.Clone(req.InviteProof)
-	var welcome []byte
-	err = g.do(ctx, func() error {
-		var err error
-		welcome, err = g.admit(ctx, from, kp, proof)
-		return err
-	})
-	if err != nil {
-		var re *proto.RemoteError
-		if errors.As(err, &re) {
-			return nil, err
-		}
-		h.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: join from %s: %w", from, err)})
-		return nil, proto.Refuse(proto.CodeInternal, "")
-	}
-	return &proto.JoinResponse{Welcome: welcome}, nil
 }

@@ -1,12 +1,12 @@
 package chat
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -20,34 +20,78 @@ import (
 	"github.com/tchat-p2p/tchat/layers/signal"
 	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/gossip"
-	"github.com/tchat-p2p/tchat/net/proto"
 )
 
-// maxPending bounds the messages kept for an epoch we have not reached yet.
-const maxPending = 1024
+// ExtensionGroupName is the GroupContext extension that holds the group's name, so that
+// a rename is a commit like any other change and every member agrees on it.
+const ExtensionGroupName uint16 = 0xF7C4
 
-// group is one group's state. Everything but the immutable fields (gid, id, room, name,
+// maxFuture bounds the frames kept for epochs we have not reached yet.
+const maxFuture = 4096
+
+// group is one group's state. Everything but the immutable fields (c, gid, id, room, and
 // topic once started) is touched only by its actor goroutine (run).
 type group struct {
 	c     *Client
 	gid   GroupID
 	id    []byte
-	name  string
 	room  []byte
+	name  string
 	mls   *mlsgroup.Group
+	pol   layers.Policy
 	app   *layers.Cascade // the conversation's policy
 	hs    *layers.Cascade // handshakes: mls,aes
 	topic *gossip.Topic
 	ops   chan func()
 
-	sigID *signal.Identity // our signal keys in this group (nil without a signal layer)
-	sig   *signal.Layer    // nil without a signal layer
+	key    *aes.Key
+	aesApp *aes.Layer // kept across branch switches: they hold replay windows
+	aesHS  *aes.Layer
+	sigID  *signal.Identity // our signal keys in this group (nil without a signal layer)
+	sig    *signal.Layer    // nil without a signal layer
 
-	pending   [][]byte // messages of a future epoch, retried after each commit
-	metaSaved bool     // the room secret, name and signal identity are in the store
+	joinEpoch uint64     // the epoch we entered the group at
+	hist      []epochRec // the last epochs of our branch, oldest first
+	future    [][]byte   // frames that could not be handled yet
+	retrying  bool
+	seen      *seenSet                     // frames already handled
+	sent      map[uint64]uint32            // our application messages per epoch (this branch)
+	got       map[uint64]map[string]uint32 // received application messages per epoch and sender
+	peers     map[string]*peerInfo         // by identity
+	syncing   map[peer.ID]bool
+	forkSeen  map[string]uint64 // peer → the epoch of the last fork reported with it
+	lastFork  time.Time
+
+	intents   []*intent
+	removers  map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch
+	renamer   *uint32           // the leaf that proposed new extensions (a name) in this epoch
+	proposals int               // proposals received in this epoch
+	timer     *time.Timer       // commit timer (nil: none)
+	timerAt   uint64            // the epoch the timer was armed for
+
+	metaSaved bool
 }
 
-// newGroup builds a group's cascades. sigID is our signal identity in the group (nil if the
+// epochRec is one past epoch of our branch: enough to go back to it when a commit for it
+// that beats the one we applied turns up.
+type epochRec struct {
+	epoch   uint64
+	auth    []byte // the epoch's authenticator
+	state   []byte // the MLS state in the epoch, before its commit
+	frame   []byte // the commit frame that left the epoch
+	key     commitKey
+	applied time.Time
+	props   [][]byte        // proposal envelopes of the epoch from other branches, for judge
+	idents  map[string]bool // the members' identities in the epoch
+}
+
+type peerInfo struct {
+	heard  time.Time
+	nick   string
+	online bool
+}
+
+// newGroup builds a group's layers. sigID is our signal identity in the group (nil if the
 // policy has none); sigState, if not nil, is the signal layer's saved state.
 func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *signal.Identity, sigState []byte) (*group, error) {
 	pol, err := mls.GroupPolicy(mg)
@@ -60,9 +104,16 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 	}
 	g := &group{
 		c: c, gid: groupIDOf(mg.GroupID()), id: mg.GroupID(), name: name, room: room,
-		mls: mg, ops: make(chan func()),
+		mls: mg, pol: pol, ops: make(chan func()), key: key,
+		aesApp: aes.New(key, nil), aesHS: aes.New(key, nil),
+		joinEpoch: mg.Epoch(), seen: newSeenSet(8192),
+		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
+		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{},
+		removers: map[uint32]uint32{},
 	}
-	var stack []layers.Layer
+	if n, ok := mg.Extension(ExtensionGroupName); ok {
+		g.name = string(n)
+	}
 	for _, l := range pol.Layers() {
 		switch l {
 		case layers.Signal:
@@ -80,22 +131,37 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 			} else if err := g.syncPeers(nil); err != nil {
 				return nil, err
 			}
-			stack = append(stack, g.sig)
-		case layers.MLS:
-			stack = append(stack, mls.New(mg, nil))
-		case layers.AES:
-			stack = append(stack, aes.New(key, nil))
+		case layers.MLS, layers.AES:
 		default:
 			return nil, fmt.Errorf("chat: policy %s: layer %s is not supported by this version", pol, l)
 		}
 	}
-	if g.app, err = layers.NewCascade(pol, stack...); err != nil {
-		return nil, err
-	}
-	if g.hs, err = layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(mg, nil), aes.New(key, nil)); err != nil {
+	if err := g.buildCascades(); err != nil {
 		return nil, err
 	}
 	return g, nil
+}
+
+// buildCascades (re)builds the cascades over the current MLS group, keeping the other
+// layers' state.
+func (g *group) buildCascades() error {
+	var stack []layers.Layer
+	for _, l := range g.pol.Layers() {
+		switch l {
+		case layers.Signal:
+			stack = append(stack, g.sig)
+		case layers.MLS:
+			stack = append(stack, mls.New(g.mls, nil))
+		case layers.AES:
+			stack = append(stack, g.aesApp)
+		}
+	}
+	var err error
+	if g.app, err = layers.NewCascade(g.pol, stack...); err != nil {
+		return err
+	}
+	g.hs, err = layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(g.mls, nil), g.aesHS)
+	return err
 }
 
 // syncPeers gives the signal layer the prekey bundles of the members that are new since
@@ -134,6 +200,39 @@ func (g *group) identities() map[string]bool {
 	return s
 }
 
+func (g *group) leafOf(ident []byte) (uint32, bool) {
+	for _, m := range g.mls.Members() {
+		if bytes.Equal(m.Identity, ident) {
+			return m.LeafIndex, true
+		}
+	}
+	return 0, false
+}
+
+func (g *group) authPrefix() []byte { return g.mls.EpochAuthenticator()[:authPrefix] }
+
+// chainAuth returns the authenticator of epoch e on our branch (nil if too old).
+func (g *group) chainAuth(e uint64) []byte {
+	if e == g.mls.Epoch() {
+		return g.mls.EpochAuthenticator()
+	}
+	if r := g.histAt(e); r != nil {
+		return r.auth
+	}
+	return nil
+}
+
+func (g *group) histAt(e uint64) *epochRec {
+	for i := range g.hist {
+		if g.hist[i].epoch == e {
+			return &g.hist[i]
+		}
+	}
+	return nil
+}
+
+func (g *group) active() bool { return g.mls.Status() == mlsgroup.Active }
+
 func sigIDKey(groupID []byte) store.SessionKey {
 	return store.SessionKey{GroupID: groupID, PeerID: []byte{}, Kind: "chat/signal-identity"}
 }
@@ -144,6 +243,10 @@ func sigLayerKey(groupID []byte) store.SessionKey {
 
 func metaKey(groupID []byte) store.SessionKey {
 	return store.SessionKey{GroupID: groupID, PeerID: []byte{}, Kind: "chat/group"}
+}
+
+func deliveryKey(groupID []byte) store.SessionKey {
+	return store.SessionKey{GroupID: groupID, PeerID: []byte{}, Kind: "chat/delivery"}
 }
 
 func marshalMeta(room []byte, name string) []byte {
@@ -162,8 +265,85 @@ func parseMeta(meta []byte) (room []byte, name string, err error) {
 	return []byte(r), string(n), nil
 }
 
-// save stores the group state (and the group's metadata) with msgs, in one transaction.
-func (g *group) save(ctx context.Context, msgs []store.Message) error {
+// marshalDelivery encodes what the group knows of message delivery: the epoch we joined
+// at, and the per-epoch counts of messages sent and received.
+func (g *group) marshalDelivery() []byte {
+	var b cryptobyte.Builder
+	b.AddUint64(g.joinEpoch)
+	epochs := make([]uint64, 0, len(g.sent))
+	for e := range g.sent {
+		epochs = append(epochs, e)
+	}
+	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
+	b.AddUint32(uint32(len(epochs)))
+	for _, e := range epochs {
+		b.AddUint64(e)
+		b.AddUint32(g.sent[e])
+	}
+	n := 0
+	for _, m := range g.got {
+		n += len(m)
+	}
+	b.AddUint32(uint32(n))
+	for e, m := range g.got {
+		for id, c := range m {
+			b.AddUint64(e)
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(id)) })
+			b.AddUint32(c)
+		}
+	}
+	return b.BytesOrPanic()
+}
+
+func (g *group) parseDelivery(data []byte) error {
+	s := cryptobyte.String(data)
+	var n uint32
+	if !s.ReadUint64(&g.joinEpoch) || !s.ReadUint32(&n) {
+		return errors.New("chat: bad stored delivery state")
+	}
+	for range n {
+		var e uint64
+		var c uint32
+		if !s.ReadUint64(&e) || !s.ReadUint32(&c) {
+			return errors.New("chat: bad stored delivery state")
+		}
+		g.sent[e] = c
+	}
+	if !s.ReadUint32(&n) {
+		return errors.New("chat: bad stored delivery state")
+	}
+	for range n {
+		var e uint64
+		var id cryptobyte.String
+		var c uint32
+		if !s.ReadUint64(&e) || !s.ReadUint8LengthPrefixed(&id) || !s.ReadUint32(&c) {
+			return errors.New("chat: bad stored delivery state")
+		}
+		if g.got[e] == nil {
+			g.got[e] = map[string]uint32{}
+		}
+		g.got[e][string(id)] = c
+	}
+	if !s.Empty() {
+		return errors.New("chat: bad stored delivery state")
+	}
+	return nil
+}
+
+// change is what one save writes besides the group's state.
+type change struct {
+	msgs     []store.Message
+	wire     []store.WireItem
+	outbox   []store.OutboxItem
+	dropWire *uint64 // the branch was switched at this epoch: its later commits and messages are dead
+	inserted int     // set by save: how many of msgs were new
+}
+
+// save stores the group state, the layers' state and ch in one transaction.
+func (g *group) save(ctx context.Context, ch *change) error {
+	if ch == nil {
+		ch = &change{}
+	}
 	state, err := g.mls.MarshalBinary()
 	if err != nil {
 		return err
@@ -174,6 +354,7 @@ func (g *group) save(ctx context.Context, msgs []store.Message) error {
 			return err
 		}
 	}
+	delivery := g.marshalDelivery()
 	err = g.c.st.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.SaveGroupState(g.id, g.mls.Epoch(), state); err != nil {
 			return err
@@ -192,15 +373,39 @@ func (g *group) save(ctx context.Context, msgs []store.Message) error {
 				}
 			}
 		}
+		if err := tx.SaveSession(deliveryKey(g.id), delivery); err != nil {
+			return err
+		}
 		if sigState != nil {
 			if err := tx.SaveSession(sigLayerKey(g.id), sigState); err != nil {
 				return err
 			}
 		}
-		if len(msgs) > 0 {
-			if _, err := tx.AppendMessages(msgs); err != nil {
+		if ch.dropWire != nil {
+			if _, err := tx.DeleteWireFrom(g.id, store.WireCommit, *ch.dropWire); err != nil {
 				return err
 			}
+			if _, err := tx.DeleteWireFrom(g.id, store.WireMessage, *ch.dropWire+1); err != nil {
+				return err
+			}
+		}
+		if len(ch.wire) > 0 {
+			if err := tx.AppendWire(g.id, ch.wire); err != nil {
+				return err
+			}
+		}
+		for _, it := range ch.outbox {
+			if err := tx.PutOutbox(it); err != nil {
+				return err
+			}
+		}
+		ch.inserted = 0
+		if len(ch.msgs) > 0 {
+			n, err := tx.AppendMessages(ch.msgs)
+			if err != nil {
+				return err
+			}
+			ch.inserted = n
 		}
 		return nil
 	})
@@ -220,13 +425,37 @@ func (g *group) do(ctx context.Context, f func() error) error {
 	case <-g.c.ctx.Done():
 		return ErrClosed
 	}
-	return <-done
+	select {
+	case err := <-done:
+		return err
+	case <-g.c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// post runs f on the actor later, from another goroutine.
+func (g *group) post(f func()) {
+	go func() {
+		select {
+		case g.ops <- f:
+		case <-g.c.ctx.Done():
+		}
+	}()
 }
 
 func (g *group) run() {
 	defer g.c.wg.Done()
 	msgs := g.topic.Messages()
+	hb := time.NewTicker(g.c.cfg.Heartbeat)
+	defer hb.Stop()
+	tick := time.NewTicker(g.c.cfg.Settle / 2)
+	defer tick.Stop()
+	g.heartbeat() // say we are here: members that were waiting for us learn it now
 	for {
+		var timerC <-chan time.Time
+		if g.timer != nil {
+			timerC = g.timer.C
+		}
 		select {
 		case <-g.c.ctx.Done():
 			return
@@ -236,30 +465,115 @@ func (g *group) run() {
 			if !ok {
 				return
 			}
-			g.receive(m.Data)
+			g.receive(m.From, m.Data, false)
+		case <-hb.C:
+			g.heartbeat()
+			g.checkOnline()
+		case <-tick.C:
+			g.settle()
+		case <-timerC:
+			g.timer = nil
+			g.commitDue()
 		}
 	}
 }
 
 // validate is the topic validator: junk is rejected, the rest goes to the actor.
 func (g *group) validate(_ context.Context, _ peer.ID, data []byte) gossip.Result {
-	if _, err := layers.PeekPolicy(data); err != nil {
+	if len(data) < 2 {
+		return gossip.Reject
+	}
+	switch data[0] {
+	case frameApp:
+		if _, err := layers.PeekPolicy(data[1:]); err != nil {
+			return gossip.Reject
+		}
+	case frameCommit:
+		if _, err := parseCommitFrame(data); err != nil {
+			return gossip.Reject
+		}
+	case frameProposal:
+		if _, err := parseProposalFrame(data); err != nil {
+			return gossip.Reject
+		}
+	case frameHeartbeat:
+		h, err := parseHeartbeat(data)
+		if err != nil || !bytes.Equal(h.group, g.id) {
+			return gossip.Reject
+		}
+	default:
 		return gossip.Reject
 	}
 	return gossip.Accept
 }
 
+// receive handles one frame from the topic (quiet: one kept for later, tried again).
+func (g *group) receive(from peer.ID, data []byte, quiet bool) {
+	if len(data) == 0 {
+		return
+	}
+	switch data[0] {
+	case frameApp:
+		g.receiveApp(data, false)
+	case frameCommit:
+		f, err := parseCommitFrame(data)
+		if err == nil {
+			g.receiveCommit(from, f, data, quiet)
+		}
+	case frameProposal:
+		f, err := parseProposalFrame(data)
+		if err == nil {
+			g.receiveProposal(f, data)
+		}
+	case frameHeartbeat:
+		h, err := parseHeartbeat(data)
+		if err == nil {
+			g.receiveHeartbeat(from, h)
+		}
+	}
+}
+
+// stash keeps a frame that cannot be handled yet (an epoch we have not reached, a sender
+// key we do not have yet), for after the next commit or message.
+func (g *group) stash(frame []byte) {
+	for _, f := range g.future {
+		if bytes.Equal(f, frame) {
+			return
+		}
+	}
+	if len(g.future) >= maxFuture {
+		g.future = g.future[1:]
+	}
+	g.future = append(g.future, frame)
+}
+
+// retryFuture handles again the frames kept for later.
+func (g *group) retryFuture() {
+	if g.retrying || len(g.future) == 0 {
+		return
+	}
+	g.retrying = true
+	defer func() { g.retrying = false }()
+	for n := -1; n != len(g.future); {
+		n = len(g.future)
+		fut := g.future
+		g.future = nil
+		for _, f := range fut {
+			g.receive("", f, true) // what still cannot be handled goes back to g.future
+		}
+	}
+}
+
 func (g *group) members() []Member {
 	var out []Member
-	online := map[peer.ID]bool{}
-	for _, p := range g.topic.Peers() {
-		online[p] = true
-	}
 	for _, m := range g.mls.Members() {
 		p := peerOf(m.Identity)
-		mem := Member{Peer: p, LeafIndex: m.LeafIndex, Self: m.LeafIndex == g.mls.LeafIndex(), Online: online[p]}
+		mem := Member{Peer: p, LeafIndex: m.LeafIndex, Self: m.LeafIndex == g.mls.LeafIndex()}
 		if pub, err := identity.ParsePublicKey(m.Identity); err == nil {
 			mem.Fingerprint = pub.Fingerprint()
+		}
+		if pi := g.peers[string(m.Identity)]; pi != nil {
+			mem.Online, mem.Nick = pi.online, pi.nick
 		}
 		if mem.Self {
 			mem.Online, mem.Nick = true, g.c.Nick()
@@ -282,12 +596,11 @@ func (g *group) state(ctx context.Context) GroupState {
 			}
 		}
 	}
-	auth := g.mls.EpochAuthenticator()
 	return GroupState{
-		ID: g.gid, Name: g.name, Policy: g.app.Policy().String(),
+		ID: g.gid, Name: g.name, Policy: g.pol.String(),
 		Suite: g.mls.CipherSuite(), SuiteName: g.mls.CipherSuite().String(),
-		Epoch: g.mls.Epoch(), Authenticator: auth[:8], Members: ms,
-		Active: g.mls.Status() == mlsgroup.Active,
+		Epoch: g.mls.Epoch(), Authenticator: g.authPrefix(), Members: ms,
+		Active: g.active(), Syncing: len(g.syncing) > 0,
 	}
 }
 
@@ -304,276 +617,39 @@ func peerOf(ident []byte) peer.ID {
 	return p
 }
 
-// payload is the plaintext of an application message.
-type payload struct {
-	ID   string `json:"id"`
-	Time int64  `json:"t"` // unix milliseconds
-	Text string `json:"text"`
+func (g *group) errorf(format string, args ...any) {
+	err := fmt.Errorf(format, args...)
+	g.c.cfg.Logger.Warn(err.Error(), "group", g.gid[:8], "epoch", g.mls.Epoch())
+	g.c.emit(Error{Group: g.gid, Err: err})
 }
 
-func (g *group) recipients() [][]byte {
-	var out [][]byte
-	for _, m := range g.mls.Members() {
-		if m.LeafIndex != g.mls.LeafIndex() {
-			out = append(out, m.Identity)
-		}
-	}
-	return out
-}
-
-// send seals a text message, saves the state it used and the message, and publishes it.
-func (g *group) send(ctx context.Context, text string) error {
-	idb := make([]byte, 16)
-	if _, err := rand.Read(idb); err != nil {
-		return err
-	}
-	now := g.c.cfg.Now()
-	p := payload{ID: hex.EncodeToString(idb), Time: now.UnixMilli(), Text: text}
-	pt, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	lctx := &layers.Context{Group: g.id, Sender: g.c.self, Recipients: g.recipients()}
-	sealed, err := g.app.Seal(lctx, pt)
-	if err != nil {
-		return fmt.Errorf("chat: seal: %w", err)
-	}
-	// The key generation used is gone from the state: save before the message leaves.
-	if err := g.save(ctx, []store.Message{{
-		GroupID: g.id, MsgID: idb, Epoch: lctx.Epoch, Sender: []byte(g.c.node.ID()),
-		SentAt: now, ReceivedAt: now, Flags: store.FlagOwn, Content: []byte(text),
-	}}); err != nil {
-		return fmt.Errorf("chat: save: %w", err)
-	}
-	if err := g.topic.Publish(ctx, sealed); err != nil {
-		return fmt.Errorf("chat: publish: %w", err)
-	}
-	return nil
-}
-
-// receive handles one message from the topic (or one retried from the pending buffer).
-func (g *group) receive(data []byte) {
-	pol, err := layers.PeekPolicy(data)
-	if err != nil {
-		return // the validator rejects these
-	}
-	hsNoKey := false
-	if pol == g.hs.Policy() {
-		inner, err := g.hs.Open(&layers.Context{Group: g.id}, data)
-		if err == nil {
-			g.handshake(inner)
-			return
-		}
-		hsNoKey = errors.Is(err, layers.ErrNoKey)
-		if !hsNoKey && pol != g.app.Policy() {
-			g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: a handshake did not open: %w", err)})
-			return
-		}
-	}
-	actx := &layers.Context{Group: g.id}
-	pt, err := g.app.Open(actx, data)
-	switch {
-	case err == nil:
-	case errors.Is(err, layers.ErrNoKey) || hsNoKey:
-		// A message of an epoch we have not reached (or a handshake of a past one):
-		// keep it for after the next commit.
-		if len(g.pending) >= maxPending {
-			g.pending = g.pending[1:]
-		}
-		g.pending = append(g.pending, clone(data))
-		return
-	default:
-		g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: a message did not open: %w", err)})
-		return
-	}
-	var p payload
-	if err := json.Unmarshal(pt, &p); err != nil {
-		g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: malformed message: %w", err)})
-		return
-	}
-	sender := peerOf(actx.Sender)
-	idb, err := hex.DecodeString(p.ID)
-	if err != nil || len(idb) == 0 || sender == "" {
-		g.c.emit(Error{Group: g.gid, Err: errors.New("chat: malformed message id or sender")})
-		return
-	}
-	late := actx.Epoch < g.mls.Epoch()
-	flags := store.MessageFlags(0)
-	if late {
-		flags |= store.FlagLate
-	}
-	sent := time.UnixMilli(p.Time)
-	// The opened message's key generation is gone: save the state with the message.
-	if err := g.save(g.c.ctx, []store.Message{{
-		GroupID: g.id, MsgID: idb, Epoch: actx.Epoch, Sender: []byte(sender),
-		SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
-	}}); err != nil {
-		g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: save: %w", err)})
-	}
-	g.c.emit(MessageReceived{Group: g.gid, Sender: sender, ID: p.ID, Text: p.Text, Time: sent, Epoch: actx.Epoch, Late: late})
+func (g *group) debug(msg string, args ...any) {
+	g.c.cfg.Logger.Debug(msg, append([]any{"group", g.gid[:8], "epoch", g.mls.Epoch()}, args...)...)
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
-// handshake applies a proposal or commit that passed the handshake cascade.
-func (g *group) handshake(msg []byte) {
-	before := g.memberSet()
-	beforeIDs := g.identities()
-	p, err := g.mls.Process(msg)
-	if err != nil {
-		g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: handshake refused: %w", err)})
-		return
-	}
-	if p.Kind != mlsgroup.KindCommit {
-		if err := g.save(g.c.ctx, nil); err != nil {
-			g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: save: %w", err)})
-		}
-		return
-	}
-	if err := g.syncPeers(beforeIDs); err != nil {
-		g.c.emit(Error{Group: g.gid, Err: err})
-	}
-	g.afterCommit(before)
+func frameHash(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// seenSet remembers the hashes of the last n frames handled.
+type seenSet struct {
+	m     map[[32]byte]bool
+	order [][32]byte
+	n     int
 }
 
-func (g *group) memberSet() map[peer.ID]bool {
-	s := map[peer.ID]bool{}
-	for _, m := range g.mls.Members() {
-		s[peerOf(m.Identity)] = true
-	}
-	return s
-}
+func newSeenSet(n int) *seenSet { return &seenSet{m: map[[32]byte]bool{}, n: n} }
 
-// afterCommit saves the new epoch, tells about it and retries the pending messages.
-func (g *group) afterCommit(before map[peer.ID]bool) {
-	if err := g.save(g.c.ctx, nil); err != nil {
-		g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: save: %w", err)})
-	}
-	epoch := g.mls.Epoch()
-	g.c.emit(EpochChanged{Group: g.gid, Epoch: epoch})
-	after := g.memberSet()
-	for p := range after {
-		if !before[p] {
-			g.c.emit(MemberJoined{Group: g.gid, Member: p, Epoch: epoch})
-		}
-	}
-	for p := range before {
-		if !after[p] {
-			g.c.emit(MemberLeft{Group: g.gid, Member: p, Epoch: epoch})
-		}
-	}
-	if g.mls.Status() == mlsgroup.Removed {
-		g.c.emit(MemberLeft{Group: g.gid, Member: g.c.PeerID(), Epoch: epoch})
+func (s *seenSet) has(h [32]byte) bool { return s.m[h] }
+
+func (s *seenSet) add(h [32]byte) {
+	if s.m[h] {
 		return
 	}
-	if g.mls.Status() != mlsgroup.Active {
-		g.c.emit(Error{Group: g.gid, Err: mlsgroup.ErrNotActive})
-		return
+	if len(s.order) >= s.n {
+		delete(s.m, s.order[0])
+		s.order = s.order[1:]
 	}
-	pending := g.pending
-	g.pending = nil
-	for _, m := range pending {
-		g.receive(m) // what still cannot be opened goes back to g.pending
-	}
-}
-
-// remove commits the removal of member and publishes the commit, once the new epoch is
-// saved.
-func (g *group) remove(ctx context.Context, member peer.ID) error {
-	leaf, found := uint32(0), false
-	for _, m := range g.mls.Members() {
-		if peerOf(m.Identity) == member {
-			leaf, found = m.LeafIndex, true
-		}
-	}
-	if !found {
-		return fmt.Errorf("chat: %s is not a member of the group", member)
-	}
-	before := g.memberSet()
-	beforeIDs := g.identities()
-	pc, err := g.mls.Commit(mlsgroup.CommitOptions{Remove: []uint32{leaf}})
-	if err != nil {
-		return err
-	}
-	// The handshake cascade takes commits of the current epoch: seal before the merge.
-	sealed, err := g.hs.Seal(&layers.Context{Group: g.id, Sender: g.c.self}, pc.Message)
-	if err != nil {
-		return err
-	}
-	if err := g.mls.Merge(pc); err != nil {
-		return err
-	}
-	if err := g.syncPeers(beforeIDs); err != nil {
-		g.c.emit(Error{Group: g.gid, Err: err})
-	}
-	g.afterCommit(before) // saves the new epoch before the commit leaves
-	return g.topic.Publish(ctx, sealed)
-}
-
-// admit adds a joiner: it checks the proof and the invite, commits the Add, publishes the
-// commit and returns the Welcome.
-func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) ([]byte, error) {
-	inviteID, ok := checkJoinProof(g.room, proof, from, kp)
-	if !ok {
-		return nil, proto.Refuse(proto.CodeRefused, "invalid invite proof")
-	}
-	inv, err := g.c.st.UseInvite(ctx, inviteID, []byte(from), g.c.cfg.Now())
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, proto.Refuse(proto.CodeRefused, "unknown invite")
-		}
-		if errors.Is(err, store.ErrInviteExpired) || errors.Is(err, store.ErrInviteUsedUp) || errors.Is(err, store.ErrInviteRevoked) {
-			return nil, proto.Refuse(proto.CodeRefused, err.Error())
-		}
-		return nil, err
-	}
-	if string(inv.GroupID) != string(g.id) {
-		return nil, proto.Refuse(proto.CodeRefused, "the invite is for another group")
-	}
-	if g.memberSet()[from] {
-		return nil, proto.Refuse(proto.CodeRefused, "already a member")
-	}
-	// The KeyPackage must be the requester's own, checked before anything is committed.
-	who, _, err := mlsgroup.KeyPackageIdentity(kp)
-	if err != nil {
-		return nil, proto.Refuse(proto.CodeRefused, "key package refused: "+err.Error())
-	}
-	if peerOf(who) != from {
-		return nil, proto.Refuse(proto.CodeRefused, "the key package is not the requester's")
-	}
-	before := g.memberSet()
-	beforeIDs := g.identities()
-	pc, err := g.mls.Commit(mlsgroup.CommitOptions{Add: [][]byte{kp}, RatchetTreeInWelcome: true})
-	if err != nil {
-		return nil, proto.Refuse(proto.CodeRefused, "key package refused: "+err.Error())
-	}
-	// The handshake cascade takes commits of the current epoch: seal before the merge.
-	sealed, err := g.hs.Seal(&layers.Context{Group: g.id, Sender: g.c.self}, pc.Message)
-	if err != nil {
-		return nil, err
-	}
-	if err := g.mls.Merge(pc); err != nil {
-		return nil, err
-	}
-	if err := g.syncPeers(beforeIDs); err != nil {
-		g.c.emit(Error{Group: g.gid, Err: err})
-	}
-	joined := false
-	for _, m := range g.mls.Members() {
-		if peerOf(m.Identity) == from && !before[from] {
-			joined = true
-		}
-	}
-	if !joined {
-		// Checked above, so this is a bug; the commit is merged and must still reach the
-		// group so that it stays in step.
-		g.afterCommit(before)
-		_ = g.topic.Publish(ctx, sealed)
-		return nil, fmt.Errorf("chat: internal error: the added member is not %s", from)
-	}
-	g.afterCommit(before) // saves the new epoch before the commit leaves
-	if err := g.topic.Publish(ctx, sealed); err != nil {
-		g.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: publish commit: %w", err)})
-	}
-	return pc.Welcome, nil
+	s.m[h] = true
+	s.order = append(s.order, h)
 }

@@ -186,6 +186,9 @@ type Proposal struct {
 	Add    []byte
 	// Update proposes a fresh leaf key for this member (RFC 9420, Section 12.1.2).
 	Update bool
+	// Extensions proposes these GroupContext extensions in place of the current ones
+	// (RFC 9420, Section 12.1.7); every member must support their types.
+	Extensions map[uint16][]byte
 }
 
 // Propose creates a proposal message (a PrivateMessage, or a PublicMessage if public).
@@ -198,13 +201,13 @@ func (g *Group) Propose(p Proposal, public bool) ([]byte, error) {
 	}
 	var wp wire.Proposal
 	n := 0
-	for _, set := range []bool{p.Remove != nil, p.Add != nil, p.Update} {
+	for _, set := range []bool{p.Remove != nil, p.Add != nil, p.Update, p.Extensions != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return nil, errors.New("mls: a proposal is exactly one of Add, Remove and Update")
+		return nil, errors.New("mls: a proposal is exactly one of Add, Remove, Update and Extensions")
 	}
 	var updateKey *suite.HPKEPrivateKey
 	switch {
@@ -238,6 +241,13 @@ func (g *Group) Propose(p Proposal, public bool) ([]byte, error) {
 			return nil, err
 		}
 		wp = wire.Proposal{ProposalType: wire.ProposalTypeAdd, Add: &wire.Add{KeyPackage: *kp}}
+	case p.Extensions != nil:
+		exts := sortedExtensions(p.Extensions)
+		if err := g.checkGroupContextExtensions(&exts); err != nil {
+			return nil, err
+		}
+		wp = wire.Proposal{ProposalType: wire.ProposalTypeGroupContextExtensions,
+			GroupContextExtensions: &wire.GroupContextExtensions{Extensions: exts}}
 	}
 	wf := wire.WireFormatPrivateMessage
 	if public {

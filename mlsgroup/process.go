@@ -38,6 +38,10 @@ type Processed struct {
 	AuthenticatedData []byte
 	// Late reports application data from a past epoch.
 	Late bool
+	// Removed is, for a Remove proposal (KindProposal), the leaf it would remove.
+	Removed *uint32
+	// Extensions is set for a GroupContextExtensions proposal (KindProposal).
+	Extensions bool
 }
 
 // SenderKind says who sent a message (RFC 9420, Section 6).
@@ -205,6 +209,11 @@ func (g *Group) processContent(ac *wire.AuthenticatedContent) (*Processed, error
 			return nil, err
 		}
 		out.Kind = KindProposal
+		if r := c.Proposal.Remove; c.Proposal.ProposalType == wire.ProposalTypeRemove && r != nil {
+			leaf := r.Removed
+			out.Removed = &leaf
+		}
+		out.Extensions = c.Proposal.ProposalType == wire.ProposalTypeGroupContextExtensions
 	case wire.ContentTypeCommit:
 		if err := g.applyCommit(ac); err != nil {
 			return nil, err

@@ -1,0 +1,415 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/net/proto"
+)
+
+// payload is the plaintext of an application message.
+type payload struct {
+	ID     string `json:"id"`
+	Time   int64  `json:"t"` // unix milliseconds
+	Text   string `json:"text"`
+	Nick   string `json:"nick,omitempty"`
+	Epoch  uint64 `json:"e"`           // the epoch it was first sent in
+	Resent bool   `json:"r,omitempty"` // sent again after its first epoch lost
+}
+
+// outboxEntry is what the outbox keeps of an own message until its epoch is final: the
+// authenticator of the epoch it went out in (on another branch it must go out again) and
+// the payload.
+type outboxEntry struct {
+	Auth    []byte  `json:"a"`
+	Payload payload `json:"p"`
+}
+
+func (g *group) recipients() [][]byte {
+	var out [][]byte
+	for _, m := range g.mls.Members() {
+		if m.LeafIndex != g.mls.LeafIndex() {
+			out = append(out, m.Identity)
+		}
+	}
+	return out
+}
+
+// send seals a text message, saves it (history, outbox, wire log) with the state it used,
+// and publishes it.
+func (g *group) send(ctx context.Context, text string) error {
+	if !g.active() {
+		return fmt.Errorf("chat: not a member of group %s any more", g.gid)
+	}
+	idb := make([]byte, 16)
+	if _, err := rand.Read(idb); err != nil {
+		return err
+	}
+	now := g.c.cfg.Now()
+	p := payload{ID: hex.EncodeToString(idb), Time: now.UnixMilli(), Text: text, Nick: g.c.Nick(), Epoch: g.mls.Epoch()}
+	msg := store.Message{
+		GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(g.c.node.ID()),
+		SentAt: now, ReceivedAt: now, Flags: store.FlagOwn, Content: []byte(text),
+	}
+	return g.sendPayload(ctx, p, []store.Message{msg})
+}
+
+// sendPayload seals p in the current epoch and sends it; msgs go into the history in the
+// same transaction.
+func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message) error {
+	pt, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	lctx := &layers.Context{Group: g.id, Sender: g.c.self, Recipients: g.recipients()}
+	sealed, err := g.app.Seal(lctx, pt)
+	if err != nil {
+		return fmt.Errorf("chat: seal: %w", err)
+	}
+	frame := appFrame(sealed)
+	entry, err := json.Marshal(outboxEntry{Auth: g.authPrefix(), Payload: p})
+	if err != nil {
+		return err
+	}
+	idb, _ := hex.DecodeString(p.ID)
+	epoch := g.mls.Epoch()
+	g.sent[epoch]++
+	g.seen.add(frameHash(frame))
+	// The key generation used is gone from the state: save before the message leaves.
+	if err := g.save(ctx, &change{
+		msgs:   msgs,
+		wire:   []store.WireItem{{Epoch: epoch, Kind: store.WireMessage, Data: frame}},
+		outbox: []store.OutboxItem{{GroupID: g.id, MsgID: idb, Epoch: epoch, CreatedAt: g.c.cfg.Now(), Payload: entry}},
+	}); err != nil {
+		g.sent[epoch]--
+		return fmt.Errorf("chat: save: %w", err)
+	}
+	if err := g.topic.Publish(ctx, frame); err != nil {
+		// It is in the outbox and the wire log: members that miss it get it by sync.
+		return fmt.Errorf("chat: publish: %w", err)
+	}
+	return nil
+}
+
+// quiet reports whether errors about messages that do not open should be kept quiet:
+// around a fork, messages of the losing branch are expected not to open.
+func (g *group) quiet() bool {
+	return time.Since(g.lastFork) < 30*time.Second
+}
+
+// receiveApp opens an application frame, stores and reports the message. fromSync frames
+// came over /tchat/sync/1: they are late, and may be ones we already have.
+func (g *group) receiveApp(frame []byte, fromSync bool) {
+	h := frameHash(frame)
+	if g.seen.has(h) || !g.active() {
+		return
+	}
+	actx := &layers.Context{Group: g.id}
+	pt, err := g.app.Open(actx, frame[1:])
+	switch {
+	case err == nil:
+	case errors.Is(err, layers.ErrNoKey):
+		g.stash(clone(frame)) // an epoch we have not reached yet
+		return
+	default:
+		g.seen.add(h)
+		g.debug("message did not open", "err", err, "sync", fromSync)
+		if !fromSync && !g.quiet() {
+			g.errorf("chat: a message did not open: %w", err)
+		}
+		return
+	}
+	g.seen.add(h)
+	var p payload
+	if err := json.Unmarshal(pt, &p); err != nil {
+		g.errorf("chat: malformed message: %w", err)
+		return
+	}
+	sender := peerOf(actx.Sender)
+	idb, err := hex.DecodeString(p.ID)
+	if err != nil || len(idb) == 0 || len(idb) > 64 || sender == "" {
+		g.errorf("chat: malformed message id or sender")
+		return
+	}
+	if g.got[actx.Epoch] == nil {
+		g.got[actx.Epoch] = map[string]uint32{}
+	}
+	g.got[actx.Epoch][string(actx.Sender)]++
+	late := fromSync || actx.Epoch < g.mls.Epoch() || p.Epoch < actx.Epoch
+	flags := store.MessageFlags(0)
+	if late {
+		flags |= store.FlagLate
+	}
+	sent := time.UnixMilli(p.Time)
+	g.notePeer(actx.Sender, p.Nick)
+	ch := &change{
+		msgs: []store.Message{{
+			GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(sender),
+			SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
+		}},
+		wire: []store.WireItem{{Epoch: actx.Epoch, Kind: store.WireMessage, Data: clone(frame)}},
+	}
+	// The opened message's key generation is gone: save the state with the message.
+	if err := g.save(g.c.ctx, ch); err != nil {
+		g.errorf("chat: save: %w", err)
+		return
+	}
+	if ch.inserted > 0 {
+		g.c.emit(MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
+			Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
+	} // else a copy of a message we have (the sender sent it again after a fork)
+	g.retryFuture() // a message may carry a sender key that kept messages need
+}
+
+// notePeer records that a member was heard from, with the nickname it gave.
+func (g *group) notePeer(ident []byte, nick string) {
+	if bytes.Equal(ident, g.c.self) {
+		return
+	}
+	pi := g.peers[string(ident)]
+	if pi == nil {
+		pi = &peerInfo{}
+		g.peers[string(ident)] = pi
+	}
+	pi.heard = time.Now()
+	if nick != "" && nick != pi.nick {
+		pi.nick = nick
+		if p := peerOf(ident); p != "" {
+			if err := g.c.st.PutPeer(g.c.ctx, []byte(p), nick, g.c.cfg.Now()); err != nil {
+				g.errorf("chat: save peer: %w", err)
+			}
+		}
+	}
+	if !pi.online {
+		pi.online = true
+		g.c.emit(PeerOnline{Group: g.gid, Peer: peerOf(ident)})
+	}
+}
+
+// checkOnline marks members not heard from for three heartbeats as offline.
+func (g *group) checkOnline() {
+	limit := 3 * g.c.cfg.Heartbeat
+	for id, pi := range g.peers {
+		if pi.online && time.Since(pi.heard) > limit {
+			pi.online = false
+			g.c.emit(PeerOffline{Group: g.gid, Peer: peerOf([]byte(id))})
+		}
+	}
+}
+
+// heartbeat publishes our epoch, authenticator prefix and recent message counts.
+func (g *group) heartbeat() {
+	if !g.active() {
+		return
+	}
+	h := &heartbeat{
+		group: g.id, identity: g.c.self, epoch: g.mls.Epoch(), auth: g.authPrefix(),
+		timeMs: uint64(g.c.cfg.Now().UnixMilli()), nick: g.c.Nick(),
+	}
+	for e, n := range g.sent {
+		if n > 0 && e+uint64(g.c.cfg.KeepEpochs) >= g.mls.Epoch() {
+			h.counts = append(h.counts, epochCount{e, n})
+		}
+	}
+	sort.Slice(h.counts, func(i, j int) bool { return h.counts[i].epoch < h.counts[j].epoch })
+	b, err := h.sign(g.c.id)
+	if err != nil {
+		g.errorf("chat: heartbeat: %w", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.c.ctx, 5*time.Second)
+	defer cancel()
+	_ = g.topic.Publish(ctx, b) // best effort: the next one follows
+}
+
+// receiveHeartbeat compares a member's view with ours: a member ahead has commits we
+// lack, a member on another branch is a fork, a member that sent more messages than we
+// have has some we missed. Each case is a sync with that member.
+func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
+	if !g.active() || bytes.Equal(h.identity, g.c.self) || !bytes.Equal(h.group, g.id) {
+		return
+	}
+	if _, member := g.leafOf(h.identity); !member {
+		return // a removed member, or one added on a branch we do not have (yet)
+	}
+	// Ask the author if we have a connection to it, else the peer that forwarded the
+	// heartbeat (which is connected, and on the author's side of us).
+	if author := peerOf(h.identity); from == "" {
+		from = author
+	} else if ok, _ := g.c.node.Connected(author); ok {
+		from = author
+	}
+	g.notePeer(h.identity, h.nick)
+	cur := g.mls.Epoch()
+	switch {
+	case h.epoch == cur && bytes.Equal(h.auth, g.authPrefix()):
+		need, missing := uint64(0), false
+		for _, c := range h.counts {
+			if c.epoch < g.joinEpoch || c.epoch+uint64(g.c.cfg.KeepEpochs) < cur {
+				continue
+			}
+			if g.got[c.epoch][string(h.identity)] < c.count && (!missing || c.epoch < need) {
+				need, missing = c.epoch, true
+			}
+		}
+		if missing {
+			g.requestSync(from, need, proto.WantRecent)
+		}
+	case h.epoch > cur:
+		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+	default:
+		if a := g.chainAuth(h.epoch); a != nil && bytes.Equal(a[:authPrefix], h.auth) {
+			return // behind us on our branch: it will sync from us
+		}
+		if g.forkSeen[string(h.identity)] != h.epoch+1 {
+			g.forkSeen[string(h.identity)] = h.epoch + 1
+			g.lastFork = time.Now()
+			g.c.emit(ForkDetected{Group: g.gid, Peer: peerOf(h.identity), Epoch: h.epoch})
+		}
+		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+	}
+}
+
+// oldestEpoch is the oldest epoch of our branch we could still go back to.
+func (g *group) oldestEpoch() uint64 {
+	if len(g.hist) > 0 {
+		return g.hist[0].epoch
+	}
+	return g.mls.Epoch()
+}
+
+// requestSync asks p, in the background, for what it has of the group from epoch since.
+func (g *group) requestSync(p peer.ID, since uint64, want proto.Want) {
+	if p == "" || p == g.c.node.ID() || g.syncing[p] {
+		return
+	}
+	g.syncing[p] = true
+	g.debug("sync", "from", p, "since", since, "want", want)
+	go func() {
+		ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
+		defer cancel()
+		resp, err := g.c.node.Sync(ctx, p, &proto.SyncRequest{GroupID: g.id, SinceEpoch: since, Want: want})
+		g.post(func() {
+			delete(g.syncing, p)
+			if err != nil {
+				if g.c.ctx.Err() == nil {
+					g.errorf("chat: sync from %s: %w", p, err)
+				}
+				return
+			}
+			g.applySync(p, resp, want)
+		})
+	}()
+}
+
+// applySync applies a sync answer in epoch order: each epoch's messages, then the commit
+// that left it.
+func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) {
+	type item struct {
+		epoch  uint64
+		commit bool
+		frame  []byte
+	}
+	var items []item
+	for _, b := range resp.Commits {
+		if e, f, ok := parseSyncItem(b); ok {
+			items = append(items, item{e, true, f})
+		}
+	}
+	for _, b := range resp.Recent {
+		if e, f, ok := parseSyncItem(b); ok && (f[0] == frameApp || f[0] == frameProposal) {
+			items = append(items, item{e, false, f})
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].epoch != items[j].epoch {
+			return items[i].epoch < items[j].epoch
+		}
+		return !items[i].commit && items[j].commit
+	})
+	commits, msgs, last := 0, 0, uint64(0)
+	for _, it := range items {
+		last = it.epoch
+		if it.commit {
+			f, err := parseCommitFrame(it.frame)
+			if err != nil {
+				continue
+			}
+			before := g.mls.Epoch()
+			g.receiveCommit(p, f, it.frame, true)
+			if g.mls.Epoch() != before {
+				commits++
+			}
+			continue
+		}
+		if it.frame[0] == frameProposal {
+			if f, err := parseProposalFrame(it.frame); err == nil {
+				g.receiveProposal(f, it.frame)
+			}
+			continue
+		}
+		before := g.seen.has(frameHash(it.frame))
+		g.receiveApp(it.frame, true)
+		if !before && g.seen.has(frameHash(it.frame)) {
+			msgs++
+		}
+	}
+	g.c.emit(SyncProgress{Group: g.gid, Peer: p, Commits: commits, Messages: msgs, Done: !resp.More})
+	if resp.More {
+		g.requestSync(p, last, want)
+	}
+}
+
+// resendDead sends again, in the current epoch, our messages whose epoch is not on our
+// branch any more.
+func (g *group) resendDead(ctx context.Context) {
+	items, err := g.c.st.Outbox(ctx, g.id)
+	if err != nil {
+		g.errorf("chat: outbox: %w", err)
+		return
+	}
+	for _, it := range items {
+		var e outboxEntry
+		if err := json.Unmarshal(it.Payload, &e); err != nil {
+			continue
+		}
+		a := g.chainAuth(it.Epoch)
+		if a != nil && bytes.Equal(a[:authPrefix], e.Auth) {
+			continue
+		}
+		if a == nil && it.Epoch < g.oldestEpoch() {
+			continue // too old to tell; pruned below
+		}
+		e.Payload.Resent = true
+		g.debug("resending", "sent in", it.Epoch)
+		if err := g.sendPayload(ctx, e.Payload, nil); err != nil {
+			g.errorf("chat: resend: %w", err)
+		}
+	}
+}
+
+// pruneOutbox forgets own messages whose epoch is final: older than the epochs we could
+// still go back to.
+func (g *group) pruneOutbox(ctx context.Context) {
+	items, err := g.c.st.Outbox(ctx, g.id)
+	if err != nil {
+		return
+	}
+	oldest := g.oldestEpoch()
+	for _, it := range items {
+		if it.Epoch < oldest {
+			_ = g.c.st.AckOutbox(ctx, g.id, it.MsgID)
+		}
+	}
+}

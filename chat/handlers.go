@@ -1,0 +1,340 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/layers/signal"
+	"github.com/tchat-p2p/tchat/mlsgroup"
+	"github.com/tchat-p2p/tchat/net/proto"
+)
+
+// newSignalIdentity makes fresh signal keys for one group, and the leaf extensions that
+// publish their prekey bundle through the MLS tree.
+func (c *Client) newSignalIdentity() (*signal.Identity, map[uint16][]byte, error) {
+	id, err := signal.NewIdentity(c.signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := id.Bundle().MarshalBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, map[uint16][]byte{layers.ExtensionSignalPrekeys: b}, nil
+}
+
+// newKeyPackage makes a KeyPackage for joining one group, with fresh signal keys in its
+// leaf.
+func (c *Client) newKeyPackage() (*signal.Identity, *mlsgroup.KeyPackageBundle, error) {
+	sigID, leafExt, err := c.newSignalIdentity()
+	if err != nil {
+		return nil, nil, err
+	}
+	bundle, err := mlsgroup.NewKeyPackage(c.sigKey, c.self, mlsgroup.KeyPackageOptions{
+		Extensions:          leafExt,
+		SupportedExtensions: supportedExtensions,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return sigID, bundle, nil
+}
+
+// joined starts a group we entered by a Welcome.
+func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, room []byte, sigID *signal.Identity) (GroupID, error) {
+	g, err := c.newGroup(mg, name, room, sigID, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := g.save(ctx, nil); err != nil {
+		return "", err
+	}
+	if err := c.start(g); err != nil {
+		return "", err
+	}
+	c.emit(EpochChanged{Group: g.gid, Epoch: mg.Epoch(), Authenticator: mg.EpochAuthenticator()[:authPrefix]})
+	return g.gid, nil
+}
+
+type joinHandler struct{ c *Client }
+
+// HandleJoin answers /tchat/join/1: it checks the proof and the invite, asks the group to
+// add the joiner, and returns the Welcome once the commit that adds it has settled.
+func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.JoinRequest) (*proto.JoinResponse, error) {
+	g, err := h.c.group(groupIDOf(req.GroupID))
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+	}
+	kp := bytes.Clone(req.KeyPackage)
+	proof := bytes.Clone(req.InviteProof)
+	var in *intent
+	err = g.do(ctx, func() error {
+		x, err := g.admit(ctx, from, kp, proof)
+		if err == nil {
+			in = g.want(x)
+		}
+		return err
+	})
+	if err == nil {
+		var r intentResult
+		if r, err = g.wait(ctx, in); err == nil {
+			return &proto.JoinResponse{Welcome: r.welcome}, nil
+		}
+	}
+	var re *proto.RemoteError
+	if errors.As(err, &re) {
+		return nil, err
+	}
+	h.c.emit(Error{Group: g.gid, Err: fmt.Errorf("chat: join from %s: %w", from, err)})
+	return nil, proto.Refuse(proto.CodeInternal, "")
+}
+
+// admit checks a join request: the proof, the invite, and that the KeyPackage is the
+// requester's own. It returns the intent that adds the joiner.
+func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*intent, error) {
+	if !g.active() {
+		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+	}
+	inviteID, ok := checkJoinProof(g.room, proof, from, kp)
+	if !ok {
+		return nil, proto.Refuse(proto.CodeRefused, "invalid invite proof")
+	}
+	who, _, err := mlsgroup.KeyPackageIdentity(kp)
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeRefused, "key package refused: "+err.Error())
+	}
+	if peerOf(who) != from {
+		return nil, proto.Refuse(proto.CodeRefused, "the key package is not the requester's")
+	}
+	if _, in := g.leafOf(who); in {
+		return nil, proto.Refuse(proto.CodeRefused, "already a member")
+	}
+	for _, x := range g.intents {
+		if x.kind == intentAdd && bytes.Equal(x.who, who) {
+			return nil, proto.Refuse(proto.CodeRefused, "a join of this peer is already under way")
+		}
+	}
+	inv, err := g.c.st.UseInvite(ctx, inviteID, []byte(from), g.c.cfg.Now())
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, proto.Refuse(proto.CodeRefused, "unknown invite")
+		}
+		if errors.Is(err, store.ErrInviteExpired) || errors.Is(err, store.ErrInviteUsedUp) || errors.Is(err, store.ErrInviteRevoked) {
+			return nil, proto.Refuse(proto.CodeRefused, err.Error())
+		}
+		return nil, err
+	}
+	if !bytes.Equal(inv.GroupID, g.id) {
+		return nil, proto.Refuse(proto.CodeRefused, "the invite is for another group")
+	}
+	return &intent{kind: intentAdd, kp: kp, who: who}, nil
+}
+
+type syncHandler struct{ c *Client }
+
+// maxSyncItems and maxSyncBytes bound one sync answer; the requester asks again for more.
+const (
+	maxSyncItems = 2000
+	maxSyncBytes = 8 << 20
+)
+
+// HandleSync answers /tchat/sync/1 for a member of the group (on our branch, now or in
+// one of the epochs we keep): the commits and messages we have from SinceEpoch, and a
+// GroupInfo if asked.
+func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.SyncRequest) (*proto.SyncResponse, error) {
+	g, err := h.c.group(groupIDOf(req.GroupID))
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+	}
+	allowed := false
+	var info []byte
+	err = g.do(ctx, func() error {
+		for _, m := range g.mls.Members() {
+			allowed = allowed || peerOf(m.Identity) == from
+		}
+		for _, r := range g.hist {
+			for id := range r.idents {
+				allowed = allowed || peerOf([]byte(id)) == from
+			}
+		}
+		if allowed && req.Want&proto.WantGroupInfo != 0 && g.active() {
+			var err error
+			info, err = g.mls.GroupInfo(true)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !allowed {
+		return nil, proto.Refuse(proto.CodeRefused, "not a member of this group")
+	}
+	limit := int(req.MaxItems)
+	if limit <= 0 || limit > maxSyncItems {
+		limit = maxSyncItems
+	}
+	items, more, err := h.c.st.WireSince(ctx, g.id, req.SinceEpoch, limit)
+	if err != nil {
+		return nil, err
+	}
+	resp := &proto.SyncResponse{GroupInfo: info, More: more}
+	size := len(info)
+	for i, it := range items {
+		if size+len(it.Data) > maxSyncBytes && i > 0 {
+			resp.More = true
+			break
+		}
+		switch {
+		case it.Kind == store.WireCommit && req.Want&proto.WantCommits != 0:
+			resp.Commits = append(resp.Commits, syncItem(it.Epoch, it.Data))
+		case it.Kind == store.WireMessage && req.Want&proto.WantRecent != 0:
+			resp.Recent = append(resp.Recent, syncItem(it.Epoch, it.Data))
+		default:
+			continue
+		}
+		size += len(it.Data) + 8
+	}
+	return resp, nil
+}
+
+// offeredKP is a KeyPackage handed out over /tchat/kp/1, kept until a Welcome for it
+// comes or it expires.
+type offeredKP struct {
+	to      peer.ID
+	sigID   *signal.Identity
+	bundle  *mlsgroup.KeyPackageBundle
+	expires time.Time
+}
+
+// maxOffered bounds the KeyPackages handed out and not yet used.
+const maxOffered = 64
+
+type kpHandler struct{ c *Client }
+
+// HandleKeyPackage answers /tchat/kp/1: a fresh KeyPackage, for a member that wants to
+// add us to a group.
+func (h kpHandler) HandleKeyPackage(ctx context.Context, from peer.ID, req *proto.KeyPackageRequest) (*proto.KeyPackageResponse, error) {
+	if req.CipherSuite != 0 && req.CipherSuite != uint16(mlsgroup.DefaultCipherSuite) {
+		return nil, proto.Refuse(proto.CodeRefused, "unsupported cipher suite")
+	}
+	sigID, bundle, err := h.c.newKeyPackage()
+	if err != nil {
+		return nil, err
+	}
+	c := h.c
+	c.mu.Lock()
+	now := time.Now()
+	keep := c.kps[:0]
+	for _, o := range c.kps {
+		if now.Before(o.expires) {
+			keep = append(keep, o)
+		}
+	}
+	c.kps = keep
+	if len(c.kps) >= maxOffered {
+		c.mu.Unlock()
+		return nil, proto.Refuse(proto.CodeUnavailable, "too many key packages handed out")
+	}
+	c.kps = append(c.kps, &offeredKP{to: from, sigID: sigID, bundle: bundle, expires: now.Add(10 * time.Minute)})
+	c.mu.Unlock()
+	return &proto.KeyPackageResponse{KeyPackage: bundle.KeyPackage()}, nil
+}
+
+type welcomeHandler struct{ c *Client }
+
+// HandleWelcome answers /tchat/welcome/1: a member added us with one of the KeyPackages
+// we handed it, and sends the Welcome with the group's room secret and name.
+func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *proto.WelcomeRequest) (*proto.WelcomeResponse, error) {
+	c := h.c
+	if len(req.RoomSecret) != roomSize || checkName("group name", req.Name) != nil {
+		return nil, proto.Refuse(proto.CodeBadRequest, "bad room secret or name")
+	}
+	if _, err := c.group(groupIDOf(req.GroupID)); err == nil {
+		return nil, proto.Refuse(proto.CodeRefused, "already a member")
+	}
+	if c.cfg.AcceptAdd != nil && !c.cfg.AcceptAdd(from, req.Name) {
+		return nil, proto.Refuse(proto.CodeRefused, "declined")
+	}
+	c.mu.Lock()
+	var offers []*offeredKP
+	for _, o := range c.kps {
+		if o.to == from {
+			offers = append(offers, o)
+		}
+	}
+	c.mu.Unlock()
+	for _, o := range offers {
+		mg, err := mlsgroup.Join(req.Welcome, o.bundle, nil, c.mlsOptions())
+		if err != nil {
+			continue
+		}
+		if !bytes.Equal(mg.GroupID(), req.GroupID) {
+			return nil, proto.Refuse(proto.CodeRefused, "the Welcome is for another group")
+		}
+		c.mu.Lock()
+		for i, x := range c.kps {
+			if x == o {
+				c.kps = append(c.kps[:i], c.kps[i+1:]...)
+				break
+			}
+		}
+		c.mu.Unlock()
+		if _, err := c.joined(ctx, mg, req.Name, bytes.Clone(req.RoomSecret), o.sigID); err != nil {
+			return nil, err
+		}
+		return &proto.WelcomeResponse{}, nil
+	}
+	return nil, proto.Refuse(proto.CodeRefused, "no KeyPackage of ours handed to this peer opens the Welcome")
+}
+
+// Add adds a known peer to a group: its KeyPackage is fetched from it over /tchat/kp/1,
+// a commit adds it, and once the commit has settled the Welcome, the room secret and the
+// group's name go to it over /tchat/welcome/1.
+func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
+	g, err := c.group(id)
+	if err != nil {
+		return err
+	}
+	if p.ID == c.PeerID() {
+		return ErrAlreadyIn
+	}
+	if len(p.Addrs) > 0 {
+		if err := c.node.Connect(ctx, p); err != nil {
+			return fmt.Errorf("chat: cannot reach %s: %w", p.ID, err)
+		}
+	}
+	resp, err := c.node.KeyPackage(ctx, p.ID, &proto.KeyPackageRequest{GroupID: g.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+	if err != nil {
+		return fmt.Errorf("chat: key package from %s: %w", p.ID, err)
+	}
+	who, _, err := mlsgroup.KeyPackageIdentity(resp.KeyPackage)
+	if err != nil {
+		return fmt.Errorf("chat: key package from %s: %w", p.ID, err)
+	}
+	if peerOf(who) != p.ID {
+		return fmt.Errorf("chat: %s answered with someone else's key package", p.ID)
+	}
+	var name string
+	r, err := c.change(ctx, id, func(g *group) (*intent, error) {
+		if _, in := g.leafOf(who); in {
+			return nil, ErrAlreadyIn
+		}
+		name = g.name
+		return &intent{kind: intentAdd, kp: resp.KeyPackage, who: who}, nil
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := c.node.Welcome(ctx, p.ID, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name}); err != nil {
+		return fmt.Errorf("chat: %s was added but did not take the Welcome: %w", p.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,450 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/identity"
+	"github.com/tchat-p2p/tchat/internal/store"
+)
+
+// fast makes the clients a test starts quick to commit, settle and notice each other.
+func fast(t *testing.T, commitTimeout time.Duration) {
+	testConfig = func(c *Config) {
+		c.Heartbeat = 250 * time.Millisecond
+		c.CommitTimeout = commitTimeout
+		c.Settle = 200 * time.Millisecond
+		c.BatchDelay = 20 * time.Millisecond
+	}
+	t.Cleanup(func() { testConfig = nil })
+}
+
+// profile is a test profile that survives a client restart.
+type profile struct {
+	id  *identity.Identity
+	dir string
+	st  *store.Store
+}
+
+func newProfile(t *testing.T) *profile {
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &profile{id, dir, st}
+}
+
+func (p *profile) start(t *testing.T, name string) *testClient {
+	return startTestClient(t, name, p.id, p.dir, p.st, nil)
+}
+
+// connectAll connects every pair of clients.
+func connectAll(t *testing.T, ctx context.Context, cs []*testClient) {
+	t.Helper()
+	for i, a := range cs {
+		for _, b := range cs[i+1:] {
+			if err := a.Node().Connect(ctx, b.Node().AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// formGroup has cs[0] create a group and all the others join it at once, with one
+// invite each.
+func formGroup(t *testing.T, ctx context.Context, cs []*testClient) GroupID {
+	t.Helper()
+	gid, err := cs[0].CreateGroup("test group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectAll(t, ctx, cs)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cs))
+	for _, c := range cs[1:] {
+		tok, err := cs[0].Invite(gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Join(ctx, tok); err != nil {
+				errs <- fmt.Errorf("%s: %w", c.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, cs, len(cs))
+	return gid
+}
+
+// waitAgree waits until every client in cs is in the same epoch with the same
+// authenticator and n members.
+func waitAgree(t *testing.T, ctx context.Context, gid GroupID, cs []*testClient, n int) GroupState {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var first GroupState
+		agree := true
+		var views []string
+		for i, c := range cs {
+			s, err := c.Group(ctx, gid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			views = append(views, fmt.Sprintf("%s: epoch %d %x, %d members", c.name, s.Epoch, s.Authenticator, len(s.Members)))
+			if i == 0 {
+				first = s
+			}
+			if s.Epoch != first.Epoch || !bytes.Equal(s.Authenticator, first.Authenticator) || len(s.Members) != n {
+				agree = false
+			}
+		}
+		if agree {
+			return first
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the members do not agree: %v", views)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitReceived waits until every client in to received text.
+func waitReceived(t *testing.T, text string, to ...*testClient) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, c := range to {
+		for !c.got(text) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never received %q", c.name, text)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func without(cs []*testClient, x *testClient) []*testClient {
+	var out []*testClient
+	for _, c := range cs {
+		if c != x {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Five peers: they join at once, chat both ways, rename, remove one and see one leave.
+func TestGroupLifecycle(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var cs []*testClient
+	for i := range 5 {
+		cs = append(cs, newTestClient(t, fmt.Sprintf("P%d", i)))
+		if err := cs[i].SetNick(ctx, fmt.Sprintf("nick%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gid := formGroup(t, ctx, cs)
+	s, _ := cs[0].Group(ctx, gid)
+	t.Logf("4 joiners at once took %d commits", s.Epoch)
+
+	for _, c := range cs {
+		text := "hello from " + c.name
+		if err := c.Send(ctx, gid, text); err != nil {
+			t.Fatal(err)
+		}
+		waitReceived(t, text, without(cs, c)...)
+	}
+	cs[1].mu.Lock()
+	m := cs[1].received["hello from P0"]
+	cs[1].mu.Unlock()
+	if m.Nick != "nick0" || m.Sender != cs[0].PeerID() {
+		t.Fatalf("P1 got %+v", m)
+	}
+	ms, err := cs[0].Members(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if want := fmt.Sprintf("nick%d", slicesIndex(cs, m.Peer)); m.Nick != want || !m.Online || m.Fingerprint == "" {
+			t.Errorf("P0 sees member %+v, want nick %q, online", m, want)
+		}
+	}
+
+	// A member that did not create the group renames it.
+	if err := cs[2].Rename(ctx, gid, "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		c.waitFor(t, "rename", func(ev Event) bool {
+			e, ok := ev.(GroupRenamed)
+			return ok && e.Name == "renamed" && e.By == cs[2].PeerID()
+		})
+	}
+
+	// P1 removes P4: everyone, P4 included, is told who removed whom.
+	if err := cs[1].Remove(ctx, gid, cs[4].PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		c.waitFor(t, "P4 removed", func(ev Event) bool {
+			e, ok := ev.(MemberRemoved)
+			return ok && e.Member == cs[4].PeerID() && e.By == cs[1].PeerID()
+		})
+	}
+	if err := cs[4].Send(ctx, gid, "still here?"); err == nil {
+		t.Fatal("a removed member sent a message")
+	}
+	if err := cs[0].Send(ctx, gid, "after P4 was removed"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "after P4 was removed", cs[1], cs[2], cs[3])
+
+	// P3 leaves.
+	if err := cs[3].Leave(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[:4] {
+		c.waitFor(t, "P3 left", func(ev Event) bool {
+			e, ok := ev.(MemberLeft)
+			return ok && e.Member == cs[3].PeerID()
+		})
+	}
+	if s, err := cs[3].Group(ctx, gid); err != nil || s.Active {
+		t.Fatalf("P3 after leaving: %+v, %v", s, err)
+	}
+	st := waitAgree(t, ctx, gid, cs[:3], 3)
+	if st.Name != "renamed" {
+		t.Fatalf("name %q", st.Name)
+	}
+	if cs[4].got("after P4 was removed") {
+		t.Fatal("the removed member read a message sent after its removal")
+	}
+}
+
+// Several members commit in the same epochs, round after round, while everyone chats:
+// every member ends on the same epoch authenticator and every message reaches every
+// member.
+func TestConcurrentCommits(t *testing.T) {
+	fast(t, 30*time.Millisecond) // failover almost at once: commits race
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var cs []*testClient
+	for i := range 4 {
+		cs = append(cs, newTestClient(t, fmt.Sprintf("P%d", i)))
+	}
+	gid := formGroup(t, ctx, cs)
+	var texts []string
+	var tmu sync.Mutex
+	const rounds = 6
+	for r := range rounds {
+		var wg sync.WaitGroup
+		for i, c := range cs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.Send(ctx, gid, fmt.Sprintf("r%d %s before", r, c.name)); err != nil {
+					t.Error(err)
+				}
+				if err := c.Rename(ctx, gid, fmt.Sprintf("r%d-%d", r, i)); err != nil {
+					t.Error(err)
+				}
+				if err := c.Send(ctx, gid, fmt.Sprintf("r%d %s after", r, c.name)); err != nil {
+					t.Error(err)
+				}
+				tmu.Lock()
+				texts = append(texts, fmt.Sprintf("r%d %s before", r, c.name), fmt.Sprintf("r%d %s after", r, c.name))
+				tmu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	st := waitAgree(t, ctx, gid, cs, len(cs))
+	for _, text := range texts {
+		var from *testClient
+		for _, c := range cs {
+			if bytes.Contains([]byte(text), []byte(" "+c.name+" ")) {
+				from = c
+			}
+		}
+		waitReceived(t, text, without(cs, from)...)
+	}
+	forks := 0
+	for _, c := range cs {
+		c.mu.Lock()
+		forks += c.forks
+		c.mu.Unlock()
+	}
+	t.Logf("%d rounds: epoch %d, %d forks seen, %d messages all delivered", rounds, st.Epoch, forks, len(texts))
+}
+
+// A member stopped while the others chat and commit catches up when it comes back.
+func TestOfflineCatchUp(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pc := newProfile(t)
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), pc.start(t, "C")}
+	gid := formGroup(t, ctx, cs)
+	a, b, c := cs[0], cs[1], cs[2]
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for i := range 4 {
+		for _, x := range []*testClient{a, b} {
+			text := fmt.Sprintf("%s %d while C was away", x.name, i)
+			if err := x.Send(ctx, gid, text); err != nil {
+				t.Fatal(err)
+			}
+			texts = append(texts, text)
+		}
+		if err := b.Rename(ctx, gid, fmt.Sprintf("name %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitReceived(t, texts[len(texts)-1], a)
+
+	c = pc.start(t, "C again")
+	cs[2] = c
+	connectAll(t, ctx, cs)
+	st := waitAgree(t, ctx, gid, cs, 3)
+	if st.Name != "name 3" {
+		t.Fatalf("name %q", st.Name)
+	}
+	waitReceived(t, texts[len(texts)-1], c)
+	msgs, _, err := c.History(ctx, gid, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]store.Message{}
+	for _, m := range msgs {
+		have[string(m.Content)] = m
+	}
+	for _, text := range texts {
+		m, ok := have[text]
+		if !ok {
+			t.Fatalf("C's history lacks %q", text)
+		}
+		if m.Flags&store.FlagLate == 0 {
+			t.Errorf("%q is not marked late", text)
+		}
+	}
+	if err := c.Send(ctx, gid, "C is back"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "C is back", a, b)
+}
+
+// partition cuts every connection between the two sides and forgets the addresses, so
+// that nothing redials across.
+func partition(left, right []*testClient) {
+	for _, l := range left {
+		for _, r := range right {
+			l.Node().Host().Peerstore().ClearAddrs(r.PeerID())
+			r.Node().Host().Peerstore().ClearAddrs(l.PeerID())
+			l.Node().Host().Network().ClosePeer(r.PeerID())
+			r.Node().Host().Network().ClosePeer(l.PeerID())
+		}
+	}
+}
+
+// Two halves that each commit and chat, then heal: one history, and every message of
+// each half reaches the other.
+func TestPartitionHeals(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var cs []*testClient
+	for _, n := range []string{"A", "B", "C", "D"} {
+		cs = append(cs, newTestClient(t, n))
+	}
+	gid := formGroup(t, ctx, cs)
+	left, right := cs[:2], cs[2:]
+	partition(left, right)
+	time.Sleep(time.Second) // let both sides see the others go
+
+	var texts []string
+	for i, c := range cs {
+		text := fmt.Sprintf("%s during the partition", c.name)
+		if err := c.Send(ctx, gid, text); err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, text)
+		if i%2 == 0 {
+			if err := c.Rename(ctx, gid, "side "+c.name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l := waitAgree(t, ctx, gid, left, 4)
+	r := waitAgree(t, ctx, gid, right, 4)
+	if bytes.Equal(l.Authenticator, r.Authenticator) {
+		t.Fatal("the two sides did not diverge")
+	}
+	t.Logf("left at epoch %d %q, right at epoch %d %q", l.Epoch, l.Name, r.Epoch, r.Name)
+
+	// Heal.
+	connectAll(t, ctx, cs)
+	st := waitAgree(t, ctx, gid, cs, 4)
+	for _, text := range texts {
+		var from *testClient
+		for _, c := range cs {
+			if bytes.HasPrefix([]byte(text), []byte(c.name+" ")) {
+				from = c
+			}
+		}
+		waitReceived(t, text, without(cs, from)...)
+	}
+	t.Logf("healed at epoch %d, name %q", st.Epoch, st.Name)
+}
+
+func TestNickPersists(t *testing.T) {
+	ctx := context.Background()
+	p := newProfile(t)
+	c := p.start(t, "A")
+	if err := c.SetNick(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetNick(ctx, "two\nlines"); err == nil {
+		t.Fatal("a two-line nickname was accepted")
+	}
+	c.Close()
+	if c = p.start(t, "A again"); c.Nick() != "alice" {
+		t.Fatalf("nick after restart %q", c.Nick())
+	}
+}
+
+func slicesIndex(cs []*testClient, p peer.ID) int {
+	for i, c := range cs {
+		if c.PeerID() == p {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,769 @@
+package chat
+
+// Ordering without a server (DESIGN.md): every member applies the first commit it sees
+// for its epoch at once, and keeps the last Config.KeepEpochs epochs of its branch. When
+// another commit for one of those epochs turns up (from a concurrent committer, or from
+// the other side of a partition), every member makes the same choice between the two:
+// the committer ranked earlier for that epoch wins, then the lower hash. A member whose
+// branch lost goes back to the epoch and applies the winner; its own changes there
+// (intents) are made again on the winning branch, and its own messages sent on the lost
+// branch go out again from the outbox.
+//
+// Changes (adds, removes, renames, leaves) are intents, kept until the group's state
+// shows them done. The member ranked first for the epoch among those online commits;
+// the others send proposals and commit themselves only after Config.CommitTimeout times
+// their rank, so a committer that went away is replaced.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/layers/aes"
+	"github.com/tchat-p2p/tchat/layers/mls"
+	"github.com/tchat-p2p/tchat/mlsgroup"
+	"github.com/tchat-p2p/tchat/net/proto"
+)
+
+// commitKey orders competing commits for one epoch: lower wins.
+type commitKey struct {
+	rank uint32   // the committer's rank in the epoch
+	hash [32]byte // SHA-256 of the commit's handshake envelope
+}
+
+func (a commitKey) less(b commitKey) bool {
+	if a.rank != b.rank {
+		return a.rank < b.rank
+	}
+	return bytes.Compare(a.hash[:], b.hash[:]) < 0
+}
+
+// rankKey is a member's place in an epoch's committer order.
+func rankKey(auth []byte, leaf uint32) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("tchat committer rank v1"))
+	h.Write(auth)
+	h.Write(binary.BigEndian.AppendUint32(nil, leaf))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// rankOrder returns the leaves of mg's members in committer order for its epoch.
+func rankOrder(mg *mlsgroup.Group) []mlsgroup.Member {
+	auth := mg.EpochAuthenticator()
+	ms := mg.Members()
+	keys := make(map[uint32][32]byte, len(ms))
+	for _, m := range ms {
+		keys[m.LeafIndex] = rankKey(auth, m.LeafIndex)
+	}
+	sort.Slice(ms, func(i, j int) bool {
+		a, b := keys[ms[i].LeafIndex], keys[ms[j].LeafIndex]
+		return bytes.Compare(a[:], b[:]) < 0
+	})
+	return ms
+}
+
+func rankOf(order []mlsgroup.Member, leaf uint32) uint32 {
+	for i, m := range order {
+		if m.LeafIndex == leaf {
+			return uint32(i)
+		}
+	}
+	return uint32(len(order))
+}
+
+func identityAt(ms []mlsgroup.Member, leaf uint32) []byte {
+	for _, m := range ms {
+		if m.LeafIndex == leaf {
+			return m.Identity
+		}
+	}
+	return nil
+}
+
+// onlineRank is our place in the committer order among the members we believe online.
+func (g *group) onlineRank() int {
+	topic := map[peer.ID]bool{}
+	for _, p := range g.topic.Peers() {
+		topic[p] = true
+	}
+	me := g.mls.LeafIndex()
+	r := 0
+	for _, m := range rankOrder(g.mls) {
+		if m.LeafIndex == me {
+			return r
+		}
+		pi := g.peers[string(m.Identity)]
+		if (pi != nil && pi.online) || topic[peerOf(m.Identity)] {
+			r++
+		}
+	}
+	return r
+}
+
+func (g *group) pushHist(r epochRec) {
+	r.applied = time.Now()
+	g.hist = append(g.hist, r)
+	if n := len(g.hist) - g.c.cfg.KeepEpochs; n > 0 {
+		g.hist = append([]epochRec(nil), g.hist[n:]...)
+	}
+}
+
+// receiveCommit handles a commit frame from the topic or from a sync answer.
+func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bool) {
+	if !g.active() {
+		return
+	}
+	hh := sha256.Sum256(f.hs)
+	cur := g.mls.Epoch()
+	switch {
+	case f.epoch == cur:
+		g.applyCommit(from, f, raw, hh, quiet)
+	case f.epoch > cur:
+		g.stash(clone(raw))
+		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+	default:
+		rec := g.histAt(f.epoch)
+		switch {
+		case rec != nil && rec.key.hash == hh:
+			// The same commit by two paths (gossip and a sync) is normal; one coming
+			// long after it was applied is someone replaying it.
+			if !quiet && time.Since(rec.applied) > 10*time.Second {
+				g.errorf("chat: a commit for epoch %d that was already applied came again; ignored", f.epoch)
+			}
+		case g.seen.has(hh):
+			// a competing commit already judged
+		case rec == nil:
+			if !quiet && f.epoch < g.oldestEpoch() {
+				g.errorf("chat: a commit for epoch %d, older than the epochs kept, was ignored", f.epoch)
+			}
+		default:
+			g.judge(from, rec, f, raw, hh, quiet)
+		}
+	}
+}
+
+// applyCommit applies a commit for the current epoch.
+func (g *group) applyCommit(from peer.ID, f *commitFrame, raw []byte, hh [32]byte, quiet bool) {
+	before := g.mls.Members()
+	order := rankOrder(g.mls)
+	state, err := g.mls.MarshalBinary()
+	if err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	auth := g.mls.EpochAuthenticator()
+	inner, err := g.hs.Open(&layers.Context{Group: g.id}, f.hs)
+	if err != nil {
+		if !quiet && !g.quiet() {
+			g.errorf("chat: a commit did not open: %w", err)
+		}
+		return
+	}
+	p, err := g.mls.Process(inner)
+	if err != nil {
+		if !quiet && !g.quiet() {
+			g.errorf("chat: commit refused: %w", err)
+		}
+		return
+	}
+	if p.Kind != mlsgroup.KindCommit || p.SenderKind != mlsgroup.SenderMember {
+		g.errorf("chat: a commit frame held something else than a member's commit")
+		return
+	}
+	g.seen.add(hh)
+	g.debug("commit applied", "from", from, "committer", p.Sender)
+	g.pushHist(epochRec{epoch: f.epoch, auth: auth, state: state, frame: raw,
+		key: commitKey{rankOf(order, p.Sender), hh}, idents: idents(before)})
+	g.afterCommit(before, identityAt(before, p.Sender), f, raw, nil)
+}
+
+func idents(ms []mlsgroup.Member) map[string]bool {
+	s := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		s[string(m.Identity)] = true
+	}
+	return s
+}
+
+// judge compares a commit for a past epoch of our branch with the one we applied there,
+// and moves to its branch if it wins.
+func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, hh [32]byte, quiet bool) {
+	tmp, err := mlsgroup.Restore(rec.state, g.c.mlsOptions())
+	if err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	before := tmp.Members()
+	order := rankOrder(tmp)
+	hs, err := layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(tmp, nil), aes.New(g.key, nil))
+	if err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	// The competing commit may refer to proposals only its branch had.
+	for _, prop := range rec.props {
+		if inner, err := hs.Open(&layers.Context{Group: g.id}, prop); err == nil {
+			_, _ = tmp.Process(inner)
+		}
+	}
+	inner, err := hs.Open(&layers.Context{Group: g.id}, f.hs)
+	if err != nil {
+		if !quiet {
+			g.errorf("chat: a competing commit for epoch %d did not open: %w", f.epoch, err)
+		}
+		return
+	}
+	p, err := tmp.Process(inner)
+	if err != nil || p.Kind != mlsgroup.KindCommit || p.SenderKind != mlsgroup.SenderMember {
+		if !quiet {
+			g.errorf("chat: a competing commit for epoch %d was refused: %v", f.epoch, err)
+		}
+		return
+	}
+	g.seen.add(hh)
+	key := commitKey{rankOf(order, p.Sender), hh}
+	g.debug("competing commit", "for", f.epoch, "committer", p.Sender, "wins", key.less(rec.key))
+	g.lastFork = time.Now()
+	g.c.emit(ForkDetected{Group: g.gid, Peer: from, Epoch: f.epoch})
+	if !key.less(rec.key) {
+		g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "kept"})
+		return
+	}
+	// The other branch wins: go back to rec's epoch and take its commit.
+	cur := g.mls.Members()
+	i := 0
+	for g.hist[i].epoch != rec.epoch {
+		i++
+	}
+	back := *rec
+	back.frame, back.key, back.applied = raw, key, time.Now()
+	g.hist = append(g.hist[:i:i], back)
+	g.mls = tmp
+	if err := g.buildCascades(); err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	for e := range g.sent {
+		if e > rec.epoch {
+			delete(g.sent, e)
+		}
+	}
+	for e := range g.got {
+		if e > rec.epoch {
+			delete(g.got, e)
+		}
+	}
+	g.proposals = 0
+	g.removers, g.renamer = map[uint32]uint32{}, nil
+	for _, in := range g.intents {
+		in.proposed = 0
+	}
+	if g.sig != nil {
+		// Our sender key may have reached some members only in messages of the lost
+		// branch: the next message carries a fresh one to everyone.
+		g.sig.Rekey()
+	}
+	drop := rec.epoch
+	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
+	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
+	g.resendDead(g.c.ctx)
+}
+
+// afterCommit saves the new epoch (with the commit in the wire log), tells about it,
+// and moves on: kept frames, intents, pruning. before are the members we showed until
+// now; by is the committer's identity.
+func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame, raw []byte, dropWire *uint64) {
+	if err := g.syncPeers(idents(before)); err != nil {
+		g.errorf("chat: %w", err)
+	}
+	renamed := false
+	if n, ok := g.mls.Extension(ExtensionGroupName); ok && string(n) != g.name {
+		g.name, renamed, g.metaSaved = string(n), true, false
+	}
+	ch := &change{wire: []store.WireItem{{Epoch: f.epoch, Kind: store.WireCommit, Data: clone(raw)}}, dropWire: dropWire}
+	if err := g.save(g.c.ctx, ch); err != nil {
+		g.errorf("chat: save: %w", err)
+	}
+	epoch := g.mls.Epoch()
+	byPeer := peerOf(by)
+	g.c.emit(EpochChanged{Group: g.gid, Epoch: epoch, Authenticator: g.authPrefix()})
+	after := g.identities()
+	was := idents(before)
+	for _, m := range g.mls.Members() {
+		if !was[string(m.Identity)] {
+			g.c.emit(MemberJoined{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})
+		}
+	}
+	if !g.active() {
+		delete(after, string(g.c.self)) // we are out, whatever the tree we kept says
+	}
+	for _, m := range before {
+		if after[string(m.Identity)] {
+			continue
+		}
+		p := peerOf(m.Identity)
+		who, proposed := g.removers[m.LeafIndex]
+		switch {
+		case proposed && who == m.LeafIndex:
+			g.c.emit(MemberLeft{Group: g.gid, Member: p, Epoch: epoch})
+		case proposed:
+			g.c.emit(MemberRemoved{Group: g.gid, Member: p, By: peerOf(identityAt(before, who)), Epoch: epoch})
+		default:
+			g.c.emit(MemberRemoved{Group: g.gid, Member: p, By: byPeer, Epoch: epoch})
+		}
+	}
+	if renamed {
+		if g.renamer != nil {
+			byPeer = peerOf(identityAt(before, *g.renamer))
+		}
+		g.c.emit(GroupRenamed{Group: g.gid, Name: g.name, By: byPeer, Epoch: epoch})
+	}
+	g.removers, g.renamer = map[uint32]uint32{}, nil
+	g.proposals = 0
+	if !g.active() {
+		g.stopTimer()
+		for _, in := range g.intents {
+			if in.kind == intentLeave {
+				in.finish(nil, nil)
+			} else {
+				in.finish(nil, fmt.Errorf("chat: no longer a member of group %s", g.gid))
+			}
+		}
+		g.intents = nil
+		return
+	}
+	g.retryFuture()
+	g.checkIntents(f)
+	g.drive()
+	g.pruneOutbox(g.c.ctx)
+	if keep := uint64(4 * g.c.cfg.KeepEpochs); epoch > keep && epoch%8 == 0 {
+		if _, err := g.c.st.PruneWire(g.c.ctx, g.id, epoch-keep); err != nil {
+			g.errorf("chat: prune: %w", err)
+		}
+	}
+}
+
+// intentKind is the kind of change an intent wants.
+type intentKind uint8
+
+const (
+	intentAdd intentKind = iota + 1
+	intentRemove
+	intentRename
+	intentLeave
+)
+
+// intent is a change this member wants, kept until the group's state shows it, and
+// then for Config.Settle more (a competing commit may still undo it).
+type intent struct {
+	kind     intentKind
+	kp       []byte // add: the KeyPackage
+	who      []byte // add: the joiner's identity; remove: the member's
+	name     string // rename
+	proposed uint64 // the epoch+1 it was proposed in (0: not proposed in this epoch)
+	created  time.Time
+	at       *commitRef // the commit of our branch that did it (nil: not done)
+	doneAt   time.Time  // when that commit was applied
+	welcome  []byte     // add: the Welcome of the commit that added the joiner
+	finished bool       // the caller has its result; kept until the commit is final
+	done     chan intentResult
+}
+
+// commitRef names the commit that left an epoch.
+type commitRef struct {
+	epoch uint64
+	hash  [32]byte
+}
+
+type intentResult struct {
+	welcome []byte
+	err     error
+}
+
+func (in *intent) finish(welcome []byte, err error) {
+	select {
+	case in.done <- intentResult{welcome, err}:
+	default:
+	}
+}
+
+func (g *group) satisfied(in *intent) bool {
+	switch in.kind {
+	case intentAdd:
+		_, ok := g.leafOf(in.who)
+		return ok
+	case intentRemove:
+		_, ok := g.leafOf(in.who)
+		return !ok
+	case intentRename:
+		return g.name == in.name
+	}
+	return !g.active()
+}
+
+// want adds an intent and drives it.
+func (g *group) want(in *intent) *intent {
+	in.created = time.Now()
+	in.done = make(chan intentResult, 1)
+	g.intents = append(g.intents, in)
+	g.checkIntents(nil)
+	g.drive()
+	return in
+}
+
+// checkIntents notes which intents the commit f (nil: none new) did, and which ones a
+// switch to another branch undid.
+func (g *group) checkIntents(f *commitFrame) {
+	for _, in := range g.intents {
+		if in.at != nil {
+			r := g.histAt(in.at.epoch)
+			if (r != nil && r.key.hash == in.at.hash) || (r == nil && in.at.epoch < g.oldestEpoch()) {
+				continue // still on our branch
+			}
+			in.at, in.doneAt, in.welcome = nil, time.Time{}, nil
+			if in.finished {
+				in.created = time.Now() // its time to be done again starts now
+			}
+		}
+		if f != nil && g.satisfied(in) {
+			in.at = &commitRef{f.epoch, sha256.Sum256(f.hs)}
+			in.doneAt = time.Now()
+			if in.kind == intentAdd {
+				in.welcome = f.welcome
+			}
+		}
+	}
+}
+
+// settle gives their result to the intents whose commit stayed on our branch for
+// Config.Settle, fails those that could not be done in time, and forgets those whose
+// commit is final (older than the epochs we keep). Until then an intent undone by a
+// switch to another branch is done again.
+func (g *group) settle() {
+	if len(g.intents) == 0 {
+		return
+	}
+	keep := g.intents[:0]
+	for _, in := range g.intents {
+		switch {
+		case in.at != nil && in.finished:
+			if in.at.epoch < g.oldestEpoch() {
+				continue // final
+			}
+		case in.at != nil && time.Since(in.doneAt) >= g.c.cfg.Settle:
+			if in.kind == intentAdd && in.welcome == nil {
+				in.finish(nil, errors.New("chat: the member was added, but its Welcome was not seen here"))
+				continue
+			}
+			in.finish(in.welcome, nil)
+			in.finished = true
+		case in.at == nil && !in.finished && time.Since(in.created) > g.c.cfg.IntentTimeout:
+			in.finish(nil, fmt.Errorf("chat: the change was not committed within %v", g.c.cfg.IntentTimeout))
+			continue
+		case in.at == nil && in.finished && time.Since(in.created) > g.c.cfg.IntentTimeout:
+			g.errorf("chat: a change undone by a fork could not be made again")
+			continue
+		}
+		keep = append(keep, in)
+	}
+	g.intents = keep
+}
+
+func (g *group) stopTimer() {
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
+}
+
+// drive makes the current epoch's commit happen: the first-ranked member online commits
+// after Config.BatchDelay (gathering joiners and proposals into one commit); the others
+// propose their changes and commit themselves only after CommitTimeout times their rank.
+func (g *group) drive() {
+	if !g.active() {
+		return
+	}
+	cur := g.mls.Epoch()
+	var mine []*intent
+	var leave *intent
+	for _, in := range g.intents {
+		if in.at != nil {
+			continue
+		}
+		if in.kind == intentLeave {
+			leave = in
+		} else {
+			mine = append(mine, in)
+		}
+	}
+	if len(mine) == 0 && leave == nil && g.proposals == 0 {
+		g.stopTimer()
+		return
+	}
+	rank := g.onlineRank()
+	if leave != nil {
+		if leave.proposed != cur+1 {
+			g.propose(leave)
+		}
+		return // a leaving member does not commit; the others commit its leave
+	}
+	if rank > 0 {
+		for _, in := range mine {
+			if in.proposed != cur+1 {
+				g.propose(in)
+			}
+		}
+	}
+	if g.timer != nil && g.timerAt == cur {
+		return
+	}
+	g.stopTimer()
+	delay := g.c.cfg.BatchDelay
+	if rank > 0 {
+		delay = time.Duration(rank) * g.c.cfg.CommitTimeout
+	}
+	g.debug("commit timer", "rank", rank, "delay", delay, "intents", len(mine), "proposals", g.proposals)
+	g.timer, g.timerAt = time.NewTimer(delay), cur
+}
+
+// propose sends an intent as a proposal.
+func (g *group) propose(in *intent) {
+	var p mlsgroup.Proposal
+	switch in.kind {
+	case intentAdd:
+		p.Add = in.kp
+	case intentRemove:
+		leaf, ok := g.leafOf(in.who)
+		if !ok {
+			return
+		}
+		p.Remove = &leaf
+	case intentRename:
+		p.Extensions = g.extensionsWithName(in.name)
+	case intentLeave:
+		leaf := g.mls.LeafIndex()
+		p.Remove = &leaf
+	}
+	msg, err := g.mls.Propose(p, false)
+	if err != nil {
+		in.finish(nil, fmt.Errorf("chat: propose: %w", err))
+		g.dropIntent(in)
+		return
+	}
+	sealed, err := g.hs.Seal(&layers.Context{Group: g.id, Sender: g.c.self}, msg)
+	if err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	cur := g.mls.Epoch()
+	g.debug("proposed", "kind", in.kind)
+	in.proposed = cur + 1
+	g.proposals++
+	me := g.mls.LeafIndex()
+	if p.Remove != nil {
+		g.removers[*p.Remove] = me
+	}
+	if p.Extensions != nil {
+		g.renamer = &me
+	}
+	frame := (&proposalFrame{epoch: cur, hs: sealed}).marshal()
+	g.seen.add(frameHash(frame))
+	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: frame}}}); err != nil {
+		g.errorf("chat: save: %w", err)
+		return
+	}
+	if err := g.topic.Publish(g.c.ctx, frame); err != nil {
+		g.errorf("chat: publish proposal: %w", err)
+	}
+}
+
+func (g *group) dropIntent(in *intent) {
+	for i, x := range g.intents {
+		if x == in {
+			g.intents = append(g.intents[:i], g.intents[i+1:]...)
+			return
+		}
+	}
+}
+
+// extensionsWithName returns the group's GroupContext extensions with the name set.
+func (g *group) extensionsWithName(name string) map[uint16][]byte {
+	exts := map[uint16][]byte{ExtensionGroupName: []byte(name)}
+	if b, ok := g.mls.Extension(layers.ExtensionPolicy); ok {
+		exts[layers.ExtensionPolicy] = b
+	}
+	return exts
+}
+
+// receiveProposal keeps a member's proposal for the commit of this epoch.
+func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
+	if !g.active() {
+		return
+	}
+	hh := frameHash(raw)
+	if g.seen.has(hh) {
+		return
+	}
+	cur := g.mls.Epoch()
+	if f.epoch > cur {
+		g.stash(clone(raw))
+		return
+	}
+	if f.epoch < cur {
+		// Its epoch is over (the proposer proposes again if it still wants it), but a
+		// competing commit for that epoch may refer to it.
+		if rec := g.histAt(f.epoch); rec != nil && len(rec.props) < 64 {
+			g.seen.add(hh)
+			rec.props = append(rec.props, f.hs)
+		}
+		return
+	}
+	g.seen.add(hh)
+	inner, err := g.hs.Open(&layers.Context{Group: g.id}, f.hs)
+	if err != nil {
+		if !g.quiet() {
+			g.errorf("chat: a proposal did not open: %w", err)
+		}
+		return
+	}
+	p, err := g.mls.Process(inner)
+	if err != nil {
+		if !g.quiet() {
+			g.errorf("chat: proposal refused: %w", err)
+		}
+		return
+	}
+	if p.Kind != mlsgroup.KindProposal {
+		g.errorf("chat: a proposal frame held something else than a proposal")
+		return
+	}
+	g.proposals++
+	if p.SenderKind == mlsgroup.SenderMember {
+		if p.Removed != nil {
+			g.removers[*p.Removed] = p.Sender
+		}
+		if p.Extensions {
+			sender := p.Sender
+			g.renamer = &sender
+		}
+	}
+	// Logged for sync: a member catching up needs it before the commit that refers to it.
+	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: clone(raw)}}}); err != nil {
+		g.errorf("chat: save: %w", err)
+	}
+	g.drive()
+}
+
+// commitDue commits our intents and the proposals received, when the commit timer fires.
+func (g *group) commitDue() {
+	cur := g.mls.Epoch()
+	if !g.active() || g.timerAt != cur {
+		g.drive()
+		return
+	}
+	var mine []*intent
+	for _, in := range g.intents {
+		if in.at == nil && in.kind != intentLeave {
+			mine = append(mine, in)
+		}
+	}
+	build := func(byRef bool) mlsgroup.CommitOptions {
+		opts := mlsgroup.CommitOptions{ReferencePending: byRef, RatchetTreeInWelcome: true}
+		for _, in := range mine {
+			if byRef && in.proposed == cur+1 {
+				continue // in the pending proposals
+			}
+			switch in.kind {
+			case intentAdd:
+				opts.Add = append(opts.Add, in.kp)
+			case intentRemove:
+				if leaf, ok := g.leafOf(in.who); ok {
+					opts.Remove = append(opts.Remove, leaf)
+				}
+			case intentRename:
+				opts.Extensions = g.extensionsWithName(in.name)
+			}
+		}
+		return opts
+	}
+	opts := build(g.proposals > 0)
+	if !opts.ReferencePending && len(opts.Add) == 0 && len(opts.Remove) == 0 && opts.Extensions == nil {
+		return
+	}
+	pc, err := g.mls.Commit(opts)
+	if err != nil && opts.ReferencePending {
+		// A proposal received cannot be committed (it conflicts with another, or removes
+		// us): commit our own changes alone.
+		opts = build(false)
+		if len(opts.Add) == 0 && len(opts.Remove) == 0 && opts.Extensions == nil {
+			g.proposals = 0
+			return
+		}
+		pc, err = g.mls.Commit(opts)
+	}
+	if err != nil {
+		for _, in := range mine {
+			in.finish(nil, fmt.Errorf("chat: commit: %w", err))
+			g.dropIntent(in)
+		}
+		return
+	}
+	g.commitPending(pc)
+}
+
+// commitPending seals, applies, saves and publishes our own commit.
+func (g *group) commitPending(pc *mlsgroup.PendingCommit) {
+	before := g.mls.Members()
+	order := rankOrder(g.mls)
+	state, err := g.mls.MarshalBinary()
+	if err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	auth := g.mls.EpochAuthenticator()
+	cur := g.mls.Epoch()
+	// The handshake cascade takes commits of the current epoch: seal before the merge.
+	sealed, err := g.hs.Seal(&layers.Context{Group: g.id, Sender: g.c.self}, pc.Message)
+	if err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	f := &commitFrame{epoch: cur, hs: sealed, welcome: pc.Welcome}
+	raw := f.marshal()
+	if err := g.mls.Merge(pc); err != nil {
+		g.errorf("chat: %w", err)
+		return
+	}
+	hh := sha256.Sum256(sealed)
+	g.seen.add(hh)
+	g.debug("committed")
+	g.pushHist(epochRec{epoch: cur, auth: auth, state: state, frame: raw,
+		key: commitKey{rankOf(order, g.mls.LeafIndex()), hh}, idents: idents(before)})
+	g.afterCommit(before, g.c.self, f, raw, nil) // saves the new epoch before the commit leaves
+	if err := g.topic.Publish(g.c.ctx, raw); err != nil {
+		g.errorf("chat: publish commit: %w", err)
+	}
+}
+
+// wait waits for an intent's result.
+func (g *group) wait(ctx context.Context, in *intent) (intentResult, error) {
+	select {
+	case r := <-in.done:
+		return r, r.err
+	case <-ctx.Done():
+		return intentResult{}, ctx.Err()
+	case <-g.c.ctx.Done():
+		return intentResult{}, ErrClosed
+	}
+}
