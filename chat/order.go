@@ -295,7 +295,7 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	if err := g.save(g.c.ctx, ch); err != nil {
 		g.errorf("chat: save: %w", err)
 	}
-	epoch := g.mls.Epoch()
+	epoch := f.epoch + 1 // also when we were removed, and our state stays behind
 	byPeer := peerOf(by)
 	g.c.emit(EpochChanged{Group: g.gid, Epoch: epoch, Authenticator: g.authPrefix()})
 	after := g.identities()

@@ -2,7 +2,9 @@
 //
 // Usage:
 //
-//	tchat                 start tchat (today: print what this build can do)
+//	tchat [flags]         the chat: a terminal interface on the default profile
+//	                      (--config FILE, --profile NAME, --nick, --listen, --dht, …;
+//	                      config.example.toml documents every setting)
 //	tchat vectors DIR...  run the MLS test vectors found under DIR
 //	tchat version         print the version
 //	tchat help            print this help
@@ -12,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 )
 
 // version is set at link time with -ldflags "-X main.version=…".
@@ -31,6 +35,7 @@ func init() {
 		{"export", "FILE", "write an encrypted backup of the profile (keys and database) to FILE", runExport},
 		{"import", "FILE", "restore a backup made by export into a new profile", runImport},
 		{"bench", "mls|layers [flags] [--json]", "measure MLS group operations or the cascade's layers", runBench},
+		{"bot", "[--profile NAME] [--socket PATH]", "run headless, serving JSON-RPC 2.0 on stdin/stdout for bots (docs/bot-protocol.md)", runBot},
 		{"version", "", "print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintf(stdout, "tchat %s\n", version)
 			return 0
@@ -47,13 +52,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		// The chat interface is not built yet; say honestly what this build does.
-		fmt.Fprintf(stdout, "tchat %s: end-to-end encrypted group chat for the terminal.\n\n", version)
-		fmt.Fprintln(stdout, "This build has the MLS (RFC 9420) protocol foundation; the chat itself is not there yet.")
-		fmt.Fprintln(stdout)
-		usage(stdout)
-		return 0
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !slices.Contains([]string{"-h", "-help", "--help"}, args[0])) {
+		// No command: the chat interface (flags only).
+		return runTUI(args, stdout, stderr)
 	}
 	switch args[0] {
 	case "-h", "-help", "--help":
