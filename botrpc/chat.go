@@ -7,7 +7,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/chat"
-	"github.com/tchat-p2p/tchat/internal/store"
 )
 
 // Chat is the part of *chat.Client the server drives. Tests substitute a fake.
@@ -28,12 +27,12 @@ type Chat interface {
 	Remove(ctx context.Context, id chat.GroupID, member peer.ID) error
 	Leave(ctx context.Context, id chat.GroupID) error
 	Rename(ctx context.Context, id chat.GroupID, name string) error
-	Send(ctx context.Context, id chat.GroupID, text string) error
+	Send(ctx context.Context, id chat.GroupID, text string) (chat.Message, error)
 
 	Groups() []chat.GroupID
 	Group(ctx context.Context, id chat.GroupID) (chat.GroupState, error)
 	Members(ctx context.Context, id chat.GroupID) ([]chat.Member, error)
-	History(ctx context.Context, id chat.GroupID, before int64, limit int) ([]store.Message, int64, error)
+	History(ctx context.Context, id chat.GroupID, before int64, limit int) ([]chat.Message, int64, error)
 
 	SafetyNumber(p peer.ID) (string, error)
 	Verify(ctx context.Context, p peer.ID) error

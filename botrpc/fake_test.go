@@ -16,7 +16,6 @@ import (
 
 	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/identity"
-	"github.com/tchat-p2p/tchat/internal/store"
 )
 
 // fakeChat is a Chat that records its calls.
@@ -125,17 +124,17 @@ func (f *fakeChat) Leave(ctx context.Context, id chat.GroupID) error {
 func (f *fakeChat) Rename(ctx context.Context, id chat.GroupID, name string) error {
 	return f.record("rename %s %s", id, name)
 }
-func (f *fakeChat) Send(ctx context.Context, id chat.GroupID, text string) error {
+func (f *fakeChat) Send(ctx context.Context, id chat.GroupID, text string) (chat.Message, error) {
 	if err := f.record("send %s %s", id, text); err != nil {
-		return err
+		return chat.Message{}, err
 	}
 	if _, err := f.Group(ctx, id); err != nil {
-		return err
+		return chat.Message{}, err
 	}
 	f.mu.Lock()
 	f.sent = append(f.sent, text)
 	f.mu.Unlock()
-	return nil
+	return chat.Message{Group: id, Sender: f.self, Text: text, Own: true}, nil
 }
 func (f *fakeChat) Groups() []chat.GroupID {
 	f.mu.Lock()
@@ -159,17 +158,17 @@ func (f *fakeChat) Members(ctx context.Context, id chat.GroupID) ([]chat.Member,
 	g, err := f.Group(ctx, id)
 	return g.Members, err
 }
-func (f *fakeChat) History(ctx context.Context, id chat.GroupID, before int64, limit int) ([]store.Message, int64, error) {
+func (f *fakeChat) History(ctx context.Context, id chat.GroupID, before int64, limit int) ([]chat.Message, int64, error) {
 	f.record("history %s %d %d", id, before, limit)
 	if _, err := f.Group(ctx, id); err != nil {
 		return nil, 0, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []store.Message
+	var out []chat.Message
 	for i, text := range f.sent {
-		out = append(out, store.Message{Seq: int64(i + 1), MsgID: []byte{byte(i)}, Sender: []byte(f.self),
-			SentAt: time.UnixMilli(1000), ReceivedAt: time.UnixMilli(2000), Flags: store.FlagOwn, Content: []byte(text)})
+		out = append(out, chat.Message{Cursor: int64(i + 1), ID: fmt.Sprintf("%02x", i), Group: id, Sender: f.self,
+			Time: time.UnixMilli(1000), Received: time.UnixMilli(2000), Own: true, Text: text})
 	}
 	return out, 0, nil
 }

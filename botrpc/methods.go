@@ -14,7 +14,6 @@ import (
 
 	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/identity"
-	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/proto"
 )
@@ -148,6 +147,7 @@ type Message struct {
 	Seq        int64  `json:"seq"`
 	ID         string `json:"id"`
 	Sender     string `json:"sender"`
+	Nick       string `json:"nick,omitempty"`
 	Message    string `json:"message"`
 	Timestamp  int64  `json:"timestamp"`
 	ReceivedAt int64  `json:"receivedAt"`
@@ -412,7 +412,11 @@ func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
 	if p.Message == nil {
 		return nil, requireParam("message")
 	}
-	return nil, s.chat.Send(ctx, id, *p.Message)
+	m, err := s.chat.Send(ctx, id, *p.Message)
+	if err != nil {
+		return nil, err
+	}
+	return messageOf(m), nil
 }
 
 func (s *Server) listGroups(ctx context.Context, raw json.RawMessage) (any, error) {
@@ -506,17 +510,11 @@ func hasHistory(ctx context.Context, s *Server, id chat.GroupID) bool {
 	return err == nil && len(msgs) > 0
 }
 
-func messageOf(m store.Message) Message {
-	sender := ""
-	if p, err := peer.IDFromBytes(m.Sender); err == nil {
-		sender = p.String()
-	}
+func messageOf(m chat.Message) Message {
 	return Message{
-		Seq: m.Seq, ID: hex.EncodeToString(m.MsgID), Sender: sender, Message: string(m.Content),
-		Timestamp: m.SentAt.UnixMilli(), ReceivedAt: m.ReceivedAt.UnixMilli(), Epoch: m.Epoch,
-		Own:    m.Flags&store.FlagOwn != 0,
-		Late:   m.Flags&store.FlagLate != 0,
-		Resent: m.Flags&store.FlagResent != 0,
+		Seq: m.Cursor, ID: m.ID, Sender: m.Sender.String(), Nick: m.Nick, Message: m.Text,
+		Timestamp: m.Time.UnixMilli(), ReceivedAt: m.Received.UnixMilli(), Epoch: m.Epoch,
+		Own: m.Own, Late: m.Late, Resent: m.Resent,
 	}
 }
 

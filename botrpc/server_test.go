@@ -223,7 +223,11 @@ func TestMethods(t *testing.T) {
 		{"unverify", map[string]any{"peerId": other.String()}, "unverify " + other.String()},
 	} {
 		r := result(t, c.call(tc.method, tc.params))
-		if m, ok := r.(map[string]any); !ok || len(m) != 0 {
+		if m, ok := r.(map[string]any); tc.method == "send" {
+			if !ok || m["message"] != "hi <&> \n there" || m["own"] != true {
+				t.Errorf("send: result %v, want the message sent", r)
+			}
+		} else if !ok || len(m) != 0 {
 			t.Errorf("%s: result %v, want {}", tc.method, r)
 		}
 		if f.lastCall() != tc.call {

@@ -2,9 +2,11 @@ package chat
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -51,6 +53,57 @@ type GroupState struct {
 	Members       []Member
 	Active        bool // false once this client left or was removed
 	Syncing       bool // catching up from a peer
+}
+
+// Message is one message of a group's history.
+type Message struct {
+	Cursor   int64 // its place in the local history: History's cursor
+	ID       string
+	Group    GroupID
+	Sender   peer.ID
+	Nick     string // the sender's nickname as last heard ("" if none)
+	Text     string
+	Time     time.Time // the sender's clock
+	Received time.Time
+	Epoch    uint64 // the epoch it was first sent in
+	Own      bool   // sent by this client
+	Late     bool   // arrived after its epoch had passed (catch-up, a slow link)
+	Resent   bool   // sent again because its first epoch lost a commit race
+}
+
+// History returns up to limit messages of a group older than the cursor before (0: the
+// newest), oldest first, and the cursor of the page before (0: none).
+func (c *Client) History(ctx context.Context, id GroupID, before int64, limit int) ([]Message, int64, error) {
+	b, err := id.Bytes()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w %s", ErrUnknownGroup, id)
+	}
+	ms, next, err := c.st.History(ctx, b, before, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	nicks := map[peer.ID]string{c.PeerID(): c.Nick()}
+	out := make([]Message, len(ms))
+	for i, m := range ms {
+		p := peer.ID(m.Sender)
+		nick, ok := nicks[p]
+		if !ok {
+			if pr, err := c.st.Peer(ctx, m.Sender); err == nil {
+				nick = pr.Name
+			}
+			nicks[p] = nick
+		}
+		out[i] = messageOf(id, m, nick)
+	}
+	return out, next, nil
+}
+
+func messageOf(id GroupID, m store.Message, nick string) Message {
+	return Message{
+		Cursor: m.Seq, ID: hex.EncodeToString(m.MsgID), Group: id, Sender: peer.ID(m.Sender), Nick: nick,
+		Text: string(m.Content), Time: m.SentAt, Received: m.ReceivedAt, Epoch: m.Epoch,
+		Own: m.Flags&store.FlagOwn != 0, Late: m.Flags&store.FlagLate != 0, Resent: m.Flags&store.FlagResent != 0,
+	}
 }
 
 // NetStatus is the state of the client's network node.

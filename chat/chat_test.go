@@ -243,7 +243,7 @@ func TestThreeMembersChat(t *testing.T) {
 	all := []*testClient{a, b, c}
 	for _, from := range all {
 		text := fmt.Sprintf("hello from %s", from.name)
-		if err := from.Send(ctx, gid, text); err != nil {
+		if _, err := from.Send(ctx, gid, text); err != nil {
 			t.Fatal(err)
 		}
 		for _, to := range all {
@@ -279,10 +279,10 @@ func TestThreeMembersChat(t *testing.T) {
 			return ok && e.Member == c.PeerID() && e.By == a.PeerID()
 		})
 	}
-	if err := c.Send(ctx, gid, "still here?"); err == nil {
+	if _, err := c.Send(ctx, gid, "still here?"); err == nil {
 		t.Fatal("a removed member sent a message")
 	}
-	if err := a.Send(ctx, gid, "after C left"); err != nil {
+	if _, err := a.Send(ctx, gid, "after C left"); err != nil {
 		t.Fatal(err)
 	}
 	b.waitFor(t, "a message after the removal", func(ev Event) bool {
@@ -375,7 +375,7 @@ func TestRestartResumes(t *testing.T) {
 	}
 	b.waitMesh(t, gid, 1)
 	a.waitMesh(t, gid, 1) // A must know B subscribed: nothing re-sends missed messages yet
-	if err := a.Send(ctx, gid, "before"); err != nil {
+	if _, err := a.Send(ctx, gid, "before"); err != nil {
 		t.Fatal(err)
 	}
 	b.waitFor(t, "before", func(ev Event) bool { e, ok := ev.(MessageReceived); return ok && e.Text == "before" })
@@ -394,14 +394,14 @@ func TestRestartResumes(t *testing.T) {
 	}
 	b.waitPeers(t, gid, 1)
 	a.waitPeers(t, gid, 1)
-	if err := a.Send(ctx, gid, "after"); err != nil {
+	if _, err := a.Send(ctx, gid, "after"); err != nil {
 		t.Fatal(err)
 	}
 	ev := b.waitFor(t, "after", func(ev Event) bool { e, ok := ev.(MessageReceived); return ok && e.Text == "after" }).(MessageReceived)
 	if ev.Sender != a.PeerID() {
 		t.Fatalf("sender %s, want %s", ev.Sender, a.PeerID())
 	}
-	if err := b.Send(ctx, gid, "back"); err != nil {
+	if _, err := b.Send(ctx, gid, "back"); err != nil {
 		t.Fatal(err)
 	}
 	a.waitFor(t, "back", func(ev Event) bool { e, ok := ev.(MessageReceived); return ok && e.Text == "back" })

@@ -55,6 +55,10 @@ var (
 	ErrClosed       = errors.New("chat: client closed")
 	ErrUnknownGroup = errors.New("chat: unknown group")
 	ErrAlreadyIn    = errors.New("chat: already a member of this group")
+	// ErrNotMember: this client left the group or was removed from it.
+	ErrNotMember = errors.New("chat: not a member of this group any more")
+	// ErrUnreachable: a peer (an inviter, a peer to add) could not be reached.
+	ErrUnreachable = errors.New("chat: peer unreachable")
 )
 
 // Config configures a Client.
@@ -97,7 +101,7 @@ type Config struct {
 	Logger *slog.Logger
 	// AcceptAdd decides whether to accept being added to a group by a member (Add) that
 	// pushes us a Welcome; nil accepts every add.
-	AcceptAdd func(from peer.ID, groupName string) bool
+	AcceptAdd func(from peer.ID, group GroupID, name string) bool
 }
 
 // Client is one profile's chat core.
@@ -418,7 +422,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 		return "", errors.New("chat: this is our own invite")
 	}
 	if err := c.node.Connect(ctx, peer.AddrInfo{ID: inv.Inviter, Addrs: inv.Addrs}); err != nil {
-		return "", fmt.Errorf("chat: cannot reach the inviter %s: %w", inv.Inviter, err)
+		return "", fmt.Errorf("%w: the inviter %s: %w", ErrUnreachable, inv.Inviter, err)
 	}
 	sigID, bundle, err := c.newKeyPackage()
 	if err != nil {
@@ -443,13 +447,21 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	return c.joined(ctx, mg, inv.Name, inv.RoomSecret, sigID)
 }
 
-// Send sends a text message to a group.
-func (c *Client) Send(ctx context.Context, id GroupID, text string) error {
+// Send sends a text message to a group and returns it as stored in the history. A
+// message that was saved but could not be published yet is returned with an error, and
+// still reaches the members (they fetch it by sync, or it goes out again).
+func (c *Client) Send(ctx context.Context, id GroupID, text string) (Message, error) {
 	g, err := c.group(id)
 	if err != nil {
-		return err
+		return Message{}, err
 	}
-	return g.do(ctx, func() error { return g.send(ctx, text) })
+	var m Message
+	err = g.do(ctx, func() error {
+		var err error
+		m, err = g.send(ctx, text)
+		return err
+	})
+	return m, err
 }
 
 // change asks the group for a change and waits until it is committed and settled.
@@ -461,7 +473,7 @@ func (c *Client) change(ctx context.Context, id GroupID, mk func(g *group) (*int
 	var in *intent
 	if err := g.do(ctx, func() error {
 		if !g.active() {
-			return fmt.Errorf("chat: not a member of group %s any more", id)
+			return ErrNotMember
 		}
 		x, err := mk(g)
 		if err != nil {
@@ -514,16 +526,6 @@ func (c *Client) Leave(ctx context.Context, id GroupID) error {
 		return &intent{kind: intentLeave}, nil
 	})
 	return err
-}
-
-// History returns up to limit stored messages of a group older than the cursor before (0:
-// the newest), oldest first, and the cursor of the page before (0: none).
-func (c *Client) History(ctx context.Context, id GroupID, before int64, limit int) ([]store.Message, int64, error) {
-	b, err := id.Bytes()
-	if err != nil {
-		return nil, 0, err
-	}
-	return c.st.History(ctx, b, before, limit)
 }
 
 // start registers a group and starts its actor.

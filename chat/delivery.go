@@ -18,6 +18,10 @@ import (
 	"github.com/tchat-p2p/tchat/net/proto"
 )
 
+// MaxText bounds a text message, in bytes. A message travels as one gossipsub message,
+// capped at 4 MiB, and its JSON escaping can grow a text up to six times.
+const MaxText = 512 << 10
+
 // payload is the plaintext of an application message.
 type payload struct {
 	ID     string `json:"id"`
@@ -48,13 +52,16 @@ func (g *group) recipients() [][]byte {
 
 // send seals a text message, saves it (history, outbox, wire log) with the state it used,
 // and publishes it.
-func (g *group) send(ctx context.Context, text string) error {
+func (g *group) send(ctx context.Context, text string) (Message, error) {
 	if !g.active() {
-		return fmt.Errorf("chat: not a member of group %s any more", g.gid)
+		return Message{}, ErrNotMember
+	}
+	if len(text) > MaxText {
+		return Message{}, fmt.Errorf("chat: a message is at most %d bytes", MaxText)
 	}
 	idb := make([]byte, 16)
 	if _, err := rand.Read(idb); err != nil {
-		return err
+		return Message{}, err
 	}
 	now := g.c.cfg.Now()
 	p := payload{ID: hex.EncodeToString(idb), Time: now.UnixMilli(), Text: text, Nick: g.c.Nick(), Epoch: g.mls.Epoch()}
@@ -62,7 +69,8 @@ func (g *group) send(ctx context.Context, text string) error {
 		GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(g.c.node.ID()),
 		SentAt: now, ReceivedAt: now, Flags: store.FlagOwn, Content: []byte(text),
 	}
-	return g.sendPayload(ctx, p, []store.Message{msg})
+	err := g.sendPayload(ctx, p, []store.Message{msg})
+	return messageOf(g.gid, msg, p.Nick), err
 }
 
 // sendPayload seals p in the current epoch and sends it; msgs go into the history in the
@@ -150,6 +158,9 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	flags := store.MessageFlags(0)
 	if late {
 		flags |= store.FlagLate
+	}
+	if p.Resent {
+		flags |= store.FlagResent
 	}
 	sent := time.UnixMilli(p.Time)
 	g.notePeer(actx.Sender, p.Nick)

@@ -260,7 +260,7 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	if _, err := c.group(groupIDOf(req.GroupID)); err == nil {
 		return nil, proto.Refuse(proto.CodeRefused, "already a member")
 	}
-	if c.cfg.AcceptAdd != nil && !c.cfg.AcceptAdd(from, req.Name) {
+	if c.cfg.AcceptAdd != nil && !c.cfg.AcceptAdd(from, groupIDOf(req.GroupID), req.Name) {
 		return nil, proto.Refuse(proto.CodeRefused, "declined")
 	}
 	c.mu.Lock()
@@ -308,7 +308,7 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 	}
 	if len(p.Addrs) > 0 {
 		if err := c.node.Connect(ctx, p); err != nil {
-			return fmt.Errorf("chat: cannot reach %s: %w", p.ID, err)
+			return fmt.Errorf("%w: %s: %w", ErrUnreachable, p.ID, err)
 		}
 	}
 	resp, err := c.node.KeyPackage(ctx, p.ID, &proto.KeyPackageRequest{GroupID: g.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})

@@ -172,7 +172,7 @@ func TestGroupLifecycle(t *testing.T) {
 
 	for _, c := range cs {
 		text := "hello from " + c.name
-		if err := c.Send(ctx, gid, text); err != nil {
+		if _, err := c.Send(ctx, gid, text); err != nil {
 			t.Fatal(err)
 		}
 		waitReceived(t, text, without(cs, c)...)
@@ -214,10 +214,10 @@ func TestGroupLifecycle(t *testing.T) {
 			return ok && e.Member == cs[4].PeerID() && e.By == cs[1].PeerID()
 		})
 	}
-	if err := cs[4].Send(ctx, gid, "still here?"); err == nil {
+	if _, err := cs[4].Send(ctx, gid, "still here?"); err == nil {
 		t.Fatal("a removed member sent a message")
 	}
-	if err := cs[0].Send(ctx, gid, "after P4 was removed"); err != nil {
+	if _, err := cs[0].Send(ctx, gid, "after P4 was removed"); err != nil {
 		t.Fatal(err)
 	}
 	waitReceived(t, "after P4 was removed", cs[1], cs[2], cs[3])
@@ -265,13 +265,13 @@ func TestConcurrentCommits(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := c.Send(ctx, gid, fmt.Sprintf("r%d %s before", r, c.name)); err != nil {
+				if _, err := c.Send(ctx, gid, fmt.Sprintf("r%d %s before", r, c.name)); err != nil {
 					t.Error(err)
 				}
 				if err := c.Rename(ctx, gid, fmt.Sprintf("r%d-%d", r, i)); err != nil {
 					t.Error(err)
 				}
-				if err := c.Send(ctx, gid, fmt.Sprintf("r%d %s after", r, c.name)); err != nil {
+				if _, err := c.Send(ctx, gid, fmt.Sprintf("r%d %s after", r, c.name)); err != nil {
 					t.Error(err)
 				}
 				tmu.Lock()
@@ -319,7 +319,7 @@ func TestOfflineCatchUp(t *testing.T) {
 	for i := range 4 {
 		for _, x := range []*testClient{a, b} {
 			text := fmt.Sprintf("%s %d while C was away", x.name, i)
-			if err := x.Send(ctx, gid, text); err != nil {
+			if _, err := x.Send(ctx, gid, text); err != nil {
 				t.Fatal(err)
 			}
 			texts = append(texts, text)
@@ -342,20 +342,20 @@ func TestOfflineCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := map[string]store.Message{}
+	have := map[string]Message{}
 	for _, m := range msgs {
-		have[string(m.Content)] = m
+		have[m.Text] = m
 	}
 	for _, text := range texts {
 		m, ok := have[text]
 		if !ok {
 			t.Fatalf("C's history lacks %q", text)
 		}
-		if m.Flags&store.FlagLate == 0 {
-			t.Errorf("%q is not marked late", text)
+		if !m.Late || m.Own {
+			t.Errorf("%q is not marked late: %+v", text, m)
 		}
 	}
-	if err := c.Send(ctx, gid, "C is back"); err != nil {
+	if _, err := c.Send(ctx, gid, "C is back"); err != nil {
 		t.Fatal(err)
 	}
 	waitReceived(t, "C is back", a, b)
@@ -392,7 +392,7 @@ func TestPartitionHeals(t *testing.T) {
 	var texts []string
 	for i, c := range cs {
 		text := fmt.Sprintf("%s during the partition", c.name)
-		if err := c.Send(ctx, gid, text); err != nil {
+		if _, err := c.Send(ctx, gid, text); err != nil {
 			t.Fatal(err)
 		}
 		texts = append(texts, text)

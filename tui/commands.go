@@ -111,7 +111,7 @@ func (m *Model) send(cv *conversation, text string) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		err := b.Send(ctx, gid, text)
+		_, err := b.Send(ctx, gid, text)
 		return doneMsg{group: gid, then: func(m *Model) tea.Cmd {
 			if c := m.conv(gid); c != nil {
 				c.buf.Update(id, func(e *messages.Entry) {
@@ -524,7 +524,7 @@ func (m *Model) cmdHistory(cv *conversation, _ []string, rest string) tea.Cmd {
 				return nil, nil, fmt.Errorf("history: %w", err)
 			}
 			for i := len(page) - 1; i >= 0; i-- {
-				if strings.Contains(strings.ToLower(string(page[i].Content)), q) {
+				if strings.Contains(strings.ToLower(page[i].Text), q) {
 					total++
 					if len(found) < maxSearch {
 						found = append(found, historyEntry(page[i], self))

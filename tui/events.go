@@ -7,19 +7,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/chat"
-	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/tui/components/messages"
 )
 
 // historyEntry turns a stored message into a line; names are filled in by the caller.
-func historyEntry(h store.Message, self peer.ID) messages.Entry {
-	e := messages.Entry{
-		Kind: messages.Text, Time: h.SentAt, Key: string(peer.ID(h.Sender)), Text: string(h.Content),
-		Own:    h.Flags&store.FlagOwn != 0 || peer.ID(h.Sender) == self,
-		Late:   h.Flags&store.FlagLate != 0,
-		Resent: h.Flags&store.FlagResent != 0,
+func historyEntry(h chat.Message, self peer.ID) messages.Entry {
+	return messages.Entry{
+		Kind: messages.Text, Time: h.Time, Key: string(h.Sender), Text: h.Text,
+		Own: h.Own || h.Sender == self, Late: h.Late, Resent: h.Resent,
 	}
-	return e
 }
 
 // handleEvent shows an event of the chat core.

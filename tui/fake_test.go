@@ -14,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/chat"
-	"github.com/tchat-p2p/tchat/internal/store"
 )
 
 // testPeer returns a fixed peer id for a name.
@@ -45,7 +44,7 @@ type fakeBackend struct {
 	net     chat.NetStatus
 	groups  map[chat.GroupID]*chat.GroupState
 	order   []chat.GroupID
-	history map[chat.GroupID][]store.Message
+	history map[chat.GroupID][]chat.Message
 	events  chan chat.Event
 	sent    []string
 	calls   []string
@@ -58,7 +57,7 @@ func newFake(nick string) *fakeBackend {
 	return &fakeBackend{
 		self: self, nick: nick,
 		net:    chat.NetStatus{PeerID: self, Connected: 3, Reachability: "private"},
-		groups: map[chat.GroupID]*chat.GroupState{}, history: map[chat.GroupID][]store.Message{},
+		groups: map[chat.GroupID]*chat.GroupState{}, history: map[chat.GroupID][]chat.Message{},
 		events: make(chan chat.Event, 64), fail: map[string]error{},
 	}
 }
@@ -175,16 +174,16 @@ func (f *fakeBackend) Rename(_ context.Context, id chat.GroupID, name string) er
 	f.mu.Unlock()
 	return nil
 }
-func (f *fakeBackend) Send(_ context.Context, id chat.GroupID, text string) error {
+func (f *fakeBackend) Send(_ context.Context, id chat.GroupID, text string) (chat.Message, error) {
 	if err := f.call("Send"); err != nil {
-		return err
+		return chat.Message{}, err
 	}
 	f.mu.Lock()
 	f.sent = append(f.sent, text)
 	f.mu.Unlock()
-	return nil
+	return chat.Message{Group: id, Sender: f.self, Text: text, Own: true}, nil
 }
-func (f *fakeBackend) History(_ context.Context, id chat.GroupID, before int64, limit int) ([]store.Message, int64, error) {
+func (f *fakeBackend) History(_ context.Context, id chat.GroupID, before int64, limit int) ([]chat.Message, int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h := f.history[id]

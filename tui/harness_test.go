@@ -8,7 +8,9 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/internal/config"
 	"github.com/tchat-p2p/tchat/internal/store"
 )
@@ -133,11 +135,11 @@ func sampleFake() *fakeBackend {
 	g := f.addGroup("friends", 4, "carol", "alice", "bob", "dave")
 	f.addGroup("work", 2, "carol", "erin")
 	alice, bob := testPeer("alice"), testPeer("bob")
-	gb, _ := g.Bytes()
-	msg := func(i int, from []byte, text string, flags store.MessageFlags) store.Message {
-		return store.Message{GroupID: gb, Sender: from, SentAt: t0.Add(time.Duration(i-10) * time.Minute), Content: []byte(text), Flags: flags, Epoch: 4}
+	msg := func(i int, from []byte, text string, flags store.MessageFlags) chat.Message {
+		return chat.Message{Group: g, Sender: peer.ID(from), Time: t0.Add(time.Duration(i-10) * time.Minute), Text: text, Epoch: 4,
+			Own: flags&store.FlagOwn != 0, Late: flags&store.FlagLate != 0, Resent: flags&store.FlagResent != 0}
 	}
-	f.history[g] = []store.Message{
+	f.history[g] = []chat.Message{
 		msg(1, []byte(alice), "hi all, the new build is up", 0),
 		msg(2, []byte(bob), "great, trying it now", 0),
 		msg(3, []byte(f.self), "works here on the laptop", store.FlagOwn),

@@ -19,7 +19,6 @@ import (
 
 	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/internal/config"
-	"github.com/tchat-p2p/tchat/internal/store"
 )
 
 // Backend is the part of the chat API the interface uses; *chat.Client implements it,
@@ -38,8 +37,8 @@ type Backend interface {
 	Remove(ctx context.Context, id chat.GroupID, member peer.ID) error
 	Leave(ctx context.Context, id chat.GroupID) error
 	Rename(ctx context.Context, id chat.GroupID, name string) error
-	Send(ctx context.Context, id chat.GroupID, text string) error
-	History(ctx context.Context, id chat.GroupID, before int64, limit int) ([]store.Message, int64, error)
+	Send(ctx context.Context, id chat.GroupID, text string) (chat.Message, error)
+	History(ctx context.Context, id chat.GroupID, before int64, limit int) ([]chat.Message, int64, error)
 	SafetyNumber(p peer.ID) (string, error)
 	Verify(ctx context.Context, p peer.ID) error
 	Unverify(ctx context.Context, p peer.ID) error

@@ -116,7 +116,7 @@ func run(log *slog.Logger, home, profile, passFile, create, join string, cfg nod
 	go func() {
 		defer close(done)
 		for m := range replies {
-			if err := c.Send(ctx, m.Group, "echo: "+m.Text); err != nil {
+			if _, err := c.Send(ctx, m.Group, "echo: "+m.Text); err != nil {
 				log.Warn("echobot: reply failed", "group", m.Group, "err", err)
 			}
 		}
