@@ -235,3 +235,28 @@ func parseGroupPolicy(s string) (layers.Policy, error) {
 	}
 	return pol, nil
 }
+
+// OpenProfile opens the profile in dir (unlocking its keystore with passphrase, "" for
+// one kept without), opens its database and starts a Client on it: what a Go program
+// outside this module uses. cfg's Identity, Store and Dir are set here. Closing the
+// Client closes the database and the profile too.
+func OpenProfile(ctx context.Context, dir, passphrase string, cfg Config) (*Client, error) {
+	p, err := identity.Open(dir, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(p.Dir, p.DatabaseKey())
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	cfg.Dir, cfg.Identity, cfg.Store = p.Dir, p.Identity, st
+	c, err := New(ctx, cfg)
+	if err != nil {
+		st.Close()
+		p.Close()
+		return nil, err
+	}
+	c.closers = append(c.closers, st.Close, p.Close)
+	return c, nil
+}

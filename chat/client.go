@@ -125,6 +125,8 @@ type Client struct {
 	wg     sync.WaitGroup
 	kps    []*offeredKP // KeyPackages handed out over /tchat/kp/1, waiting for a Welcome
 
+	closers []func() error // what OpenProfile opened, closed after the node
+
 	evMu     sync.RWMutex
 	evClosed bool // the events channel is closed
 }
@@ -215,6 +217,9 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 	err := c.node.Close()
+	for _, f := range c.closers {
+		err = errors.Join(err, f())
+	}
 	c.evMu.Lock()
 	c.evClosed = true
 	close(c.events)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/net/node"
 )
 
 // fast makes the clients a test starts quick to commit, settle and notice each other.
@@ -447,4 +448,37 @@ func slicesIndex(cs []*testClient, p peer.ID) int {
 		}
 	}
 	return -1
+}
+
+func TestOpenProfile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir() + "/p"
+	p, err := identity.Create(dir, identity.CreateOptions{Passphrase: "pw", ScryptWorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	cfg := Config{Node: node.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, DHT: node.DHTOff, NoMDNS: true}}
+	if _, err := OpenProfile(ctx, dir, "wrong", cfg); err == nil {
+		t.Fatal("opened with a wrong passphrase")
+	}
+	c, err := OpenProfile(ctx, dir, "pw", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, err := c.CreateGroup("mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Closed means the profile lock is released: it opens again, with the group.
+	if c, err = OpenProfile(ctx, dir, "pw", cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if gs := c.Groups(); len(gs) != 1 || gs[0] != gid {
+		t.Fatalf("groups %v", gs)
+	}
 }
