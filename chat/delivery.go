@@ -131,7 +131,7 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 		g.stash(clone(frame)) // an epoch we have not reached yet
 		return
 	default:
-		g.seen.add(h)
+		// Not marked as seen: a message of another branch opens once we are on it.
 		g.debug("message did not open", "err", err, "sync", fromSync)
 		if !fromSync && !g.quiet() {
 			g.errorf("chat: a message did not open: %w", err)

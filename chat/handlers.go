@@ -225,6 +225,10 @@ func (h kpHandler) HandleKeyPackage(ctx context.Context, from peer.ID, req *prot
 	if req.CipherSuite != 0 && req.CipherSuite != uint16(mlsgroup.DefaultCipherSuite) {
 		return nil, proto.Refuse(proto.CodeRefused, "unsupported cipher suite")
 	}
+	// Asked before anything is committed, so a declined add leaves no trace in the group.
+	if h.c.cfg.AcceptAdd != nil && !h.c.cfg.AcceptAdd(from, groupIDOf(req.GroupID), "") {
+		return nil, proto.Refuse(proto.CodeRefused, "declined")
+	}
 	sigID, bundle, err := h.c.newKeyPackage()
 	if err != nil {
 		return nil, err
@@ -334,7 +338,11 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 		return err
 	}
 	if _, err := c.node.Welcome(ctx, p.ID, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name}); err != nil {
-		return fmt.Errorf("chat: %s was added but did not take the Welcome: %w", p.ID, err)
+		// A member that cannot read the group must not stay in it.
+		if rerr := c.Remove(ctx, id, p.ID); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("and removing it again failed: %w", rerr))
+		}
+		return fmt.Errorf("chat: %s did not take the Welcome: %w", p.ID, err)
 	}
 	return nil
 }

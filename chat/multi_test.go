@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -480,5 +481,59 @@ func TestOpenProfile(t *testing.T) {
 	defer c.Close()
 	if gs := c.Groups(); len(gs) != 1 || gs[0] != gid {
 		t.Fatalf("groups %v", gs)
+	}
+}
+
+// A member adds a known peer directly; a peer that declines is not added.
+func TestAddKnownPeer(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b := newTestClient(t, "A"), newTestClient(t, "B")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	c := newTestClient(t, "C")
+	if err := b.Add(ctx, gid, c.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "C in the group", func(ev Event) bool { e, ok := ev.(EpochChanged); return ok && e.Group == gid })
+	if gs := c.Groups(); len(gs) != 1 || gs[0] != gid {
+		t.Fatalf("C's groups: %v", gs)
+	}
+	st := waitAgree(t, ctx, gid, []*testClient{a, b, c}, 3)
+	if st.Name != "test group" {
+		t.Fatalf("C sees the name %q", st.Name)
+	}
+	if _, err := c.Send(ctx, gid, "added directly"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "added directly", a, b)
+
+	testConfig = func(cfg *Config) {
+		cfg.AcceptAdd = func(peer.ID, GroupID, string) bool { return false }
+	}
+	d := newTestClient(t, "D")
+	if err := a.Add(ctx, gid, d.Node().AddrInfo()); err == nil || !strings.Contains(err.Error(), "declined") {
+		t.Fatalf("adding a peer that declines: %v", err)
+	}
+	if s, _ := a.Group(ctx, gid); len(s.Members) != 3 || s.Epoch != st.Epoch {
+		t.Fatalf("a declined add changed the group: %+v", s)
+	}
+}
+
+func TestCommitKeyOrder(t *testing.T) {
+	lo, hi := [32]byte{1}, [32]byte{2}
+	cases := []struct {
+		a, b commitKey
+		less bool
+	}{
+		{commitKey{0, hi}, commitKey{1, lo}, true}, // the earlier rank wins whatever the hash
+		{commitKey{1, lo}, commitKey{0, hi}, false},
+		{commitKey{2, lo}, commitKey{2, hi}, true}, // same rank: the lower hash
+		{commitKey{2, hi}, commitKey{2, hi}, false},
+	}
+	for _, c := range cases {
+		if c.a.less(c.b) != c.less {
+			t.Errorf("%v < %v: %v, want %v", c.a, c.b, !c.less, c.less)
+		}
 	}
 }

@@ -138,7 +138,7 @@ func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bo
 		case rec != nil && rec.key.hash == hh:
 			// The same commit by two paths (gossip and a sync) is normal; one coming
 			// long after it was applied is someone replaying it.
-			if !quiet && time.Since(rec.applied) > 10*time.Second {
+			if !quiet && time.Since(rec.applied) > 4*g.c.cfg.Heartbeat {
 				g.errorf("chat: a commit for epoch %d that was already applied came again; ignored", f.epoch)
 			}
 		case g.seen.has(hh):
@@ -629,7 +629,6 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 		}
 		return
 	}
-	g.seen.add(hh)
 	inner, err := g.hs.Open(&layers.Context{Group: g.id}, f.hs)
 	if err != nil {
 		if !g.quiet() {
@@ -637,6 +636,7 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 		}
 		return
 	}
+	g.seen.add(hh)
 	p, err := g.mls.Process(inner)
 	if err != nil {
 		if !g.quiet() {

@@ -246,6 +246,9 @@ func (g *Group) Propose(p Proposal, public bool) ([]byte, error) {
 		if err := g.checkGroupContextExtensions(&exts); err != nil {
 			return nil, err
 		}
+		if err := checkMembersSupport(g.cur.tree, exts); err != nil {
+			return nil, err
+		}
 		wp = wire.Proposal{ProposalType: wire.ProposalTypeGroupContextExtensions,
 			GroupContextExtensions: &wire.GroupContextExtensions{Extensions: exts}}
 	}

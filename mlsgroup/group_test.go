@@ -718,3 +718,55 @@ func TestJoinRejectsBadTree(t *testing.T) {
 		t.Fatalf("genuine tree: %v", err)
 	}
 }
+
+// A GroupContextExtensions proposal, committed by reference by another member, changes
+// the extensions for all; Processed says what a proposal is about.
+func TestExtensionsProposal(t *testing.T) {
+	alice, bob, carol := threeMembers(t, X25519_AES128GCM_SHA256_Ed25519)
+	// Not every member supports 0xF7C9: the proposal is refused before it is sent.
+	if _, err := bob.g.Propose(Proposal{Extensions: map[uint16][]byte{0xF7C9: []byte("x")}}, false); err == nil {
+		t.Fatal("proposed an extension the members do not support")
+	}
+	if _, err := bob.g.Propose(Proposal{Extensions: map[uint16][]byte{}, Update: true}, false); err == nil {
+		t.Fatal("a proposal of two kinds was accepted")
+	}
+	msg, err := bob.g.Propose(Proposal{Extensions: map[uint16][]byte{}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := carol.g.LeafIndex()
+	rm, err := alice.g.Propose(Proposal{Remove: &two}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, carol} {
+		p, err := m.g.Process(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Kind != KindProposal || !p.Extensions || p.Removed != nil || p.Sender != bob.g.LeafIndex() {
+			t.Fatalf("%s: %+v", m.name, p)
+		}
+	}
+	p, err := bob.g.Process(rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Removed == nil || *p.Removed != two || p.Extensions {
+		t.Fatalf("remove proposal: %+v", p)
+	}
+	if _, err := carol.g.Process(rm); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := alice.g.Commit(CommitOptions{ReferencePending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(pc.Message); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob)
+}

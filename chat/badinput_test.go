@@ -1,0 +1,190 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/layers/aes"
+	"github.com/tchat-p2p/tchat/layers/mls"
+	"github.com/tchat-p2p/tchat/mlsgroup"
+	"github.com/tchat-p2p/tchat/net/gossip"
+	"github.com/tchat-p2p/tchat/net/proto"
+)
+
+// snapshot is what a member shows of a group: bad input must leave it as it was.
+func snapshot(t *testing.T, ctx context.Context, c *testClient, gid GroupID) string {
+	t.Helper()
+	s, err := c.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err := c.History(ctx, gid, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join([]string{s.Name, string(rune('0' + len(s.Members))), string(s.Authenticator), string(rune('0' + len(msgs)))}, "|") +
+		"|" + string(rune('0'+s.Epoch))
+}
+
+// waitError waits for an Error event whose text contains want.
+func (tc *testClient) waitError(t *testing.T, want string) {
+	t.Helper()
+	tc.waitFor(t, "an error about "+want, func(ev Event) bool {
+		e, ok := ev.(Error)
+		return ok && strings.Contains(e.Err.Error(), want)
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, b, d := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "D")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	if err := a.Rename(ctx, gid, "g2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Send(ctx, gid, "first"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "first", b)
+	before := snapshot(t, ctx, b, gid)
+
+	// A member replays an old commit: B says so, and nothing changes.
+	gb, _ := gid.Bytes()
+	items, _, err := a.st.WireSince(ctx, gb, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldCommit []byte
+	for _, it := range items {
+		if it.Kind == store.WireCommit {
+			oldCommit = it.Data
+		}
+	}
+	if oldCommit == nil {
+		t.Fatal("no commit in A's wire log")
+	}
+	time.Sleep(time.Second) // past the window in which a commit may come twice by two paths
+	gB, _ := b.group(gid)
+	if err := gB.do(ctx, func() error { gB.receive(a.PeerID(), oldCommit, false); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	b.waitError(t, "already applied came again")
+	if got := snapshot(t, ctx, b, gid); got != before {
+		t.Fatalf("a replayed commit changed B: %q, was %q", got, before)
+	}
+
+	// Someone who is not a member but knows the room secret (an old invite) publishes on
+	// the group's topic a message from a group of its own with the same id.
+	tok, err := a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ParseInvite(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, err := mlsgroup.Create(d.sigKey, d.self, gb, d.mlsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := aes.NewKey(inv.RoomSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cas, err := layers.NewCascade(layers.MustParsePolicy("mls,aes"), mls.New(fake, nil), aes.New(key, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := cas.Seal(&layers.Context{Group: gb, Sender: d.self}, []byte(`{"id":"00","t":1,"text":"forged","e":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := d.Node().JoinTopic(gb, inv.RoomSecret, func(context.Context, peer.ID, []byte) gossip.Result { return gossip.Accept })
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectAll(t, ctx, []*testClient{a, b, d})
+	time.Sleep(time.Second) // let D's subscription be known
+	if err := top.Publish(ctx, appFrame(sealed)); err != nil {
+		t.Fatal(err)
+	}
+	b.waitError(t, "did not open")
+	top.Close()
+	if got := snapshot(t, ctx, b, gid); got != before {
+		t.Fatalf("a non-member's message changed B: %q, was %q", got, before)
+	}
+
+	// A join proof made for one group, presented for another group the inviter is in.
+	other, err := a.CreateGroup("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, _ := other.Bytes()
+	_, bundle, err := d.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp := bundle.KeyPackage()
+	_, err = d.Node().Join(ctx, a.PeerID(), &proto.JoinRequest{GroupID: ob, KeyPackage: kp, InviteProof: joinProof(inv.RoomSecret, inv.ID, d.PeerID(), kp)})
+	if !errors.Is(err, proto.ErrRefused) || !strings.Contains(err.Error(), "invalid invite proof") {
+		t.Fatalf("a proof for another group: %v", err)
+	}
+	// And a proof for the right group with someone else's KeyPackage.
+	_, bundleB, err := b.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpB := bundleB.KeyPackage()
+	_, err = d.Node().Join(ctx, a.PeerID(), &proto.JoinRequest{GroupID: gb, KeyPackage: kpB, InviteProof: joinProof(inv.RoomSecret, inv.ID, d.PeerID(), kpB)})
+	if !errors.Is(err, proto.ErrRefused) {
+		t.Fatalf("someone else's key package: %v", err)
+	}
+	if s, _ := a.Group(ctx, other); s.Epoch != 0 || len(s.Members) != 1 {
+		t.Fatalf("the other group changed: %+v", s)
+	}
+	if got := snapshot(t, ctx, b, gid); got != before {
+		t.Fatalf("refused joins changed B: %q, was %q", got, before)
+	}
+	// The invite was not used up by the refused attempts: D joins with it.
+	if _, err := d.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A heartbeat whose signature does not verify is refused by the topic validator.
+func TestForgedHeartbeat(t *testing.T) {
+	c := newTestClient(t, "A")
+	gid, err := c.CreateGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := c.group(gid)
+	h := &heartbeat{group: g.id, identity: c.self, epoch: 0, auth: make([]byte, authPrefix), nick: "x"}
+	b, err := h.sign(c.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.validate(context.Background(), "", b) != gossip.Accept {
+		t.Fatal("a good heartbeat was refused")
+	}
+	bad := bytes.Clone(b)
+	bad[len(bad)-70] ^= 1 // the epoch counts
+	if g.validate(context.Background(), "", bad) != gossip.Reject {
+		t.Fatal("a forged heartbeat was accepted")
+	}
+	other := bytes.Clone(b)
+	other[2] ^= 1 // another group
+	if g.validate(context.Background(), "", other) != gossip.Reject {
+		t.Fatal("another group's heartbeat was accepted")
+	}
+}
