@@ -265,6 +265,7 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 	cur := g.mls.Epoch()
 	switch {
 	case h.epoch == cur && bytes.Equal(h.auth, g.authPrefix()):
+		delete(g.stuck, string(h.identity))
 		need, missing := uint64(0), false
 		for _, c := range h.counts {
 			if c.epoch < g.joinEpoch || c.epoch+uint64(g.c.cfg.KeepEpochs) < cur {
@@ -279,16 +280,48 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		}
 	case h.epoch > cur:
 		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+		g.checkStuck(from, h)
 	default:
 		if a := g.chainAuth(h.epoch); a != nil && bytes.Equal(a[:authPrefix], h.auth) {
+			delete(g.stuck, string(h.identity))
 			return // behind us on our branch: it will sync from us
 		}
+		g.checkStuck(from, h)
 		if g.forkSeen[string(h.identity)] != h.epoch+1 {
 			g.forkSeen[string(h.identity)] = h.epoch + 1
 			g.lastFork = time.Now()
 			g.c.emit(ForkDetected{Group: g.gid, Peer: peerOf(h.identity), Epoch: h.epoch})
 		}
 		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+	}
+}
+
+// mismatch is a disagreement with one member that syncing has not cured.
+type mismatch struct {
+	ours, theirs string
+	n            int
+}
+
+// checkStuck counts the heartbeats of a member that disagrees with us the same way. A
+// fork that syncing cannot resolve (its fork point is older than the epochs we keep, or
+// we restarted since) goes to the next rung: we ask that member to re-add us to its
+// branch. When neither side can judge, the branch with the later epoch (then the lower
+// authenticator) stays; a member whose branch should stay but sees the other side not
+// move for long gives way too.
+func (g *group) checkStuck(from peer.ID, h *heartbeat) {
+	ours := fmt.Sprintf("%d/%x", g.mls.Epoch(), g.authPrefix())
+	theirs := fmt.Sprintf("%d/%x", h.epoch, h.auth)
+	m := g.stuck[string(h.identity)]
+	if m == nil || m.ours != ours || m.theirs != theirs {
+		g.stuck[string(h.identity)] = &mismatch{ours: ours, theirs: theirs, n: 1}
+		return
+	}
+	m.n++
+	cur := g.mls.Epoch()
+	theirsWins := h.epoch > cur || (h.epoch == cur && bytes.Compare(h.auth, g.authPrefix()) < 0)
+	if m.n >= 4 && (theirsWins || m.n >= 12) {
+		delete(g.stuck, string(h.identity))
+		g.rejoin(from)
 	}
 }
 
@@ -384,7 +417,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) 
 
 // resendDead sends again, in the current epoch, our messages whose epoch is not on our
 // branch any more.
-func (g *group) resendDead(ctx context.Context) {
+func (g *group) resendDead(ctx context.Context, all bool) {
 	items, err := g.c.st.Outbox(ctx, g.id)
 	if err != nil {
 		g.errorf("chat: outbox: %w", err)
@@ -396,10 +429,10 @@ func (g *group) resendDead(ctx context.Context) {
 			continue
 		}
 		a := g.chainAuth(it.Epoch)
-		if a != nil && bytes.Equal(a[:authPrefix], e.Auth) {
+		if !all && a != nil && bytes.Equal(a[:authPrefix], e.Auth) {
 			continue
 		}
-		if a == nil && it.Epoch < g.oldestEpoch() {
+		if !all && a == nil && it.Epoch < g.oldestEpoch() {
 			continue // too old to tell; pruned below
 		}
 		e.Payload.Resent = true

@@ -60,6 +60,8 @@ type group struct {
 	peers     map[string]*peerInfo         // by identity
 	syncing   map[peer.ID]bool
 	forkSeen  map[string]uint64 // peer → the epoch of the last fork reported with it
+	stuck     map[string]*mismatch
+	rejoining bool
 	lastFork  time.Time
 
 	intents   []*intent
@@ -108,7 +110,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		aesApp: aes.New(key, nil), aesHS: aes.New(key, nil),
 		joinEpoch: mg.Epoch(), seen: newSeenSet(8192),
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
-		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{},
+		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
 		removers: map[uint32]uint32{},
 	}
 	if n, ok := mg.Extension(ExtensionGroupName); ok {
@@ -164,16 +166,28 @@ func (g *group) buildCascades() error {
 	return err
 }
 
-// syncPeers gives the signal layer the prekey bundles of the members that are new since
-// before (nil: all of them), from their MLS leaves, and forgets removed members.
-func (g *group) syncPeers(before map[string]bool) error {
+// prekeysOf maps the members' identities to the signal prekeys in their leaves.
+func prekeysOf(ms []mlsgroup.Member) map[string][]byte {
+	out := make(map[string][]byte, len(ms))
+	for _, m := range ms {
+		out[string(m.Identity)] = m.Extensions[layers.ExtensionSignalPrekeys]
+	}
+	return out
+}
+
+// syncPeers gives the signal layer the prekey bundles of the members that are new or have
+// a new leaf since before (nil: all of them), and forgets removed members.
+func (g *group) syncPeers(before map[string][]byte) error {
 	if g.sig == nil {
 		return nil
 	}
 	now := map[string]bool{}
 	for _, m := range g.mls.Members() {
 		now[string(m.Identity)] = true
-		if m.LeafIndex == g.mls.LeafIndex() || (before != nil && before[string(m.Identity)]) {
+		if m.LeafIndex == g.mls.LeafIndex() {
+			continue
+		}
+		if old, ok := before[string(m.Identity)]; ok && bytes.Equal(old, m.Extensions[layers.ExtensionSignalPrekeys]) {
 			continue
 		}
 		b, err := signal.ParseBundle(m.Extensions[layers.ExtensionSignalPrekeys])
@@ -332,11 +346,12 @@ func (g *group) parseDelivery(data []byte) error {
 
 // change is what one save writes besides the group's state.
 type change struct {
-	msgs     []store.Message
-	wire     []store.WireItem
-	outbox   []store.OutboxItem
-	dropWire *uint64 // the branch was switched at this epoch: its later commits and messages are dead
-	inserted int     // set by save: how many of msgs were new
+	msgs      []store.Message
+	wire      []store.WireItem
+	outbox    []store.OutboxItem
+	dropWire  *uint64 // the branch was switched at this epoch: its later commits and messages are dead
+	clearWire bool    // we rejoined: everything logged is of a dead branch
+	inserted  int     // set by save: how many of msgs were new
 }
 
 // save stores the group state, the layers' state and ch in one transaction.
@@ -379,6 +394,13 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		if sigState != nil {
 			if err := tx.SaveSession(sigLayerKey(g.id), sigState); err != nil {
 				return err
+			}
+		}
+		if ch.clearWire {
+			for _, k := range []store.WireKind{store.WireCommit, store.WireMessage} {
+				if _, err := tx.DeleteWireFrom(g.id, k, 0); err != nil {
+					return err
+				}
 			}
 		}
 		if ch.dropWire != nil {

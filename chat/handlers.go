@@ -102,6 +102,9 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 	if !g.active() {
 		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
 	}
+	if len(proof) == 0 {
+		return g.readmit(from, kp)
+	}
 	inviteID, ok := checkJoinProof(g.room, proof, from, kp)
 	if !ok {
 		return nil, proto.Refuse(proto.CodeRefused, "invalid invite proof")

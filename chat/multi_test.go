@@ -14,6 +14,7 @@ import (
 
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/node"
 )
 
@@ -536,4 +537,85 @@ func TestCommitKeyOrder(t *testing.T) {
 			t.Errorf("%v < %v: %v, want %v", c.a, c.b, !c.less, c.less)
 		}
 	}
+}
+
+// Ten peers form a group at once and all talk.
+func TestTenPeers(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var cs []*testClient
+	for i := range 10 {
+		cs = append(cs, newTestClient(t, fmt.Sprintf("P%d", i)))
+	}
+	start := time.Now()
+	gid := formGroup(t, ctx, cs)
+	s, _ := cs[0].Group(ctx, gid)
+	t.Logf("9 joiners at once: %d commits, %v", s.Epoch, time.Since(start))
+	for _, c := range cs {
+		if _, err := c.Send(ctx, gid, "hi from "+c.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range cs {
+		waitReceived(t, "hi from "+c.name, without(cs, c)...)
+	}
+	waitAgree(t, ctx, gid, cs, 10)
+}
+
+// A member cut off while both sides commit, and restarted before the partition heals,
+// cannot judge the fork from its own history. When its branch is the one that loses, it
+// asks to be re-added to the other, and its messages arrive.
+func TestForkBeyondHistory(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ps := []*profile{newProfile(t), newProfile(t), newProfile(t)}
+	var cs []*testClient
+	for i, p := range ps {
+		cs = append(cs, p.start(t, string(rune('A'+i))))
+	}
+	gid := formGroup(t, ctx, cs)
+	// The member ranked last for this epoch is cut off: any commit of the others beats
+	// its own.
+	g0, _ := cs[0].group(gid)
+	var order []mlsgroup.Member
+	if err := g0.do(ctx, func() error { order = rankOrder(g0.mls); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	xi := 0
+	for i, c := range cs {
+		if peerOf(order[2].Identity) == c.PeerID() {
+			xi = i
+		}
+	}
+	x, others := cs[xi], without(cs, cs[xi])
+	partition(others, []*testClient{x})
+	time.Sleep(time.Second) // the others see x go offline
+	if err := x.Rename(ctx, gid, "x's name"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Send(ctx, gid, "x alone"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := others[0].Rename(ctx, gid, fmt.Sprintf("their name %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := others[1].Send(ctx, gid, "without x"); err != nil {
+		t.Fatal(err)
+	}
+	// x restarts: the epochs it kept in memory are gone.
+	x.Close()
+	x = ps[xi].start(t, "x again")
+	cs[xi] = x
+	connectAll(t, ctx, cs)
+	x.waitFor(t, "x rejoined", func(ev Event) bool { e, ok := ev.(ForkResolved); return ok && e.How == "rejoined" })
+	st := waitAgree(t, ctx, gid, cs, 3)
+	if st.Name != "their name 1" {
+		t.Fatalf("name %q", st.Name)
+	}
+	waitReceived(t, "x alone", others...)
+	waitReceived(t, "without x", x)
 }

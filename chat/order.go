@@ -277,14 +277,14 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	drop := rec.epoch
 	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
-	g.resendDead(g.c.ctx)
+	g.resendDead(g.c.ctx, false)
 }
 
 // afterCommit saves the new epoch (with the commit in the wire log), tells about it,
 // and moves on: kept frames, intents, pruning. before are the members we showed until
 // now; by is the committer's identity.
 func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame, raw []byte, dropWire *uint64) {
-	if err := g.syncPeers(idents(before)); err != nil {
+	if err := g.syncPeers(prekeysOf(before)); err != nil {
 		g.errorf("chat: %w", err)
 	}
 	renamed := false
@@ -345,6 +345,16 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	}
 	g.retryFuture()
 	g.checkIntents(f)
+	// A member re-added with a fresh leaf (it came back from a lost branch) cannot read
+	// what was sent while it was away: our own recent messages go out again for it.
+	old := prekeysOf(before)
+	for _, m := range g.mls.Members() {
+		if p, ok := old[string(m.Identity)]; ok && m.LeafIndex != g.mls.LeafIndex() &&
+			!bytes.Equal(p, m.Extensions[layers.ExtensionSignalPrekeys]) {
+			g.resendDead(g.c.ctx, true)
+			break
+		}
+	}
 	g.drive()
 	g.pruneOutbox(g.c.ctx)
 	if keep := uint64(4 * g.c.cfg.KeepEpochs); epoch > keep && epoch%8 == 0 {
@@ -362,6 +372,7 @@ const (
 	intentRemove
 	intentRename
 	intentLeave
+	intentReadd // replace a member's leaf with a fresh KeyPackage (it asked, from a lost branch)
 )
 
 // intent is a change this member wants, kept until the group's state shows it, and
@@ -369,7 +380,8 @@ const (
 type intent struct {
 	kind     intentKind
 	kp       []byte // add: the KeyPackage
-	who      []byte // add: the joiner's identity; remove: the member's
+	who      []byte // add, readd: the joiner's identity; remove: the member's
+	old      []byte // readd: the member's signal prekeys in its old leaf
 	name     string // rename
 	proposed uint64 // the epoch+1 it was proposed in (0: not proposed in this epoch)
 	created  time.Time
@@ -408,6 +420,13 @@ func (g *group) satisfied(in *intent) bool {
 		return !ok
 	case intentRename:
 		return g.name == in.name
+	case intentReadd:
+		for _, m := range g.mls.Members() {
+			if bytes.Equal(m.Identity, in.who) {
+				return !bytes.Equal(m.Extensions[layers.ExtensionSignalPrekeys], in.old)
+			}
+		}
+		return false
 	}
 	return !g.active()
 }
@@ -439,7 +458,7 @@ func (g *group) checkIntents(f *commitFrame) {
 		if f != nil && g.satisfied(in) {
 			in.at = &commitRef{f.epoch, sha256.Sum256(f.hs)}
 			in.doneAt = time.Now()
-			if in.kind == intentAdd {
+			if in.kind == intentAdd || in.kind == intentReadd {
 				in.welcome = f.welcome
 			}
 		}
@@ -462,7 +481,7 @@ func (g *group) settle() {
 				continue // final
 			}
 		case in.at != nil && time.Since(in.doneAt) >= g.c.cfg.Settle:
-			if in.kind == intentAdd && in.welcome == nil {
+			if (in.kind == intentAdd || in.kind == intentReadd) && in.welcome == nil {
 				in.finish(nil, errors.New("chat: the member was added, but its Welcome was not seen here"))
 				continue
 			}
@@ -520,7 +539,7 @@ func (g *group) drive() {
 	}
 	if rank > 0 {
 		for _, in := range mine {
-			if in.proposed != cur+1 {
+			if in.proposed != cur+1 && in.kind != intentReadd { // a re-add is two changes: committed by value
 				g.propose(in)
 			}
 		}
@@ -693,6 +712,11 @@ func (g *group) commitDue() {
 				}
 			case intentRename:
 				opts.Extensions = g.extensionsWithName(in.name)
+			case intentReadd:
+				if leaf, ok := g.leafOf(in.who); ok {
+					opts.Remove = append(opts.Remove, leaf)
+					opts.Add = append(opts.Add, in.kp)
+				}
 			}
 		}
 		return opts

@@ -1,0 +1,127 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/layers/signal"
+	"github.com/tchat-p2p/tchat/mlsgroup"
+	"github.com/tchat-p2p/tchat/net/proto"
+)
+
+// The last rungs of the recovery ladder: a member on a branch that syncing cannot bring
+// back asks a member of the other branch, over /tchat/join/1 with no invite proof, to
+// re-add it: that member, which still has us in its tree, commits the removal of our old
+// leaf and the addition of a fresh KeyPackage, and answers with the Welcome. Our own
+// messages of the lost branch then go out again.
+
+// rejoin asks p to re-add us, in the background.
+func (g *group) rejoin(p peer.ID) {
+	if g.rejoining || p == "" {
+		return
+	}
+	sigID, bundle, err := g.c.newKeyPackage()
+	if err != nil {
+		g.errorf("chat: rejoin: %v", err)
+		return
+	}
+	g.rejoining = true
+	g.debug("asking to be re-added", "by", p)
+	go func() {
+		ctx, cancel := context.WithTimeout(g.c.ctx, 2*time.Minute)
+		defer cancel()
+		resp, err := g.c.node.Join(ctx, p, &proto.JoinRequest{GroupID: g.id, KeyPackage: bundle.KeyPackage()})
+		g.post(func() {
+			g.rejoining = false
+			if err != nil {
+				g.errorf("chat: asking %s to re-add us: %w", p, err)
+				return
+			}
+			mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, g.c.mlsOptions())
+			if err != nil || !bytes.Equal(mg.GroupID(), g.id) {
+				g.errorf("chat: the Welcome from %s to re-add us does not open: %v", p, err)
+				return
+			}
+			g.replaceState(mg, sigID)
+		})
+	}()
+}
+
+// replaceState moves the group onto another branch, entered by a Welcome.
+func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity) {
+	before := g.mls.Members()
+	g.mls = mg
+	if g.sig != nil {
+		sig, err := signal.New(g.c.self, sigID)
+		if err != nil {
+			g.errorf("chat: %v", err)
+			return
+		}
+		g.sig, g.sigID = sig, sigID
+		if err := g.syncPeers(nil); err != nil {
+			g.errorf("chat: %v", err)
+		}
+	}
+	if err := g.buildCascades(); err != nil {
+		g.errorf("chat: %v", err)
+		return
+	}
+	if n, ok := mg.Extension(ExtensionGroupName); ok {
+		g.name = string(n)
+	}
+	g.metaSaved = false // the signal identity changed
+	g.hist, g.future = nil, nil
+	g.joinEpoch = mg.Epoch()
+	g.sent, g.got = map[uint64]uint32{}, map[uint64]map[string]uint32{}
+	g.proposals, g.removers, g.renamer = 0, map[uint32]uint32{}, nil
+	g.stopTimer()
+	for _, in := range g.intents {
+		in.proposed, in.at, in.doneAt = 0, nil, time.Time{}
+	}
+	if err := g.save(g.c.ctx, &change{clearWire: true}); err != nil {
+		g.errorf("chat: save: %v", err)
+	}
+	epoch := mg.Epoch()
+	g.c.emit(EpochChanged{Group: g.gid, Epoch: epoch, Authenticator: g.authPrefix()})
+	was, now := idents(before), g.identities()
+	for _, m := range mg.Members() {
+		if !was[string(m.Identity)] {
+			g.c.emit(MemberJoined{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})
+		}
+	}
+	for _, m := range before {
+		if !now[string(m.Identity)] {
+			g.c.emit(MemberRemoved{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})
+		}
+	}
+	g.c.emit(ForkResolved{Group: g.gid, Epoch: epoch, How: "rejoined"})
+	g.resendDead(g.c.ctx, true)
+	g.drive()
+}
+
+// readmit checks a request to be re-added from a member of our branch (a join request
+// without an invite proof) and returns the intent that replaces its leaf.
+func (g *group) readmit(from peer.ID, kp []byte) (*intent, error) {
+	who, _, err := mlsgroup.KeyPackageIdentity(kp)
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeRefused, "key package refused: "+err.Error())
+	}
+	if peerOf(who) != from {
+		return nil, proto.Refuse(proto.CodeRefused, "the key package is not the requester's")
+	}
+	for _, x := range g.intents {
+		if x.kind == intentReadd && bytes.Equal(x.who, who) && x.at == nil {
+			return nil, proto.Refuse(proto.CodeRefused, "a re-add of this peer is already under way")
+		}
+	}
+	for _, m := range g.mls.Members() {
+		if bytes.Equal(m.Identity, who) {
+			return &intent{kind: intentReadd, kp: kp, who: who, old: m.Extensions[layers.ExtensionSignalPrekeys]}, nil
+		}
+	}
+	return nil, proto.Refuse(proto.CodeRefused, "invalid invite proof")
+}
