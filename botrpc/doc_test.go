@@ -27,7 +27,7 @@ func TestProtocolDocumented(t *testing.T) {
 		}
 	}
 	s := New(newFake(t), Options{})
-	notes := []string{"inviteReceived", "inviteAccepted"}
+	notes := []string{"inviteReceived", "inviteAccepted", "addDeclined"}
 	for _, ev := range []chat.Event{chat.MessageReceived{}, chat.MemberJoined{}, chat.MemberLeft{}, chat.MemberRemoved{},
 		chat.GroupRenamed{}, chat.EpochChanged{}, chat.PeerOnline{}, chat.PeerOffline{}, chat.SyncProgress{},
 		chat.ForkDetected{}, chat.ForkResolved{}, chat.Error{}} {

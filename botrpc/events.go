@@ -87,6 +87,12 @@ type acceptedNote struct {
 	Via     string `json:"via"`  // the group the token arrived in
 }
 
+type addNote struct {
+	GroupID string `json:"groupId"` // the group the bot was to be added to
+	Name    string `json:"name"`
+	From    string `json:"from"` // the member that added it
+}
+
 func peerString(p peer.ID) string {
 	if p == "" {
 		return ""
@@ -142,9 +148,67 @@ func (s *Server) event(ev chat.Event) {
 		return
 	}
 	s.notify(method, params)
-	if m, ok := ev.(chat.MessageReceived); ok {
-		s.invites(m)
+	switch e := ev.(type) {
+	case chat.MessageReceived:
+		s.invites(e)
+	case chat.MemberJoined:
+		if e.Member == s.chat.PeerID() {
+			s.know(e.Group)
+		}
+	case chat.EpochChanged:
+		s.entered(e)
 	}
+}
+
+// maxAdders bounds the adds accepted and not (yet) seen through.
+const maxAdders = 1024
+
+// AcceptAdd is the chat core's Config.AcceptAdd for this server: member from adds the
+// bot to group directly (the add method on its side). The core asks when from wants a
+// key package, before anything is committed (name is not known yet: ""), and again
+// when the Welcome comes. With AutoAccept the add is accepted, and once the bot is in
+// it notifies memberJoined with "self": true and "by": from; without, it is declined
+// (the adder's add fails, nothing is committed) and addDeclined is notified. It may be
+// called before Run.
+func (s *Server) AcceptAdd(from peer.ID, group chat.GroupID, name string) bool {
+	if !s.opts.AutoAccept {
+		s.log.Info("botrpc: declined a direct add (no auto-accept)", "group", group, "from", from)
+		s.notify("addDeclined", addNote{GroupID: string(group), Name: name, From: peerString(from)})
+		return false
+	}
+	s.log.Info("botrpc: accepting a direct add", "group", group, "from", from)
+	s.mu.Lock()
+	if len(s.adders) >= maxAdders {
+		clear(s.adders)
+	}
+	s.adders[group] = from
+	s.mu.Unlock()
+	return true
+}
+
+// know records that the bot is in group id, so that its next epochs are not taken for
+// the bot entering it.
+func (s *Server) know(id chat.GroupID) {
+	s.mu.Lock()
+	s.known[id] = true
+	s.mu.Unlock()
+}
+
+// entered notifies memberJoined for the bot itself when e is the first epoch of a group
+// it was not in: it joined (join, an auto-accepted invite) or was added. The chat core
+// reports that entry by EpochChanged alone.
+func (s *Server) entered(e chat.EpochChanged) {
+	s.mu.Lock()
+	if s.known[e.Group] {
+		s.mu.Unlock()
+		return
+	}
+	s.known[e.Group] = true
+	by := s.adders[e.Group]
+	delete(s.adders, e.Group)
+	s.mu.Unlock()
+	self := s.chat.PeerID()
+	s.notify("memberJoined", memberNote{GroupID: string(e.Group), PeerID: peerString(self), By: peerString(by), Epoch: e.Epoch, Self: true})
 }
 
 // invites finds the invite tokens in a received message: with AutoAccept it joins their

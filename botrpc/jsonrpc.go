@@ -32,6 +32,7 @@ const (
 	CodeAlreadyMember = -6
 	CodeRefused       = -7 // the peer refused (an invite used up, revoked, unknown …)
 	CodeShuttingDown  = -8 // the bot is stopping
+	CodeNotMember     = -9 // the bot left the group or was removed from it
 )
 
 // MaxLine bounds one request line, in bytes. A text message is at most 10 MiB; escaped

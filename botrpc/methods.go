@@ -74,16 +74,20 @@ func toRPCError(err error) *Error {
 	code := CodeFailed
 	var re *proto.RemoteError
 	switch {
+	case errors.Is(err, chat.ErrClosed), errors.Is(err, context.Canceled):
+		code = CodeShuttingDown
 	case errors.Is(err, chat.ErrUnknownGroup):
 		code = CodeUnknownGroup
+	case errors.Is(err, chat.ErrNotMember):
+		code = CodeNotMember
+	case errors.Is(err, chat.ErrUnreachable):
+		code = CodeUnreachable
 	case errors.Is(err, chat.ErrInvalidInvite):
 		code = CodeInvalidInvite
 	case errors.Is(err, chat.ErrInviteExpired):
 		code = CodeInviteExpired
 	case errors.Is(err, chat.ErrAlreadyIn):
 		code = CodeAlreadyMember
-	case errors.Is(err, chat.ErrClosed), errors.Is(err, context.Canceled):
-		code = CodeShuttingDown
 	case errors.As(err, &re):
 		code = CodeRefused
 	case errors.Is(err, context.DeadlineExceeded):
@@ -147,7 +151,7 @@ type Message struct {
 	Seq        int64  `json:"seq"`
 	ID         string `json:"id"`
 	Sender     string `json:"sender"`
-	Nick       string `json:"nick,omitempty"`
+	Nick       string `json:"nick"`
 	Message    string `json:"message"`
 	Timestamp  int64  `json:"timestamp"`
 	ReceivedAt int64  `json:"receivedAt"`
@@ -250,6 +254,7 @@ func (s *Server) createGroup(ctx context.Context, raw json.RawMessage) (any, err
 	if err != nil {
 		return nil, err
 	}
+	s.know(id)
 	return s.groupResult(ctx, id)
 }
 

@@ -22,6 +22,10 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/tchat-p2p/tchat/chat"
 )
 
 // ErrClientGone is ServeConn's error when the client stopped taking what is written to it.
@@ -38,7 +42,8 @@ const (
 // Options configure a Server.
 type Options struct {
 	// AutoAccept joins the group of every valid invite token that arrives in a
-	// message; without it the server only notifies inviteReceived.
+	// message, and accepts direct adds (see AcceptAdd); without it the server notifies
+	// inviteReceived for a token and declines adds, notifying addDeclined.
 	AutoAccept bool
 	// Version is the program version the version method reports.
 	Version string
@@ -67,6 +72,13 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[*conn]struct{} // guarded by mu
 	joining map[string]bool    // guarded by mu: group ids being auto-joined
+	// known holds the groups the bot was in when the server started, created, or saw
+	// itself enter; the first epochChanged of another group means the bot entered it
+	// (see entered). Guarded by mu.
+	known map[chat.GroupID]bool
+	// adders holds who added the bot to a group, from AcceptAdd until the bot is in.
+	// Guarded by mu.
+	adders map[chat.GroupID]peer.ID
 	// backlog holds the notifications sent while no client was connected, for the next
 	// one (at most QueueLimit; dropped counts the rest). Guarded by mu.
 	backlog [][]byte
@@ -90,6 +102,10 @@ func New(c Chat, opts Options) *Server {
 	s := &Server{
 		chat: c, opts: opts, log: opts.Logger,
 		conns: map[*conn]struct{}{}, joining: map[string]bool{},
+		known: map[chat.GroupID]bool{}, adders: map[chat.GroupID]peer.ID{},
+	}
+	for _, id := range c.Groups() {
+		s.known[id] = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s

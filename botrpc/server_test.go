@@ -282,6 +282,10 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: at noon", chat.ErrInviteExpired), CodeInviteExpired},
 		{chat.ErrAlreadyIn, CodeAlreadyMember},
 		{chat.ErrClosed, CodeShuttingDown},
+		{fmt.Errorf("chat: dial: %w", context.Canceled), CodeShuttingDown},
+		{chat.ErrNotMember, CodeNotMember},
+		{fmt.Errorf("%w: the inviter x: %w", chat.ErrUnreachable, context.DeadlineExceeded), CodeUnreachable},
+		{fmt.Errorf("%w: x: no route", chat.ErrUnreachable), CodeUnreachable},
 		{fmt.Errorf("chat: join refused by x: %w", proto.Refuse(proto.CodeRefused, "used up")), CodeRefused},
 		{fmt.Errorf("chat: cannot reach: %w", context.DeadlineExceeded), CodeUnreachable},
 		{newError(CodeInvalidParams, "x"), CodeInvalidParams},
@@ -331,6 +335,55 @@ func TestEveryEventIsNotified(t *testing.T) {
 		if !bytes.Equal(gb, wb) {
 			t.Errorf("%s:\n got %s\nwant %s", e.method, gb, wb)
 		}
+	}
+}
+
+// TestAcceptAdd: without AutoAccept a direct add is declined and addDeclined notified;
+// with it, the add is accepted and the bot's entry into the group is a memberJoined with
+// self and by, once.
+func TestAcceptAdd(t *testing.T) {
+	adder := newPeer(t)
+	f := newFake(t)
+	s, c := startServer(t, f, Options{})
+	if s.AcceptAdd(adder, "0a", "lab") {
+		t.Error("an add was accepted without AutoAccept")
+	}
+	n := c.notification("addDeclined")
+	if n["groupId"] != "0a" || n["name"] != "lab" || n["from"] != adder.String() {
+		t.Errorf("addDeclined: %v", n)
+	}
+
+	f = newFake(t)
+	f.groups["0b"] = chat.GroupState{ID: "0b", Active: true} // in it before the server started
+	s, c = startServer(t, f, Options{AutoAccept: true})
+	if !s.AcceptAdd(adder, "0a", "lab") {
+		t.Fatal("an add was declined with AutoAccept")
+	}
+	created := result(t, c.call("createGroup", map[string]any{"name": "mine"})).(map[string]any)["groupId"].(string)
+	// The first epoch of a group the bot was not in: it entered it.
+	f.events <- chat.EpochChanged{Group: "0a", Epoch: 3}
+	f.events <- chat.EpochChanged{Group: "0a", Epoch: 4}
+	f.events <- chat.EpochChanged{Group: "0b", Epoch: 5}
+	f.events <- chat.EpochChanged{Group: chat.GroupID(created), Epoch: 1}
+	f.events <- chat.EpochChanged{Group: "0c", Epoch: 1} // joined by invite: no by
+	f.events <- chat.PeerOnline{Group: "end"}
+	var joined []string
+	for {
+		m := <-c.lines
+		if m["method"] == "peerOnline" {
+			break
+		}
+		if m["method"] == "memberJoined" {
+			b, _ := json.Marshal(m["params"])
+			joined = append(joined, string(b))
+		}
+	}
+	want := []string{
+		`{"by":"` + adder.String() + `","epoch":3,"groupId":"0a","peerId":"` + f.self.String() + `","self":true}`,
+		`{"epoch":1,"groupId":"0c","peerId":"` + f.self.String() + `","self":true}`,
+	}
+	if strings.Join(joined, "\n") != strings.Join(want, "\n") {
+		t.Errorf("memberJoined:\n got %v\nwant %v", joined, want)
 	}
 }
 

@@ -11,7 +11,10 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/botrpc"
 	"github.com/tchat-p2p/tchat/chat"
@@ -56,7 +59,7 @@ func newBotFlags(stderr io.Writer) *botFlags {
 	bf := &botFlags{profileFlags: newProfileFlags("bot", stderr, botUsage)}
 	fs := bf.fs
 	fs.StringVar(&bf.socket, "socket", "", "serve the protocol on a Unix socket at `path` (for several clients) instead of standard input and output")
-	fs.BoolVar(&bf.autoAccept, "auto-accept", false, "join the group of every invite token the bot receives in a message")
+	fs.BoolVar(&bf.autoAccept, "auto-accept", false, "join the group of every invite token the bot receives in a message, and accept being added to groups directly (without it, direct adds are declined)")
 	fs.StringVar(&bf.nick, "nick", "", "set the bot's nickname at start")
 	fs.StringVar(&bf.logFile, "log", "", "append logs to `file` instead of standard error")
 	fs.BoolVar(&bf.verbose, "verbose", false, "log every request and the network's logs")
@@ -153,7 +156,17 @@ func serveBot(bf *botFlags, ncfg node.Config, log *slog.Logger, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	sess, err := startChat(ctx, p, chat.Config{Node: ncfg})
+	// The chat core asks whether to accept a direct add from the moment its node
+	// starts; the server that answers exists only once the core does.
+	var srvRef atomic.Pointer[botrpc.Server]
+	acceptAdd := func(from peer.ID, group chat.GroupID, name string) bool {
+		if s := srvRef.Load(); s != nil {
+			return s.AcceptAdd(from, group, name)
+		}
+		log.Info("bot: a direct add before the server started", "group", group, "from", from, "accepted", bf.autoAccept)
+		return bf.autoAccept
+	}
+	sess, err := startChat(ctx, p, chat.Config{Node: ncfg, AcceptAdd: acceptAdd})
 	if err != nil {
 		return err
 	}
@@ -173,6 +186,7 @@ func serveBot(bf *botFlags, ncfg node.Config, log *slog.Logger, stdout, stderr i
 	log.Info("bot: started", "profile", p.Name, "peer", c.PeerID(), "addrs", c.NetStatus().Addrs, "groups", len(c.Groups()))
 
 	srv := botrpc.New(c, botrpc.Options{AutoAccept: bf.autoAccept, Version: version, Logger: log})
+	srvRef.Store(srv)
 	var wg sync.WaitGroup
 	runCtx, stopRun := context.WithCancel(context.Background())
 	wg.Go(func() { srv.Run(runCtx) })

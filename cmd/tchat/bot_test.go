@@ -235,22 +235,21 @@ func (b *botProc) waitNote(methods string, ok func(p map[string]any) bool) (stri
 	return "", nil
 }
 
-// waitOnline polls listMembers until peer is a member seen online.
+// waitOnline waits for the peerOnline notification of peer in gid: the bot heard it
+// (its heartbeat or a message) over the group's topic.
 func (b *botProc) waitOnline(gid, peer string) {
 	b.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		for _, m := range b.call("listMembers", map[string]any{"groupId": gid}).([]any) {
-			m := m.(map[string]any)
-			if m["peerId"] == peer && m["online"] == true {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("%s: %s never online in %s", b.name, peer, gid)
-		}
-		time.Sleep(100 * time.Millisecond)
+	b.waitNote("peerOnline", func(p map[string]any) bool { return p["groupId"] == gid && p["peerId"] == peer })
+}
+
+// code returns the error code of a response, 0 for a result.
+func code(r map[string]any) int {
+	e, ok := r["error"].(map[string]any)
+	if !ok {
+		return 0
 	}
+	c, _ := e["code"].(float64)
+	return int(c)
 }
 
 // stop closes the bot's standard input and waits for a clean exit.
@@ -415,15 +414,32 @@ func TestBotUsage(t *testing.T) {
 	}
 }
 
+// testTwoBots drives `tchat bot` processes through a group's life: create, invite, join,
+// messages both ways, rename, a direct add (accepted with --auto-accept, declined
+// without), leave and remove, checking the notifications on every side, then a restart.
 func testTwoBots(t *testing.T, bin, home, passFile string) {
-	makeProfile(t, home, "alice", passFile)
-	makeProfile(t, home, "bob", passFile)
-	// Alice's passphrase comes from a file, Bob's from the environment.
-	alice := startBot(t, bin, "alice", nil, append([]string{"--home", home, "--profile", "alice", "--passphrase-file", passFile, "--nick", "alice"}, botNet...)...)
-	bob := startBot(t, bin, "bob", []string{"TCHAT_PASSPHRASE=a good passphrase"}, append([]string{"--home", home, "--profile", "bob", "--nick", "bob"}, botNet...)...)
+	for _, name := range []string{"alice", "bob", "carol", "dave"} {
+		makeProfile(t, home, name, passFile)
+	}
+	bot := func(name string, env []string, extra ...string) *botProc {
+		args := []string{"--home", home, "--profile", name, "--nick", name}
+		if env == nil {
+			args = append(args, "--passphrase-file", passFile)
+		}
+		return startBot(t, bin, name, env, append(append(args, extra...), botNet...)...)
+	}
+	// Alice's passphrase comes from a file, Bob's from the environment. Carol accepts
+	// direct adds, Dave does not.
+	alice := bot("alice", nil)
+	bob := bot("bob", []string{"TCHAT_PASSPHRASE=a good passphrase"})
+	carol := bot("carol", nil, "--auto-accept")
+	dave := bot("dave", nil)
 
 	aliceID := alice.call("identity", nil).(map[string]any)["peerId"].(string)
 	bobID := bob.call("identity", nil).(map[string]any)["peerId"].(string)
+	carolInfo := carol.call("identity", nil).(map[string]any)
+	carolID := carolInfo["peerId"].(string)
+	daveInfo := dave.call("identity", nil).(map[string]any)
 
 	// Protocol errors get error objects and the bot keeps serving.
 	alice.writeLine(`{"jsonrpc":"2.0","id":"x","method":"send"`)
@@ -445,7 +461,7 @@ func testTwoBots(t *testing.T, bin, home, passFile string) {
 		}
 	}
 
-	// Create, invite, join.
+	// Create, invite, join: Alice sees Bob join, Bob sees himself join.
 	group := alice.call("createGroup", map[string]any{"name": "lab"}).(map[string]any)
 	gid := group["groupId"].(string)
 	token := alice.call("invite", map[string]any{"groupId": gid}).(map[string]any)["token"].(string)
@@ -456,22 +472,32 @@ func testTwoBots(t *testing.T, bin, home, passFile string) {
 	alice.waitNote("memberJoined", func(p map[string]any) bool { return p["groupId"] == gid && p["peerId"] == bobID && p["self"] == false })
 	alice.waitNote("epochChanged", func(p map[string]any) bool { return p["groupId"] == gid && p["epoch"] == 1.0 })
 	bob.waitNote("epochChanged", func(p map[string]any) bool { return p["groupId"] == gid && p["epoch"] == 1.0 })
+	bob.waitNote("memberJoined", func(p map[string]any) bool {
+		return p["groupId"] == gid && p["peerId"] == bobID && p["self"] == true && p["epoch"] == 1.0
+	})
 	alice.waitOnline(gid, bobID)
 	bob.waitOnline(gid, aliceID)
 
-	// Messages both ways.
-	alice.call("send", map[string]any{"groupId": gid, "message": "hello bob <3\nsecond line"})
+	// Messages both ways, with nicknames; send returns the message.
+	sent := alice.call("send", map[string]any{"groupId": gid, "message": "hello bob <3\nsecond line"}).(map[string]any)
+	if sent["own"] != true || sent["nick"] != "alice" || sent["sender"] != aliceID || sent["id"] == "" || sent["epoch"] != 1.0 {
+		t.Errorf("send result: %v", sent)
+	}
 	_, m := bob.waitNote("message", func(p map[string]any) bool { return p["groupId"] == gid })
-	if m["sender"] != aliceID || m["message"] != "hello bob <3\nsecond line" || m["epoch"] != 1.0 || m["id"] == "" {
+	if m["sender"] != aliceID || m["nick"] != "alice" || m["message"] != "hello bob <3\nsecond line" || m["epoch"] != 1.0 || m["id"] != sent["id"] {
 		t.Errorf("bob got %v", m)
 	}
 	bob.call("send", map[string]any{"groupId": gid, "message": "hi alice"})
 	_, m = alice.waitNote("message", func(p map[string]any) bool { return p["groupId"] == gid })
-	if m["sender"] != bobID || m["message"] != "hi alice" {
+	if m["sender"] != bobID || m["nick"] != "bob" || m["message"] != "hi alice" {
 		t.Errorf("alice got %v", m)
 	}
 	h := bob.call("history", map[string]any{"groupId": gid}).(map[string]any)["messages"].([]any)
-	if len(h) != 2 || h[0].(map[string]any)["message"] != "hello bob <3\nsecond line" || h[1].(map[string]any)["own"] != true {
+	if len(h) != 2 {
+		t.Fatalf("bob's history: %v", h)
+	}
+	if h0, h1 := h[0].(map[string]any), h[1].(map[string]any); h0["message"] != "hello bob <3\nsecond line" || h0["nick"] != "alice" ||
+		h1["own"] != true || h1["nick"] != "bob" {
 		t.Errorf("bob's history: %v", h)
 	}
 	sn1 := alice.call("safetyNumber", map[string]any{"peerId": bobID}).(map[string]any)["safetyNumber"]
@@ -482,54 +508,109 @@ func testTwoBots(t *testing.T, bin, home, passFile string) {
 	alice.call("verify", map[string]any{"peerId": bobID})
 	for _, mem := range alice.call("listMembers", map[string]any{"groupId": gid}).([]any) {
 		mem := mem.(map[string]any)
-		if mem["peerId"] == bobID && mem["verified"] != true {
-			t.Errorf("bob not verified: %v", mem)
+		if mem["peerId"] == bobID && (mem["verified"] != true || mem["nick"] != "bob") {
+			t.Errorf("bob as alice sees him: %v", mem)
 		}
 	}
 
-	// Rename, add and leave, while the chat core does not do them yet, must fail
-	// cleanly; once it does, they must work.
-	if r := alice.rpc("rename", map[string]any{"groupId": gid, "name": "lab 2"}); notYet(t, "rename", r) {
-	} else {
-		bob.waitNote("groupRenamed", func(p map[string]any) bool { return p["groupId"] == gid && p["name"] == "lab 2" && p["by"] == aliceID })
+	// Rename, by a member who did not create the group: both are told who did it.
+	bob.call("rename", map[string]any{"groupId": gid, "name": "lab 2"})
+	for _, b := range []*botProc{alice, bob} {
+		b.waitNote("groupRenamed", func(p map[string]any) bool {
+			return p["groupId"] == gid && p["name"] == "lab 2" && p["by"] == bobID && p["epoch"] == 2.0
+		})
 	}
-	makeProfile(t, home, "carol", passFile)
-	carol := startBot(t, bin, "carol", nil, append([]string{"--home", home, "--profile", "carol", "--passphrase-file", passFile}, botNet...)...)
-	carolID := carol.call("identity", nil).(map[string]any)
-	if r := alice.rpc("add", map[string]any{"groupId": gid, "peerId": carolID["peerId"], "addrs": carolID["addrs"]}); notYet(t, "add", r) {
-		tok := alice.call("invite", map[string]any{"groupId": gid}).(map[string]any)["token"].(string)
-		carol.call("join", map[string]any{"token": tok})
-	} else {
-		carol.waitNote("epochChanged", func(p map[string]any) bool { return p["groupId"] == gid })
+	if g := alice.call("listGroups", map[string]any{"groupId": gid}).([]any)[0].(map[string]any); g["name"] != "lab 2" {
+		t.Errorf("after rename: %v", g)
 	}
-	alice.waitNote("memberJoined", func(p map[string]any) bool { return p["peerId"] == carolID["peerId"] })
-	bob.waitNote("memberJoined", func(p map[string]any) bool { return p["peerId"] == carolID["peerId"] })
-	if r := carol.rpc("leave", map[string]any{"groupId": gid}); !notYet(t, "leave", r) {
-		alice.waitNote("memberLeft", func(p map[string]any) bool { return p["peerId"] == carolID["peerId"] })
+
+	// A direct add (/tchat/kp/1, then /tchat/welcome/1): Carol, with --auto-accept, is
+	// in; she is told who added her, the others see her join, and she can send.
+	if r := alice.call("add", map[string]any{"groupId": gid, "peerId": carolID, "addrs": carolInfo["addrs"]}).(map[string]any); len(r) != 0 {
+		t.Errorf("add: %v", r)
+	}
+	carol.waitNote("epochChanged", func(p map[string]any) bool { return p["groupId"] == gid && p["epoch"] == 3.0 })
+	carol.waitNote("memberJoined", func(p map[string]any) bool {
+		return p["groupId"] == gid && p["peerId"] == carolID && p["self"] == true && p["by"] == aliceID
+	})
+	for _, b := range []*botProc{alice, bob} {
+		b.waitNote("memberJoined", func(p map[string]any) bool {
+			return p["groupId"] == gid && p["peerId"] == carolID && p["self"] == false
+		})
+		b.waitOnline(gid, carolID)
+	}
+	carol.waitOnline(gid, aliceID)
+	carol.waitOnline(gid, bobID)
+	if g := carol.call("listGroups", nil).([]any); len(g) != 1 || g[0].(map[string]any)["name"] != "lab 2" || len(g[0].(map[string]any)["members"].([]any)) != 3 {
+		t.Errorf("carol's groups: %v", g)
+	}
+	carol.call("send", map[string]any{"groupId": gid, "message": "thanks for the add"})
+	for _, b := range []*botProc{alice, bob} {
+		_, m := b.waitNote("message", func(p map[string]any) bool { return p["groupId"] == gid && p["sender"] == carolID })
+		if m["message"] != "thanks for the add" || m["nick"] != "carol" {
+			t.Errorf("%s got %v", b.name, m)
+		}
+	}
+
+	// Dave runs without --auto-accept: he declines when asked for a key package, and
+	// says so; the adder's add fails, and nothing was committed.
+	side := alice.call("createGroup", map[string]any{"name": "side"}).(map[string]any)["groupId"].(string)
+	if c := code(alice.rpc("add", map[string]any{"groupId": side, "peerId": daveInfo["peerId"], "addrs": daveInfo["addrs"]})); c != -7 {
+		t.Errorf("add of a bot that declines: code %d, want -7", c)
+	}
+	dave.waitNote("addDeclined", func(p map[string]any) bool { return p["groupId"] == side && p["from"] == aliceID })
+	if g := dave.call("listGroups", nil).([]any); len(g) != 0 {
+		t.Errorf("dave is in %v", g)
+	}
+	if g := alice.call("listGroups", map[string]any{"groupId": side}).([]any)[0].(map[string]any); g["epoch"] != 0.0 || len(g["members"].([]any)) != 1 {
+		t.Errorf("the group dave declined: %v", g)
+	}
+	dave.stop()
+
+	// Leave: everyone is told, Carol first of all; she can no longer send.
+	carol.call("leave", map[string]any{"groupId": gid})
+	for _, b := range []*botProc{alice, bob, carol} {
+		b.waitNote("memberLeft", func(p map[string]any) bool {
+			return p["groupId"] == gid && p["peerId"] == carolID && p["self"] == (b == carol) && p["epoch"] == 4.0
+		})
+	}
+	if c := code(carol.rpc("send", map[string]any{"groupId": gid, "message": "still here?"})); c != -9 {
+		t.Errorf("send after leaving: code %d, want -9", c)
+	}
+	if g := carol.call("listGroups", map[string]any{"groupId": gid}).([]any)[0].(map[string]any); g["active"] != false {
+		t.Errorf("carol after leaving: %v", g)
 	}
 	carol.stop()
 
-	// Remove: both sides are told; Bob can no longer send.
+	// Remove: both sides are told, with who did it; Bob can no longer send.
 	alice.call("remove", map[string]any{"groupId": gid, "peerId": bobID})
-	alice.waitNote("memberRemoved memberLeft", func(p map[string]any) bool { return p["peerId"] == bobID && p["self"] == false })
-	bob.waitNote("memberRemoved memberLeft", func(p map[string]any) bool { return p["peerId"] == bobID && p["self"] == true })
-	if r := bob.rpc("send", map[string]any{"groupId": gid, "message": "still here?"}); r["error"] == nil {
-		t.Errorf("a removed member could send: %v", r)
+	for _, b := range []*botProc{alice, bob} {
+		b.waitNote("memberRemoved", func(p map[string]any) bool {
+			return p["groupId"] == gid && p["peerId"] == bobID && p["by"] == aliceID && p["self"] == (b == bob) && p["epoch"] == 5.0
+		})
+	}
+	if c := code(bob.rpc("send", map[string]any{"groupId": gid, "message": "still here?"})); c != -9 {
+		t.Errorf("send after removal: code %d, want -9", c)
+	}
+	if c := code(alice.rpc("remove", map[string]any{"groupId": gid, "peerId": bobID})); c != -1 {
+		t.Errorf("removing a non-member: code %d, want -1", c)
 	}
 	before := alice.call("listGroups", map[string]any{"groupId": gid}).([]any)[0].(map[string]any)
 	epoch, members := before["epoch"], len(before["members"].([]any))
+	if epoch != 5.0 || members != 1 {
+		t.Errorf("alice's group at the end: %v", before)
+	}
 
-	// Closing standard input shuts down cleanly, with the state saved.
+	// Closing standard input shuts down cleanly, with the state (and the nickname) saved.
 	alice.stop()
 	bob.stop()
 	again := startBot(t, bin, "alice again", nil, append([]string{"--home", home, "--profile", "alice", "--passphrase-file", passFile}, botNet...)...)
-	groups := again.call("listGroups", nil).([]any)
-	if len(groups) != 1 || groups[0].(map[string]any)["epoch"] != epoch || len(groups[0].(map[string]any)["members"].([]any)) != members {
-		t.Errorf("after restart: %v (before: epoch %v, %d members)", groups, epoch, members)
+	g := again.call("listGroups", map[string]any{"groupId": gid}).([]any)[0].(map[string]any)
+	if g["epoch"] != epoch || len(g["members"].([]any)) != members || g["name"] != "lab 2" {
+		t.Errorf("after restart: %v (before: epoch %v, %d members)", g, epoch, members)
 	}
 	if n := again.call("identity", nil).(map[string]any)["nick"]; n != "alice" {
-		// chat.SetNick cannot save yet (the store refuses its empty group id).
-		t.Logf("nick after restart %q (known chat issue: SetNick does not save)", n)
+		t.Errorf("nick after restart %q, want alice", n)
 	}
 	again.stop()
 }
@@ -594,22 +675,6 @@ func (b *botProc) messageFrom(gid, sender string) string {
 
 // testPythonExample runs examples/python/pingbot.py (which runs its own tchat bot) in
 // a group with a bot driven here.
-// notYet reports whether r is the chat core's "not implemented yet" error; any other
-// error fails the test.
-func notYet(t *testing.T, method string, r map[string]any) bool {
-	t.Helper()
-	e, ok := r["error"].(map[string]any)
-	if !ok {
-		return false
-	}
-	if msg, _ := e["message"].(string); strings.Contains(msg, "not implemented yet") {
-		t.Logf("%s: not in the chat core yet", method)
-		return true
-	}
-	t.Fatalf("%s: %v", method, e)
-	return false
-}
-
 func testPythonExample(t *testing.T, bin, home, passFile string) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
@@ -684,14 +749,15 @@ func testPythonExample(t *testing.T, bin, home, passFile string) {
 	host.stop()
 }
 
-// testGoExample runs examples/echobot, which uses package chat directly, with a bot
-// driven here.
+// testGoExample runs examples/echobot, which uses package chat directly (through
+// chat.OpenProfile), with a bot driven here: it answers in the group it made, and in a
+// group it is added to.
 func testGoExample(t *testing.T, bin, dir, home, passFile string) {
 	echobot := goBuild(t, dir, "echobot", "../../examples/echobot")
 	makeProfile(t, home, "echo", passFile)
 	makeProfile(t, home, "guest", passFile)
 	cmd := exec.Command(echobot, "--home", home, "--profile", "echo", "--passphrase-file", passFile,
-		"--create", "echo room", "--listen", "/ip4/127.0.0.1/tcp/0", "--lan-only", "--no-mdns")
+		"--create", "echo room", "--accept-adds", "--listen", "/ip4/127.0.0.1/tcp/0", "--lan-only", "--no-mdns")
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
@@ -726,6 +792,19 @@ func testGoExample(t *testing.T, bin, dir, home, passFile string) {
 	guest.call("send", map[string]any{"groupId": gid, "message": "hello"})
 	if got := guest.messageFrom(gid, echo); got != "echo: hello" {
 		t.Errorf("echobot said %q", got)
+	}
+	// Added directly to another group (no addrs: the two are connected), it answers
+	// there too.
+	other := guest.call("createGroup", map[string]any{"name": "elsewhere"}).(map[string]any)["groupId"].(string)
+	guest.call("add", map[string]any{"groupId": other, "peerId": echo})
+	if got := out.wantPrefix(t, "group "); got != other {
+		t.Fatalf("echobot printed group %s, want %s", got, other)
+	}
+	guest.waitNote("memberJoined", func(p map[string]any) bool { return p["groupId"] == other && p["peerId"] == echo })
+	guest.waitOnline(other, echo)
+	guest.call("send", map[string]any{"groupId": other, "message": "hello again"})
+	if got := guest.messageFrom(other, echo); got != "echo: hello again" {
+		t.Errorf("echobot said %q in the group it was added to", got)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

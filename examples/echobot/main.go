@@ -1,10 +1,12 @@
 // Command echobot is an example bot written against tchat's Go API, package chat: it
-// makes a group and prints an invite for it (or joins one), then answers every message
-// with "echo: " and the message. A Go program needs no `tchat bot` process: the chat
-// core runs inside it.
+// makes a group and prints an invite for it (or joins one), then answers every message,
+// in every group it is in, with "echo: " and the message. With --accept-adds, members
+// of other groups may add it to theirs directly. A Go program needs no `tchat bot`
+// process: chat.OpenProfile runs the chat core inside it. It uses only the module's
+// public packages (chat, identity, net/node), as a program outside the module must.
 //
 //	tchat id --profile echobot                 # once: creates the profile
-//	echobot --profile echobot --create "echo"  # prints "invite tchat1…"
+//	echobot --profile echobot --create "echo"  # prints "invite tchat1…" and "group ID"
 //	echobot --profile echobot --join tchat1…   # or joins someone's group
 //
 // The passphrase comes from --passphrase-file FILE or $TCHAT_PASSPHRASE. SIGINT or
@@ -19,12 +21,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/identity"
-	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/net/node"
 )
 
@@ -38,6 +42,7 @@ func main() {
 		listen   = flag.String("listen", "", "listen on this multiaddr only (default: all interfaces)")
 		lanOnly  = flag.Bool("lan-only", false, "no DHT: find peers on the LAN and through invites only")
 		noMDNS   = flag.Bool("no-mdns", false, "no LAN discovery")
+		adds     = flag.Bool("accept-adds", false, "accept being added to groups directly by their members")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -48,13 +53,13 @@ func main() {
 	if *lanOnly {
 		cfg.DHT = node.DHTOff
 	}
-	if err := run(log, *home, *profile, *passFile, *create, *join, cfg); err != nil {
+	if err := run(log, *home, *profile, *passFile, *create, *join, *adds, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "echobot:", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, home, profile, passFile, create, join string, cfg node.Config) error {
+func run(log *slog.Logger, home, profile, passFile, create, join string, acceptAdds bool, cfg node.Config) error {
 	if (create == "") == (join == "") {
 		return fmt.Errorf("give one of --create NAME or --join TOKEN")
 	}
@@ -62,7 +67,7 @@ func run(log *slog.Logger, home, profile, passFile, create, join string, cfg nod
 	defer stop()
 
 	// Open the profile: its identity key, its database, and the chat core over them.
-	// The deferred calls close them in the right order: chat, database, profile.
+	// Closing the client closes all three.
 	home, err := identity.Home(home)
 	if err != nil {
 		return err
@@ -75,17 +80,16 @@ func run(log *slog.Logger, home, profile, passFile, create, join string, cfg nod
 	if err != nil {
 		return err
 	}
-	p, err := identity.Open(dir, pass)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	st, err := store.Open(p.Dir, p.DatabaseKey())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	c, err := chat.New(ctx, chat.Config{Dir: p.Dir, Identity: p.Identity, Store: st, Node: cfg})
+	c, err := chat.OpenProfile(ctx, dir, pass, chat.Config{
+		Node: cfg,
+		// Being added to a group directly (by a member's add, with no invite): the bot
+		// goes where it is added only with --accept-adds. It is asked before the adder
+		// commits anything, when name is not known yet, and again with the Welcome.
+		AcceptAdd: func(from peer.ID, group chat.GroupID, name string) bool {
+			log.Info("echobot: a member adds us to a group", "group", group, "name", name, "from", from, "accept", acceptAdds)
+			return acceptAdds
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -107,6 +111,7 @@ func run(log *slog.Logger, home, profile, passFile, create, join string, cfg nod
 		}
 	}
 	fmt.Println("group", gid)
+	groups := c.Groups() // the groups it answers in; a group it is added to is printed too
 	log.Info("echobot: running", "peer", c.PeerID(), "group", gid)
 
 	// Replies go out from their own goroutine: Send waits for the group, and the group
@@ -142,6 +147,13 @@ func run(log *slog.Logger, home, profile, passFile, create, join string, cfg nod
 				log.Info("echobot: member joined", "group", e.Group, "peer", e.Member)
 			case chat.MemberLeft:
 				log.Info("echobot: member left", "group", e.Group, "peer", e.Member)
+			case chat.MemberRemoved:
+				log.Info("echobot: member removed", "group", e.Group, "peer", e.Member, "by", e.By, "us", e.Member == c.PeerID())
+			case chat.EpochChanged:
+				if !slices.Contains(groups, e.Group) {
+					groups = append(groups, e.Group)
+					fmt.Println("group", e.Group) // a group we were added to
+				}
 			case chat.Error:
 				log.Warn("echobot: chat error", "err", e)
 			}

@@ -167,6 +167,10 @@ def main():
                 elif method == "memberJoined" and not params["self"]:
                     nick = params["peerId"][-6:]
                     tchat.call("send", groupId=params["groupId"], message=f"welcome, {nick}! {HELP}")
+                elif method in ("memberLeft", "memberRemoved") and params["self"]:
+                    log("no longer in", params["groupId"])
+                elif method == "addDeclined":
+                    log(params["from"], "tried to add us to", params["groupId"], "(run tchat bot with --auto-accept to accept)")
                 elif method == "error":
                     log("tchat error:", params.get("message"))
             except RPCError as e:
