@@ -99,8 +99,10 @@ type Config struct {
 	// Logger receives the core's debug and error log (nil: none). It never receives
 	// message contents or keys.
 	Logger *slog.Logger
-	// AcceptAdd decides whether to accept being added to a group by a member (Add) that
-	// pushes us a Welcome; nil accepts every add.
+	// AcceptAdd decides whether to accept being added to a group by a member (Add): it is
+	// asked when the member fetches our KeyPackage (name is "" then: the request does not
+	// carry it), before anything is committed, and again with the name when the Welcome
+	// comes. nil accepts every add.
 	AcceptAdd func(from peer.ID, group GroupID, name string) bool
 }
 
@@ -440,7 +442,11 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 		InviteProof: joinProof(inv.RoomSecret, inv.ID, c.node.ID(), kp),
 	})
 	if err != nil {
-		return "", fmt.Errorf("chat: join refused by %s: %w", inv.Inviter, err)
+		var re *proto.RemoteError
+		if errors.As(err, &re) {
+			return "", fmt.Errorf("chat: join refused by %s: %w", inv.Inviter, err)
+		}
+		return "", fmt.Errorf("chat: join: %w: %s: %w", ErrUnreachable, inv.Inviter, err)
 	}
 	mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, c.mlsOptions())
 	if err != nil {

@@ -65,12 +65,22 @@ func (g *group) send(ctx context.Context, text string) (Message, error) {
 	}
 	now := g.c.cfg.Now()
 	p := payload{ID: hex.EncodeToString(idb), Time: now.UnixMilli(), Text: text, Nick: g.c.Nick(), Epoch: g.mls.Epoch()}
-	msg := store.Message{
+	msgs := []store.Message{{
 		GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(g.c.node.ID()),
 		SentAt: now, ReceivedAt: now, Flags: store.FlagOwn, Content: []byte(text),
+	}}
+	if len(g.recipients()) == 0 {
+		// Alone in the group: the message goes into the history only; members added
+		// later must not read what was said before them.
+		if err := g.c.st.Update(ctx, func(tx *store.Tx) error { _, err := tx.AppendMessages(msgs); return err }); err != nil {
+			return Message{}, fmt.Errorf("chat: save: %w", err)
+		}
+		return messageOf(g.gid, msgs[0], p.Nick), nil
 	}
-	err := g.sendPayload(ctx, p, []store.Message{msg})
-	return messageOf(g.gid, msg, p.Nick), err
+	if err := g.sendPayload(ctx, p, msgs); err != nil {
+		return Message{}, err
+	}
+	return messageOf(g.gid, msgs[0], p.Nick), nil
 }
 
 // sendPayload seals p in the current epoch and sends it; msgs go into the history in the
@@ -104,8 +114,9 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 		return fmt.Errorf("chat: save: %w", err)
 	}
 	if err := g.topic.Publish(ctx, frame); err != nil {
-		// It is in the outbox and the wire log: members that miss it get it by sync.
-		return fmt.Errorf("chat: publish: %w", err)
+		// It is saved, in the outbox and in the wire log: the members see it counted in
+		// our heartbeats and fetch it by sync. Not an error for the caller.
+		g.errorf("chat: publish (the members will fetch the message by sync): %w", err)
 	}
 	return nil
 }

@@ -320,6 +320,10 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 	}
 	resp, err := c.node.KeyPackage(ctx, p.ID, &proto.KeyPackageRequest{GroupID: g.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
 	if err != nil {
+		var re *proto.RemoteError
+		if !errors.As(err, &re) {
+			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
 		return fmt.Errorf("chat: key package from %s: %w", p.ID, err)
 	}
 	who, _, err := mlsgroup.KeyPackageIdentity(resp.KeyPackage)

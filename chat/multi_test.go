@@ -619,3 +619,24 @@ func TestForkBeyondHistory(t *testing.T) {
 	waitReceived(t, "x alone", others...)
 	waitReceived(t, "without x", x)
 }
+
+// A member alone in its group can still write: the message is kept in its history.
+func TestSendAlone(t *testing.T) {
+	ctx := context.Background()
+	c := newTestClient(t, "A")
+	gid, err := c.CreateGroup("notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Send(ctx, gid, "note to self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cursor == 0 || !m.Own || m.Text != "note to self" || m.Sender != c.PeerID() {
+		t.Fatalf("sent %+v", m)
+	}
+	h, _, err := c.History(ctx, gid, 0, 10)
+	if err != nil || len(h) != 1 || h[0].ID != m.ID || h[0].Cursor != m.Cursor {
+		t.Fatalf("history %+v, %v", h, err)
+	}
+}

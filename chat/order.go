@@ -337,7 +337,7 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 			if in.kind == intentLeave {
 				in.finish(nil, nil)
 			} else {
-				in.finish(nil, fmt.Errorf("chat: no longer a member of group %s", g.gid))
+				in.finish(nil, ErrNotMember)
 			}
 		}
 		g.intents = nil
