@@ -428,25 +428,21 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	if inv.Inviter == c.node.ID() {
 		return "", errors.New("chat: this is our own invite")
 	}
-	if err := c.node.Connect(ctx, peer.AddrInfo{ID: inv.Inviter, Addrs: inv.Addrs}); err != nil {
-		return "", fmt.Errorf("%w: the inviter %s: %w", ErrUnreachable, inv.Inviter, err)
-	}
 	sigID, bundle, err := c.newKeyPackage()
 	if err != nil {
 		return "", err
 	}
 	kp := bundle.KeyPackage()
-	resp, err := c.node.Join(ctx, inv.Inviter, &proto.JoinRequest{
-		GroupID:     inv.GroupID,
-		KeyPackage:  kp,
-		InviteProof: joinProof(inv.RoomSecret, inv.ID, c.node.ID(), kp),
-	})
+	req := &proto.JoinRequest{
+		GroupID:    inv.GroupID,
+		KeyPackage: kp,
+		// The proof, then the token itself: a member other than the inviter checks the
+		// inviter's signature on it.
+		InviteProof: append(joinProof(inv.RoomSecret, inv.ID, c.node.ID(), kp), []byte(token)...),
+	}
+	resp, err := c.askToJoin(ctx, inv, req)
 	if err != nil {
-		var re *proto.RemoteError
-		if errors.As(err, &re) {
-			return "", fmt.Errorf("chat: join refused by %s: %w", inv.Inviter, err)
-		}
-		return "", fmt.Errorf("chat: join: %w: %s: %w", ErrUnreachable, inv.Inviter, err)
+		return "", err
 	}
 	mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, c.mlsOptions())
 	if err != nil {
@@ -456,6 +452,45 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 		return "", errors.New("chat: the welcome is for another group than the invite")
 	}
 	return c.joined(ctx, mg, inv.Name, inv.RoomSecret, sigID)
+}
+
+// askToJoin sends a join request to the inviter or, if it cannot be reached, to the
+// members of the group found through its rendezvous.
+func (c *Client) askToJoin(ctx context.Context, inv *Invite, req *proto.JoinRequest) (*proto.JoinResponse, error) {
+	ask := func(p peer.AddrInfo) (*proto.JoinResponse, error) {
+		if err := c.node.Connect(ctx, p); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, p.ID, err)
+		}
+		resp, err := c.node.Join(ctx, p.ID, req)
+		if err != nil {
+			var re *proto.RemoteError
+			if errors.As(err, &re) {
+				return nil, fmt.Errorf("chat: join refused by %s: %w", p.ID, err)
+			}
+			return nil, fmt.Errorf("chat: join: %w: %s: %w", ErrUnreachable, p.ID, err)
+		}
+		return resp, nil
+	}
+	resp, err := ask(peer.AddrInfo{ID: inv.Inviter, Addrs: inv.Addrs})
+	if err == nil || !errors.Is(err, ErrUnreachable) {
+		return resp, err
+	}
+	// Any online member admits a joiner with a valid token.
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	found, ferr := c.node.FindGroupPeers(fctx, inv.GroupID, inv.RoomSecret)
+	if ferr != nil {
+		return nil, err
+	}
+	for p := range found {
+		if p.ID == inv.Inviter || p.ID == c.node.ID() {
+			continue
+		}
+		if resp, err2 := ask(p); err2 == nil || !errors.Is(err2, ErrUnreachable) {
+			return resp, err2
+		}
+	}
+	return nil, err
 }
 
 // Send sends a text message to a group and returns it as stored in the history. A

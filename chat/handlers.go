@@ -3,12 +3,15 @@ package chat
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/layers"
 	"github.com/tchat-p2p/tchat/layers/signal"
@@ -105,9 +108,15 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 	if len(proof) == 0 {
 		return g.readmit(from, kp)
 	}
-	inviteID, ok := checkJoinProof(g.room, proof, from, kp)
+	if len(proof) < inviteIDSize+sha256.Size {
+		return nil, proto.Refuse(proto.CodeRefused, "invalid invite proof")
+	}
+	inviteID, ok := checkJoinProof(g.room, proof[:inviteIDSize+sha256.Size], from, kp)
 	if !ok {
 		return nil, proto.Refuse(proto.CodeRefused, "invalid invite proof")
+	}
+	if err := g.learnInvite(ctx, inviteID, proof[inviteIDSize+sha256.Size:]); err != nil {
+		return nil, err
 	}
 	who, _, err := mlsgroup.KeyPackageIdentity(kp)
 	if err != nil {
@@ -138,6 +147,38 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 		return nil, proto.Refuse(proto.CodeRefused, "the invite is for another group")
 	}
 	return &intent{kind: intentAdd, kp: kp, who: who}, nil
+}
+
+// learnInvite records an invite another member issued, from the token a joiner sent with
+// its proof, so that this member can admit the joiner: the token must be signed by a
+// member of the group, name this group, its room secret and invite id, and be valid. The
+// use count is then kept by each admitting member on its own.
+func (g *group) learnInvite(ctx context.Context, inviteID []byte, token []byte) error {
+	if len(token) == 0 {
+		return nil
+	}
+	err := g.c.st.View(ctx, func(tx *store.Tx) error { _, err := tx.Invite(inviteID); return err })
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return err // known (or the store failed)
+	}
+	inv, err := ParseInvite(string(token))
+	if err != nil || !bytes.Equal(inv.ID, inviteID) || !bytes.Equal(inv.GroupID, g.id) ||
+		subtle.ConstantTimeCompare(inv.RoomSecret, g.room) != 1 {
+		return proto.Refuse(proto.CodeRefused, "invalid invite token")
+	}
+	pub, err := identity.PublicKeyFromPeerID(inv.Inviter)
+	if err != nil {
+		return proto.Refuse(proto.CodeRefused, "invalid invite token")
+	}
+	if _, member := g.leafOf(pub.Bytes()); !member {
+		return proto.Refuse(proto.CodeRefused, "the invite was not issued by a member")
+	}
+	if err := inv.Check(g.c.cfg.Now()); err != nil {
+		return proto.Refuse(proto.CodeRefused, err.Error())
+	}
+	return g.c.st.PutInvite(ctx, store.Invite{
+		ID: inv.ID, GroupID: g.id, CreatedAt: g.c.cfg.Now(), ExpiresAt: inv.Expires, MaxUses: int(inv.MaxUses), Token: token,
+	})
 }
 
 type syncHandler struct{ c *Client }

@@ -16,6 +16,7 @@ import (
 	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/node"
+	"github.com/tchat-p2p/tchat/net/proto"
 )
 
 // fast makes the clients a test starts quick to commit, settle and notice each other.
@@ -638,5 +639,62 @@ func TestSendAlone(t *testing.T) {
 	h, _, err := c.History(ctx, gid, 0, 10)
 	if err != nil || len(h) != 1 || h[0].ID != m.ID || h[0].Cursor != m.Cursor {
 		t.Fatalf("history %+v, %v", h, err)
+	}
+}
+
+// A member other than the inviter admits a joiner with a valid token (the inviter is
+// offline); a token not issued by a member is refused.
+func TestAdmittedByAnyMember(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, d := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "D")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	tok, err := a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // the inviter goes away
+	inv, err := ParseInvite(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Node().Connect(ctx, b.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	request := func(token string) (*proto.JoinResponse, *mlsgroup.KeyPackageBundle, error) {
+		_, bundle, err := d.newKeyPackage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp := bundle.KeyPackage()
+		resp, err := d.Node().Join(ctx, b.PeerID(), &proto.JoinRequest{GroupID: inv.GroupID, KeyPackage: kp,
+			InviteProof: append(joinProof(inv.RoomSecret, inv.ID, d.PeerID(), kp), []byte(token)...)})
+		return resp, bundle, err
+	}
+	// A token with the right secret and id, but signed by D, who is not a member.
+	forged := *inv
+	forged.Inviter = d.PeerID()
+	ftok, err := encodeInvite(&forged, d.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := request(ftok); err == nil || !strings.Contains(err.Error(), "not issued by a member") {
+		t.Fatalf("a token signed by a non-member: %v", err)
+	}
+	resp, bundle, err := request(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, d.mlsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := b.Group(ctx, gid); len(s.Members) != 3 || mg.Epoch() != s.Epoch {
+		t.Fatalf("B sees %+v, D is at epoch %d", s, mg.Epoch())
+	}
+	// The token was for one use: B refuses it a second time.
+	if _, _, err := request(tok); err == nil {
+		t.Fatal("a single-use token was used twice")
 	}
 }
