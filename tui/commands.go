@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -45,6 +46,7 @@ func init() {
 		{name: "leave", summary: "leave the current group (its history stays)", group: true, run: (*Model).cmdLeave},
 		{name: "rename", args: "NAME", summary: "rename the current group for every member", group: true, run: (*Model).cmdRename},
 		{name: "nick", args: "NAME", summary: "set the nickname sent with your messages", run: (*Model).cmdNick},
+		{name: "id", summary: "show your peer id and addresses, which others give to /add", run: (*Model).cmdID},
 		{name: "verify", args: "NAME [yes]", summary: "show the safety number with a member; with yes, mark the member verified", group: true, members: true, run: (*Model).cmdVerify},
 		{name: "unverify", args: "NAME", summary: "clear a member's verified mark", group: true, members: true, run: (*Model).cmdUnverify},
 		{name: "layers", summary: "show the current group's cipher layers, suite and epoch", group: true, run: (*Model).cmdLayers},
@@ -91,8 +93,6 @@ func (m *Model) submit(text string) tea.Cmd {
 	return m.send(cv, text)
 }
 
-var sendSeq int
-
 func (m *Model) send(cv *conversation, text string) tea.Cmd {
 	switch {
 	case cv.id == "":
@@ -102,8 +102,7 @@ func (m *Model) send(cv *conversation, text string) tea.Cmd {
 		m.note(cv, messages.Error, "you are no longer a member of "+cv.name)
 		return nil
 	}
-	sendSeq++
-	id := "local-" + strconv.Itoa(sendSeq)
+	id := m.lineID("local")
 	cv.buf.Append(messages.Entry{Kind: messages.Text, Time: m.c.Now(), From: m.selfName(), Key: m.self.String(),
 		Text: text, Own: true, Pending: true, ID: id})
 	m.msgs.ScrollDown(1 << 30)
@@ -111,16 +110,25 @@ func (m *Model) send(cv *conversation, text string) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		_, err := b.Send(ctx, gid, text)
+		sent, err := b.Send(ctx, gid, text)
+		// A message with an id is in the history and the outbox: the members get it
+		// even when publishing it failed.
+		saved := sent.ID != ""
 		return doneMsg{group: gid, then: func(m *Model) tea.Cmd {
-			if c := m.conv(gid); c != nil {
-				c.buf.Update(id, func(e *messages.Entry) {
-					e.Pending = false
-					e.Failed = err != nil
-				})
-				if err != nil {
-					m.note(c, messages.Error, "not sent: "+err.Error())
-				}
+			c := m.conv(gid)
+			if c == nil {
+				return nil
+			}
+			c.buf.Update(id, func(e *messages.Entry) {
+				e.Pending = false
+				e.Failed = !saved
+			})
+			switch {
+			case err != nil && saved:
+				m.log.Warn("send", "group", gid, "err", err)
+				m.note(c, messages.Info, "the message is saved but did not go out yet; the members will fetch it")
+			case err != nil:
+				m.note(c, messages.Error, "not sent: "+explain(err))
 			}
 			return nil
 		}}
@@ -204,7 +212,7 @@ func (m *Model) cmdCreate(cv *conversation, args []string, _ string) tea.Cmd {
 	return m.async("creating "+gname, "", opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
 		id, err := b.CreateGroupWith(chat.GroupOptions{Name: gname, Policy: policy})
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot create %s: %w", gname, err)
+			return nil, nil, fmt.Errorf("cannot create %s: %s", gname, explain(err))
 		}
 		return nil, func(m *Model) tea.Cmd {
 			c := m.ensureConv(id, gname)
@@ -251,7 +259,7 @@ func (m *Model) cmdInvite(cv *conversation, args []string, _ string) tea.Cmd {
 	return m.async("making an invite", gid, opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
 		token, err := b.InviteWith(gid, ttl, uses)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot make an invite: %w", err)
+			return nil, nil, fmt.Errorf("cannot make an invite: %s", explain(err))
 		}
 		usesText := "any number of people"
 		if uses == 1 {
@@ -279,19 +287,43 @@ func (m *Model) cmdJoin(cv *conversation, _ []string, rest string) tea.Cmd {
 		err = inv.Check(m.c.Now())
 	}
 	if err != nil {
-		m.note(cv, messages.Error, err.Error())
+		m.note(cv, messages.Error, explain(err))
 		return nil
 	}
 	b, token, name := m.backend, rest, inv.Name
+	gid := chat.GroupID(hex.EncodeToString(inv.GroupID))
+	if c := m.conv(gid); c != nil && !c.inactive {
+		m.switchTo(slices.Index(m.convs, c))
+		m.note(c, messages.Info, "you are already a member of "+c.name)
+		return nil
+	}
 	return m.async("joining "+name, "", joinTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
 		id, err := b.Join(ctx, token)
-		if err != nil {
-			return nil, nil, fmt.Errorf("cannot join %s: %w", name, err)
+		switch {
+		case errors.Is(err, chat.ErrAlreadyIn):
+			return nil, func(m *Model) tea.Cmd {
+				c := m.ensureConv(gid, name)
+				m.switchTo(slices.Index(m.convs, c))
+				if c.inactive {
+					m.note(c, messages.Error, "cannot join "+c.name+" again while tchat still holds the group you left; restart tchat first")
+				} else {
+					m.note(c, messages.Info, "you are already a member of "+c.name)
+				}
+				return m.refreshGroup(c)
+			}, nil
+		case errors.Is(err, chat.ErrUnreachable):
+			m.log.Warn("join", "err", err)
+			return nil, nil, fmt.Errorf("cannot join %s: the inviter could not be reached; it must be online, and reachable from this network, to let you in", name)
+		case err != nil:
+			return nil, nil, fmt.Errorf("cannot join %s: %s", name, explain(err))
 		}
 		return nil, func(m *Model) tea.Cmd {
 			c := m.ensureConv(id, name)
+			if c.state.Name == "" {
+				c.name = name
+			}
 			m.switchTo(slices.Index(m.convs, c))
-			c.buf.Append(m.info("you joined " + name))
+			c.announce = !c.announced
 			return m.refreshGroup(c)
 		}, nil
 	})
@@ -321,10 +353,17 @@ func (m *Model) cmdAdd(cv *conversation, args []string, _ string) tea.Cmd {
 	b, gid := m.backend, cv.id
 	short := shortID(ai.ID)
 	return m.async("adding "+short, gid, joinTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
-		if err := b.Add(ctx, gid, ai); err != nil {
-			return nil, nil, fmt.Errorf("cannot add %s: %w", short, err)
+		// The MemberJoined event shows the new member.
+		switch err := b.Add(ctx, gid, ai); {
+		case errors.Is(err, chat.ErrUnreachable):
+			m.log.Warn("add", "err", err)
+			return nil, nil, fmt.Errorf("cannot add %s: it could not be reached; give its address (/add /ip4/…/p2p/PEER) or ask it for an invite instead", short)
+		case errors.Is(err, chat.ErrAlreadyIn):
+			return nil, nil, fmt.Errorf("%s is already a member", short)
+		case err != nil:
+			return nil, nil, fmt.Errorf("cannot add %s: %s", short, explain(err))
 		}
-		return nil, func(m *Model) tea.Cmd { return m.refreshGroup(m.conv(gid)) }, nil
+		return nil, nil, nil
 	})
 }
 
@@ -342,18 +381,13 @@ func (m *Model) cmdRemove(cv *conversation, args []string, rest string) tea.Cmd 
 		m.note(cv, messages.Error, "to remove yourself, /leave")
 		return nil
 	}
-	cv.removing[mem.Peer] = true
 	b, gid, name := m.backend, cv.id, m.memberName(mem)
 	return m.async("removing "+name, gid, opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
+		// The MemberRemoved event says it.
 		if err := b.Remove(ctx, gid, mem.Peer); err != nil {
-			return nil, func(m *Model) tea.Cmd {
-				if c := m.conv(gid); c != nil {
-					delete(c.removing, mem.Peer)
-				}
-				return nil
-			}, fmt.Errorf("cannot remove %s: %w", name, err)
+			return nil, nil, fmt.Errorf("cannot remove %s: %s", name, explain(err))
 		}
-		return nil, func(m *Model) tea.Cmd { return m.refreshGroup(m.conv(gid)) }, nil
+		return nil, nil, nil
 	})
 }
 
@@ -365,11 +399,31 @@ func (m *Model) cmdLeave(cv *conversation, _ []string, _ string) tea.Cmd {
 	b, gid, name := m.backend, cv.id, cv.name
 	return m.async("leaving "+name, gid, opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
 		if err := b.Leave(ctx, gid); err != nil {
-			return nil, nil, fmt.Errorf("cannot leave %s: %w", name, err)
+			return nil, nil, fmt.Errorf("cannot leave %s: %s", name, explain(err))
 		}
-		return []messages.Entry{{Kind: messages.Info, Time: time.Now(), Text: "you asked to leave " + name + "; a member commits it"}},
-			func(m *Model) tea.Cmd { return m.refreshGroup(m.conv(gid)) }, nil
+		// Left: the MemberLeft event naming us, sent before Leave returns, says so with
+		// the epoch. Should it not come, say it anyway.
+		return nil, func(m *Model) tea.Cmd {
+			return tea.Tick(leftGrace, func(time.Time) tea.Msg { return leftMsg{gid} })
+		}, nil
 	})
+}
+
+// leftGrace is how long the MemberLeft event naming us has, after Leave returned, to
+// come before the interface says we left without it.
+const leftGrace = 2 * time.Second
+
+// leftMsg: Leave returned leftGrace ago.
+type leftMsg struct{ id chat.GroupID }
+
+func (m *Model) left(msg leftMsg) tea.Cmd {
+	c := m.conv(msg.id)
+	if c == nil || c.gone {
+		return nil
+	}
+	m.note(c, messages.Leave, "you left "+c.name)
+	m.setInactive(c)
+	return m.refreshGroup(c)
 }
 
 func (m *Model) cmdRename(cv *conversation, _ []string, rest string) tea.Cmd {
@@ -377,24 +431,34 @@ func (m *Model) cmdRename(cv *conversation, _ []string, rest string) tea.Cmd {
 		m.note(cv, messages.Error, "usage: /rename NAME")
 		return nil
 	}
-	b, gid := m.backend, cv.id
+	if rest == cv.name {
+		m.note(cv, messages.Error, "the group is already called "+rest)
+		return nil
+	}
+	b, gid, name := m.backend, cv.id, cv.name
 	return m.async("renaming "+cv.name, gid, opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
+		// The GroupRenamed event says it.
 		if err := b.Rename(ctx, gid, rest); err != nil {
-			return nil, nil, fmt.Errorf("cannot rename: %w", err)
+			return nil, nil, fmt.Errorf("cannot rename %s: %s", name, explain(err))
 		}
-		return nil, func(m *Model) tea.Cmd { return m.refreshGroup(m.conv(gid)) }, nil
+		return nil, nil, nil
 	})
 }
 
-func (m *Model) setNick(nick string) tea.Cmd {
+// setNick sets the nickname of the configuration (or --nick) at start; old is the
+// profile's, kept if the new one is refused.
+func (m *Model) setNick(nick, old string) tea.Cmd {
 	b, ctx := m.backend, m.ctx
 	return func() tea.Msg {
-		err := b.SetNick(ctx, nick)
-		if err != nil {
-			err = fmt.Errorf("cannot save the nickname %s from the configuration (%w); it is used here until tchat quits", nick, err)
+		if err := b.SetNick(ctx, nick); err != nil {
+			return doneMsg{err: fmt.Errorf("cannot use the nickname %q of the configuration: %s", nick, explain(err)),
+				then: func(m *Model) tea.Cmd {
+					m.nick = old
+					m.refreshRoster()
+					return nil
+				}}
 		}
-		return doneMsg{group: "", err: err, then: func(m *Model) tea.Cmd {
-			m.nick = nick
+		return doneMsg{then: func(m *Model) tea.Cmd {
 			m.refreshRoster()
 			return nil
 		}}
@@ -408,19 +472,31 @@ func (m *Model) cmdNick(cv *conversation, _ []string, rest string) tea.Cmd {
 	}
 	b, ctx := m.backend, m.ctx
 	return func() tea.Msg {
-		err := b.SetNick(ctx, rest)
+		if err := b.SetNick(ctx, rest); err != nil {
+			return doneMsg{err: fmt.Errorf("cannot set the nickname: %s", explain(err))}
+		}
 		return doneMsg{then: func(m *Model) tea.Cmd {
-			// Shown here even when the profile could not save it.
 			m.nick = rest
-			if err != nil {
-				m.note(nil, messages.Error, fmt.Sprintf("cannot save the nickname (%v); it is %s here until tchat quits", err, rest))
-			} else {
-				m.note(nil, messages.Info, "you are now "+rest)
-			}
+			m.note(nil, messages.Info, "you are now "+rest)
 			m.refreshRoster()
 			return nil
 		}}
 	}
+}
+
+func (m *Model) cmdID(cv *conversation, _ []string, _ string) tea.Cmd {
+	lines := []messages.Entry{m.info(m.whoami())}
+	if len(m.net.Addrs) == 0 {
+		lines = append(lines, m.info("No listen addresses yet."))
+	} else {
+		lines = append(lines, m.info("Others can add you to a group with /add and one of:"))
+		for _, a := range m.net.Addrs {
+			lines = append(lines, m.info(a+"/p2p/"+m.self.String()))
+		}
+	}
+	cv.buf.Append(lines...)
+	m.msgs.ScrollDown(1 << 30)
+	return nil
 }
 
 func (m *Model) cmdVerify(cv *conversation, args []string, rest string) tea.Cmd {
@@ -447,7 +523,7 @@ func (m *Model) cmdVerify(cv *conversation, args []string, rest string) tea.Cmd 
 	if confirm {
 		return m.async("verifying "+name, gid, opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
 			if err := b.Verify(ctx, mem.Peer); err != nil {
-				return nil, nil, fmt.Errorf("cannot verify %s: %w", name, err)
+				return nil, nil, fmt.Errorf("cannot verify %s: %s", name, explain(err))
 			}
 			return []messages.Entry{{Kind: messages.Info, Time: time.Now(), Text: name + " is verified ✓ (bound to this identity key)"}},
 				func(m *Model) tea.Cmd { return m.refreshGroup(m.conv(gid)) }, nil
@@ -455,7 +531,7 @@ func (m *Model) cmdVerify(cv *conversation, args []string, rest string) tea.Cmd 
 	}
 	sn, err := b.SafetyNumber(mem.Peer)
 	if err != nil {
-		m.note(cv, messages.Error, err.Error())
+		m.note(cv, messages.Error, explain(err))
 		return nil
 	}
 	cv.buf.Append(
@@ -475,7 +551,7 @@ func (m *Model) cmdUnverify(cv *conversation, _ []string, rest string) tea.Cmd {
 	b, gid, name := m.backend, cv.id, m.memberName(mem)
 	return m.async("unverifying "+name, gid, opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
 		if err := b.Unverify(ctx, mem.Peer); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("cannot unverify %s: %s", name, explain(err))
 		}
 		return []messages.Entry{{Kind: messages.Info, Time: time.Now(), Text: name + " is no longer marked verified"}},
 			func(m *Model) tea.Cmd { return m.refreshGroup(m.conv(gid)) }, nil
@@ -513,21 +589,21 @@ func (m *Model) cmdHistory(cv *conversation, _ []string, rest string) tea.Cmd {
 		m.note(cv, messages.Error, "usage: /history TEXT")
 		return nil
 	}
-	b, gid, self := m.backend, cv.id, m.self
+	b, gid := m.backend, cv.id
 	q := strings.ToLower(rest)
 	return m.async("searching "+cv.name, gid, opTimeout, func(ctx context.Context) ([]messages.Entry, func(*Model) tea.Cmd, error) {
-		var found []messages.Entry
+		var found []chat.Message
 		total := 0
 		for before := int64(0); ; {
 			page, next, err := b.History(ctx, gid, before, 500)
 			if err != nil {
-				return nil, nil, fmt.Errorf("history: %w", err)
+				return nil, nil, fmt.Errorf("cannot search the history: %s", explain(err))
 			}
 			for i := len(page) - 1; i >= 0; i-- {
 				if strings.Contains(strings.ToLower(page[i].Text), q) {
 					total++
 					if len(found) < maxSearch {
-						found = append(found, historyEntry(page[i], self))
+						found = append(found, page[i])
 					}
 				}
 			}
@@ -547,12 +623,8 @@ func (m *Model) cmdHistory(cv *conversation, _ []string, rest string) tea.Cmd {
 			}
 			c.buf.Append(m.info(head))
 			for i := len(found) - 1; i >= 0; i-- {
-				e := found[i]
-				who := m.selfName()
-				if !e.Own {
-					who = m.nameOf(c, peer.ID(e.Key), "")
-				}
-				c.buf.Append(m.info(fmt.Sprintf("  %s %s: %s", e.Time.Local().Format("Jan 2 15:04"), who, e.Text)))
+				e := m.historyEntry(c, found[i])
+				c.buf.Append(m.info(fmt.Sprintf("  %s %s: %s", e.Time.Local().Format("Jan 2 15:04"), e.From, e.Text)))
 			}
 			return nil
 		}, nil

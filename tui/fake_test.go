@@ -4,16 +4,20 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"errors"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/chat"
+	"github.com/tchat-p2p/tchat/identity"
+	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/net/node"
 )
 
 // testPeer returns a fixed peer id for a name.
@@ -56,7 +60,7 @@ func newFake(nick string) *fakeBackend {
 	self := testPeer(nick)
 	return &fakeBackend{
 		self: self, nick: nick,
-		net:    chat.NetStatus{PeerID: self, Connected: 3, Reachability: "private"},
+		net:    chat.NetStatus{PeerID: self, Connected: 3, Reachability: "private", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}},
 		groups: map[chat.GroupID]*chat.GroupState{}, history: map[chat.GroupID][]chat.Message{},
 		events: make(chan chat.Event, 64), fail: map[string]error{},
 	}
@@ -72,9 +76,16 @@ func (f *fakeBackend) call(name string) error {
 // addGroup adds a group with members (the first is us).
 func (f *fakeBackend) addGroup(name string, epoch uint64, members ...string) chat.GroupID {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.seq++
 	id := chat.GroupID(fmt.Sprintf("%02x%s", f.seq, "aabbccddeeff"))
+	f.mu.Unlock()
+	f.addGroupID(id, name, epoch, members...)
+	return id
+}
+
+func (f *fakeBackend) addGroupID(id chat.GroupID, name string, epoch uint64, members ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	st := &chat.GroupState{ID: id, Name: name, Policy: "signal,mls,aes", Suite: 0xF001,
 		SuiteName: "MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519", Epoch: epoch,
 		Authenticator: []byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4}, Active: true}
@@ -89,7 +100,6 @@ func (f *fakeBackend) addGroup(name string, epoch uint64, members ...string) cha
 	}
 	f.groups[id] = st
 	f.order = append(f.order, id)
-	return id
 }
 
 func (f *fakeBackend) PeerID() peer.ID           { return f.self }
@@ -138,14 +148,91 @@ func (f *fakeBackend) InviteWith(id chat.GroupID, ttl time.Duration, uses int) (
 	}
 	return fmt.Sprintf("tchat1fake%s%d", id, uses), nil
 }
+
+// Join joins the invite's group, with alice in it, and tells it as the core does: the epoch of
+// the Welcome.
 func (f *fakeBackend) Join(ctx context.Context, token string) (chat.GroupID, error) {
 	if err := f.call("Join"); err != nil {
 		return "", err
 	}
-	return f.addGroup("joined", 1, f.nick, "alice"), nil
+	inv, err := chat.ParseInvite(token)
+	if err != nil {
+		return "", err
+	}
+	id := chat.GroupID(hex.EncodeToString(inv.GroupID))
+	f.mu.Lock()
+	_, in := f.groups[id]
+	f.mu.Unlock()
+	if in {
+		return "", chat.ErrAlreadyIn
+	}
+	f.addGroupID(id, inv.Name, 1, f.nick, "alice")
+	f.events <- chat.EpochChanged{Group: id, Epoch: 1, Authenticator: f.groups[id].Authenticator}
+	return id, nil
 }
-func (f *fakeBackend) Add(context.Context, chat.GroupID, peer.AddrInfo) error {
-	return f.call("Add")
+
+// newTestInvite returns a real invite token to a group named name, made by a chat
+// client started for the purpose.
+func newTestInvite(t testing.TB, name string) string {
+	t.Helper()
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key [32]byte
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := chat.New(ctx, chat.Config{Dir: dir, Identity: id, Store: st,
+		Node: node.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, DHT: node.DHTOff, NoMDNS: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	gid, err := c.CreateGroupWith(chat.GroupOptions{Name: name, Policy: "mls,aes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := c.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// commit applies a change to group id as a settled commit: a new epoch, its events.
+// f.mu is held.
+func (f *fakeBackend) commit(id chat.GroupID, change func(g *chat.GroupState), evs ...func(epoch uint64) chat.Event) {
+	g := f.groups[id]
+	change(g)
+	g.Epoch++
+	g.Authenticator = []byte{byte(g.Epoch), 0, 0, 0}
+	f.events <- chat.EpochChanged{Group: id, Epoch: g.Epoch, Authenticator: g.Authenticator}
+	for _, ev := range evs {
+		f.events <- ev(g.Epoch)
+	}
+}
+
+func (f *fakeBackend) Add(_ context.Context, id chat.GroupID, p peer.AddrInfo) error {
+	if err := f.call("Add"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.groups[id].Members {
+		if m.Peer == p.ID {
+			return chat.ErrAlreadyIn
+		}
+	}
+	f.commit(id, func(g *chat.GroupState) {
+		g.Members = append(g.Members, chat.Member{Peer: p.ID, LeafIndex: uint32(len(g.Members)), Fingerprint: "0000 1111 2222 3333"})
+	}, func(e uint64) chat.Event { return chat.MemberJoined{Group: id, Member: p.ID, Epoch: e} })
+	return nil
 }
 func (f *fakeBackend) Remove(_ context.Context, id chat.GroupID, p peer.ID) error {
 	if err := f.call("Remove"); err != nil {
@@ -153,35 +240,47 @@ func (f *fakeBackend) Remove(_ context.Context, id chat.GroupID, p peer.ID) erro
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	g := f.groups[id]
-	g.Members = slices.DeleteFunc(g.Members, func(m chat.Member) bool { return m.Peer == p })
-	g.Epoch++
-	f.events <- chat.MemberLeft{Group: id, Member: p, Epoch: g.Epoch}
+	f.commit(id, func(g *chat.GroupState) {
+		g.Members = slices.DeleteFunc(g.Members, func(m chat.Member) bool { return m.Peer == p })
+	}, func(e uint64) chat.Event { return chat.MemberRemoved{Group: id, Member: p, By: f.self, Epoch: e} })
 	return nil
 }
-func (f *fakeBackend) Leave(context.Context, chat.GroupID) error {
+func (f *fakeBackend) Leave(_ context.Context, id chat.GroupID) error {
 	if err := f.call("Leave"); err != nil {
 		return err
 	}
-	return errors.New("chat: not implemented yet")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.groups[id].Active {
+		return chat.ErrNotMember
+	}
+	f.commit(id, func(g *chat.GroupState) {
+		g.Members = slices.DeleteFunc(g.Members, func(m chat.Member) bool { return m.Self })
+		g.Active = false
+	}, func(e uint64) chat.Event { return chat.MemberLeft{Group: id, Member: f.self, Epoch: e} })
+	return nil
 }
 func (f *fakeBackend) Rename(_ context.Context, id chat.GroupID, name string) error {
 	if err := f.call("Rename"); err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.groups[id].Name = name
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	f.commit(id, func(g *chat.GroupState) { g.Name = name },
+		func(e uint64) chat.Event { return chat.GroupRenamed{Group: id, Name: name, By: f.self, Epoch: e} })
 	return nil
 }
 func (f *fakeBackend) Send(_ context.Context, id chat.GroupID, text string) (chat.Message, error) {
 	if err := f.call("Send"); err != nil {
 		return chat.Message{}, err
 	}
+	if err := f.fail["Publish"]; err != nil {
+		return chat.Message{ID: "saved", Group: id, Sender: f.self, Text: text, Own: true}, err
+	}
 	f.mu.Lock()
 	f.sent = append(f.sent, text)
 	f.mu.Unlock()
-	return chat.Message{Group: id, Sender: f.self, Text: text, Own: true}, nil
+	return chat.Message{ID: fmt.Sprintf("%032x", len(f.sent)), Group: id, Sender: f.self, Text: text, Own: true}, nil
 }
 func (f *fakeBackend) History(_ context.Context, id chat.GroupID, before int64, limit int) ([]chat.Message, int64, error) {
 	f.mu.Lock()

@@ -40,12 +40,27 @@ type conversation struct {
 	unread   int
 	mention  bool
 	inactive bool
-	syncing  *chat.SyncProgress
+	// gone: a line said that we left or were removed.
+	gone bool
+	// syncing is the last progress of a catch-up under way (nil: none), reported at
+	// syncAt.
+	syncing *chat.SyncProgress
+	syncAt  time.Time
+	// announce: we joined this group and say so once its state has come; announced:
+	// it was said.
+	announce, announced bool
+	// oldName is the name before the last rename, for its line.
+	oldName string
+	// forkEpoch and forkPeer are of the last fork detected, whose line the
+	// resolution completes.
+	forkEpoch uint64
+	forkPeer  peer.ID
 	// names remembers the members' display names, for the lines about members who
 	// have left.
 	names map[peer.ID]string
-	// removing are the members whose removal we asked for, so the line says "removed".
-	removing map[peer.ID]bool
+	// unnamed are the lines that said a member joined, by its peer id only: its
+	// nickname goes there once known.
+	unnamed map[peer.ID]string
 	// refreshing: a state refresh is in flight; again: another was asked meanwhile.
 	refreshing, again bool
 }
@@ -66,6 +81,7 @@ type Model struct {
 	nick    string
 	net     chat.NetStatus
 	offline bool // the chat core's events stopped
+	loaded  bool // the groups saved in the profile are shown
 
 	convs []*conversation // convs[0] is the home buffer
 	cur   int
@@ -88,6 +104,7 @@ type Model struct {
 
 	busy    map[int]string
 	busySeq int
+	lineSeq int // numbers the lines that may change (lineID)
 	quit    bool
 }
 
@@ -181,7 +198,7 @@ type (
 	}
 	loadedGroup struct {
 		state chat.GroupState
-		msgs  []messages.Entry
+		msgs  []chat.Message
 		err   error
 	}
 	groupsLoadedMsg struct{ groups []loadedGroup }
@@ -213,11 +230,12 @@ func (m *Model) started(b Backend) tea.Cmd {
 	m.phase = phaseChat
 	m.self = b.PeerID()
 	m.nick = b.Nick()
-	m.welcome()
 	cmds := []tea.Cmd{m.waitEvent(), m.loadGroups(), m.pollNet()}
 	if n := m.opts.Chat.Nick; n != "" && n != m.nick {
-		cmds = append(cmds, m.setNick(n))
+		cmds = append(cmds, m.setNick(n, m.nick))
+		m.nick = n // the welcome names it; setNick puts the old one back if it fails
 	}
+	m.welcome()
 	m.layout()
 	return tea.Batch(cmds...)
 }
@@ -259,7 +277,6 @@ func (m *Model) netTick() tea.Cmd {
 
 func (m *Model) loadGroups() tea.Cmd {
 	b, ctx, limit := m.backend, m.ctx, m.opts.UI.History
-	self := m.self
 	return func() tea.Msg {
 		var out []loadedGroup
 		for _, id := range b.Groups() {
@@ -270,13 +287,7 @@ func (m *Model) loadGroups() tea.Cmd {
 			}
 			lg := loadedGroup{state: st}
 			if limit > 0 {
-				hist, _, err := b.History(ctx, id, 0, limit)
-				if err != nil {
-					lg.err = err
-				}
-				for _, h := range hist {
-					lg.msgs = append(lg.msgs, historyEntry(h, self))
-				}
+				lg.msgs, _, lg.err = b.History(ctx, id, 0, limit)
 			}
 			out = append(out, lg)
 		}
@@ -363,7 +374,7 @@ func (m *Model) ensureConv(id chat.GroupID, name string) *conversation {
 	if name == "" {
 		name = string(id)[:min(8, len(id))]
 	}
-	cv := &conversation{id: id, name: name, buf: messages.NewBuffer(), removing: map[peer.ID]bool{}, names: map[peer.ID]string{}}
+	cv := &conversation{id: id, name: name, buf: messages.NewBuffer(), names: map[peer.ID]string{}, unnamed: map[peer.ID]string{}}
 	m.convs = append(m.convs, cv)
 	m.refreshList()
 	return cv
@@ -382,15 +393,22 @@ func (m *Model) switchTo(i int) {
 	m.refreshList()
 	m.refreshRoster()
 	m.refreshTitle()
-	if cv.id == "" {
-		m.input.SetPlaceholder("/create NAME · /join TOKEN · /help")
-	} else if cv.inactive {
-		m.input.SetPlaceholder("not a member of " + cv.name + " any more")
-	} else {
-		m.input.SetPlaceholder("Message " + cv.name + " · /help")
-	}
+	m.placeholder()
 	if m.overlay == paneConvs {
 		m.overlay = paneNone
+	}
+}
+
+// placeholder sets the input's hint for the conversation shown.
+func (m *Model) placeholder() {
+	cv := m.current()
+	switch {
+	case cv.id == "":
+		m.input.SetPlaceholder("/create NAME · /join TOKEN · /help")
+	case cv.inactive:
+		m.input.SetPlaceholder("not a member of " + cv.name + " any more")
+	default:
+		m.input.SetPlaceholder("Message " + cv.name + " · /help")
 	}
 }
 
@@ -412,15 +430,17 @@ func (m *Model) refreshTitle() {
 		return
 	}
 	t := st.Title.Render(cv.name)
+	if cv.inactive {
+		// The state left behind is of the last epoch we saw: no count to show.
+		m.msgs.SetTitle(t + st.Warn.Render(" · not a member any more"))
+		return
+	}
 	if cv.hasState {
 		n := fmt.Sprintf("%d members", len(cv.state.Members))
 		if len(cv.state.Members) == 1 {
 			n = "1 member"
 		}
 		t += st.TitleDim.Render(fmt.Sprintf(" · %s · epoch %d · %s", n, cv.state.Epoch, cv.state.Policy))
-	}
-	if cv.inactive {
-		t += st.Warn.Render(" · left")
 	}
 	m.msgs.SetTitle(t)
 }
@@ -496,6 +516,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case convlist.SelectedMsg:
 		m.reveal = nil
 		m.switchTo(msg.Index)
+		cmds = append(cmds, m.refreshGroup(m.current()))
 	case eventMsg:
 		cmds = append(cmds, m.handleEvent(msg.ev), m.waitEvent())
 	case eventsClosedMsg:
@@ -503,10 +524,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.note(nil, messages.Error, "the chat core stopped; restart tchat")
 		cmds = append(cmds, m.updateStatus())
 	case netTickMsg:
-		cmds = append(cmds, m.pollNet())
+		cmds = append(cmds, m.pollNet(), m.expireSync())
 	case netStatusMsg:
 		m.net = chat.NetStatus(msg)
-		// Online marks come from the core's snapshot: refresh the group shown.
+		// Online marks and membership come as events, but a nickname heard in a
+		// heartbeat does not: the group shown is refreshed with the network state.
 		cmds = append(cmds, m.updateStatus(), m.netTick(), m.refreshGroup(m.current()))
 	case groupsLoadedMsg:
 		cmds = append(cmds, m.groupsLoaded(msg))
@@ -514,6 +536,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, m.groupState(msg))
 	case doneMsg:
 		cmds = append(cmds, m.done(msg))
+	case leftMsg:
+		cmds = append(cmds, m.left(msg))
 	case common.ErrorMsg:
 		m.note(nil, messages.Error, msg.Error())
 	default:
@@ -632,24 +656,18 @@ func (m *Model) groupsLoaded(msg groupsLoadedMsg) tea.Cmd {
 	for _, lg := range msg.groups {
 		cv := m.ensureConv(lg.state.ID, lg.state.Name)
 		if lg.err != nil {
-			m.note(cv, messages.Error, "could not load: "+lg.err.Error())
+			m.note(cv, messages.Error, "could not load: "+explain(lg.err))
 		}
 		if lg.state.Name != "" {
 			m.setState(cv, lg.state)
 		}
-		// History names senders by peer id; now that the roster is known, name them.
-		for i := range lg.msgs {
-			e := &lg.msgs[i]
-			if e.Kind == messages.Text && !e.Own {
-				e.From = m.nameOf(cv, peer.ID(e.Key), "")
-				e.Mention = mentions(e.Text, m.nick)
-				e.Key = peer.ID(e.Key).String()
-			} else if e.Own {
-				e.From = m.selfName()
-			}
+		entries := make([]messages.Entry, len(lg.msgs))
+		for i, h := range lg.msgs {
+			entries[i] = m.historyEntry(cv, h)
 		}
-		cv.buf.Prepend(lg.msgs...)
+		cv.buf.Prepend(entries...)
 	}
+	m.loaded = true
 	if m.cur == 0 && len(m.convs) > 1 {
 		m.switchTo(1)
 	} else {
@@ -658,24 +676,45 @@ func (m *Model) groupsLoaded(msg groupsLoadedMsg) tea.Cmd {
 	return nil
 }
 
+// historyEntry turns a stored message of cv into a line.
+func (m *Model) historyEntry(cv *conversation, h chat.Message) messages.Entry {
+	e := messages.Entry{Kind: messages.Text, Time: h.Time, Key: h.Sender.String(), Text: h.Text,
+		Own: h.Own || h.Sender == m.self, Late: h.Late, Resent: h.Resent}
+	if e.Own {
+		e.From = m.selfName()
+	} else {
+		e.From = m.nameOf(cv, h.Sender, h.Nick)
+		e.Mention = mentions(h.Text, m.nick)
+	}
+	return e
+}
+
 func (m *Model) setState(cv *conversation, s chat.GroupState) {
+	if cv.hasState {
+		// Nicknames heard in heartbeats: say who changed theirs.
+		for _, mem := range s.Members {
+			if mem.Nick != "" && !mem.Self {
+				m.heardNick(cv, mem.Peer, mem.Nick)
+			}
+		}
+	}
+	if s.Name != "" && s.Name != cv.name {
+		if cv.hasState {
+			cv.oldName = cv.name
+		}
+		cv.name = s.Name
+	}
 	cv.state, cv.hasState = s, true
 	for _, mem := range s.Members {
 		if !mem.Self {
 			cv.names[mem.Peer] = m.memberName(mem)
+			m.named(cv, mem.Peer, mem.Nick)
 		}
-	}
-	if s.Name != "" {
-		cv.name = s.Name
 	}
 	if !s.Active && s.Name != "" {
 		cv.inactive = true
 	}
-	m.refreshList()
-	if cv == m.current() {
-		m.refreshRoster()
-		m.refreshTitle()
-	}
+	m.stateChanged(cv)
 }
 
 func (m *Model) groupState(msg groupStateMsg) tea.Cmd {
@@ -688,6 +727,7 @@ func (m *Model) groupState(msg groupStateMsg) tea.Cmd {
 		m.log.Warn("group state", "group", msg.id, "err", msg.err)
 	} else {
 		m.setState(cv, msg.state)
+		m.announceJoin(cv)
 	}
 	if cv.again {
 		cv.again = false

@@ -72,7 +72,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: tchat <command> [arguments]")
+	fmt.Fprintln(w, "Usage: tchat [flags]                  the chat, in a terminal interface")
+	fmt.Fprintln(w, "       tchat <command> [arguments]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Flags of the chat (they override the --config file):")
+	tuiFlagsHelp(w)
+	fmt.Fprintln(w, "  The passphrase can also come from $TCHAT_PASSPHRASE; else the chat asks for it.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands {

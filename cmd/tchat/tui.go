@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -54,9 +56,26 @@ func newTUIFlags(stderr io.Writer) *tuiFlags {
 	fs.BoolVar(&f.noMDNS, "no-mdns", false, "no peer discovery on the local network")
 	fs.StringVar(&f.dht, "dht", "", "DHT `mode`: client, server, auto or off")
 	fs.BoolVar(&f.mouse, "mouse", false, "capture the mouse at start (F4 toggles)")
-	fs.StringVar(&f.theme, "theme", "", "colours for a `dark` or light terminal (default: ask the terminal)")
+	fs.StringVar(&f.theme, "theme", "", "colours for a `dark` or a light terminal (default: ask the terminal)")
 	fs.StringVar(&f.logFile, "log", "", "log `file` (default tchat.log in the profile directory)")
 	return f
+}
+
+// tuiFlagsHelp lists the flags of the chat, one short line each, for tchat help.
+func tuiFlagsHelp(w io.Writer) {
+	args := map[string]string{"home": "DIR", "profile": "NAME", "nick": "NAME", "listen": "ADDR", "port": "N",
+		"dht": "MODE", "theme": "dark|light", "config": "FILE", "log": "FILE", "passphrase-file": "FILE"}
+	newTUIFlags(io.Discard).fs.VisitAll(func(fl *flag.Flag) {
+		_, text := flag.UnquoteUsage(fl)
+		name := "--" + fl.Name
+		if a := args[fl.Name]; a != "" {
+			name += " " + a
+		}
+		if fl.Name == "profile" {
+			text += fmt.Sprintf(" (default %q)", fl.DefValue)
+		}
+		fmt.Fprintf(w, "  %-24s %s\n", name, text)
+	})
 }
 
 // apply overrides cfg with the flags given on the command line.
@@ -171,6 +190,9 @@ func chatTUI(f *tuiFlags, cfg config.Config, in io.Reader, out, stderr io.Writer
 	}
 	opts.LogFile = logPath
 	level, _ := cfg.LogLevel()
+	// The interface logs from the start, into the file that Open opens.
+	tuiLog := &lateHandler{dst: new(atomic.Pointer[slog.Handler])}
+	opts.Logger = slog.New(tuiLog).With("part", "tui")
 
 	var (
 		mu      sync.Mutex
@@ -200,9 +222,11 @@ func chatTUI(f *tuiFlags, cfg config.Config, in io.Reader, out, stderr io.Writer
 		log.SetOutput(lf)
 		rs := redirectStderr(lf)
 		logger.Info("tchat starting", "version", version, "profile", f.name, "peer", p.Identity.PeerID())
+		tuiLog.set(logger.Handler())
 		nc := nodeCfg
 		nc.Logger = logger.With("part", "node")
 		s, err := startChat(ctx, p, chat.Config{
+			Logger:        logger.With("part", "chat"),
 			Node:          nc,
 			InviteTTL:     time.Duration(cfg.Chat.InviteTTL),
 			InviteMaxUses: max(cfg.Chat.InviteUses, 1),
@@ -239,6 +263,41 @@ func chatTUI(f *tuiFlags, cfg config.Config, in io.Reader, out, stderr io.Writer
 	}
 	return errors.Join(runErr, closeErr)
 }
+
+// lateHandler is a slog.Handler whose destination is set later: it drops records until
+// set is called.
+type lateHandler struct {
+	dst   *atomic.Pointer[slog.Handler] // shared with the handlers derived by WithAttrs
+	attrs []slog.Attr
+}
+
+func (h *lateHandler) set(dst slog.Handler) { h.dst.Store(&dst) }
+
+func (h *lateHandler) target() slog.Handler {
+	if p := h.dst.Load(); p != nil {
+		return (*p).WithAttrs(h.attrs)
+	}
+	return nil
+}
+
+func (h *lateHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	t := h.target()
+	return t != nil && t.Enabled(ctx, l)
+}
+
+func (h *lateHandler) Handle(ctx context.Context, r slog.Record) error {
+	if t := h.target(); t != nil {
+		return t.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *lateHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &lateHandler{dst: h.dst, attrs: append(slices.Clone(h.attrs), as...)}
+}
+
+// WithGroup is not used by the interface: the group is dropped.
+func (h *lateHandler) WithGroup(string) slog.Handler { return h }
 
 // openProfileWith opens the profile in dir with pass, or creates it (and its database)
 // when it does not exist yet.

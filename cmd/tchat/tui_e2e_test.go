@@ -62,10 +62,38 @@ func (s *tmuxSession) wait(want ...string) string {
 	}
 }
 
-// TestTUIEndToEnd drives two real tchat processes in tmux on this machine: alice creates
-// a profile through the passphrase page and a group, invites bob, bob joins with the
-// token, they write to each other, both see the roster and the epochs change, and
-// alice removes bob.
+// token returns the invite token that /invite shows over the panes, and closes it.
+func (s *tmuxSession) token(group string) string {
+	s.t.Helper()
+	s.keys("/invite", "Enter")
+	scr := s.wait("Invite token for " + group)
+	var token strings.Builder
+	lines := strings.Split(scr, "\n")
+	tokenLine := regexp.MustCompile(`^[a-z2-7]+\s*$`)
+	for i, l := range lines {
+		if strings.HasPrefix(l, "tchat1") {
+			token.WriteString(strings.TrimSpace(l))
+			for _, more := range lines[i+1:] {
+				if !tokenLine.MatchString(more) {
+					break
+				}
+				token.WriteString(strings.TrimSpace(more))
+			}
+			break
+		}
+	}
+	if token.Len() < 100 {
+		s.t.Fatalf("no token on the screen:\n%s", scr)
+	}
+	s.keys("", "Escape")
+	return token.String()
+}
+
+// TestTUIEndToEnd drives three real tchat processes in tmux on this machine: alice
+// creates a profile through the passphrase page and a group, invites bob, bob joins with
+// the token, they write to each other, both see the roster and the epochs change; both
+// change their nicknames and alice renames the group, and each sees the other's change;
+// carol joins and leaves again, under the eyes of the other two; alice removes bob.
 func TestTUIEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
@@ -101,6 +129,7 @@ mdns = false
 	}
 	alice := start("alice", "--nick", "alice")
 	bob := start("bob", "--no-passphrase", "--nick", "bob")
+	carol := start("carol", "--no-passphrase", "--nick", "carol")
 
 	// First run: alice chooses a passphrase in the interface.
 	alice.wait(`first start of profile "alice"`, "passphrase:")
@@ -112,45 +141,55 @@ mdns = false
 
 	alice.keys("/create friends", "Enter")
 	alice.wait("created friends", "1 member", "epoch 0")
-	alice.keys("/invite", "Enter")
-	scr := alice.wait("Invite token for friends")
-	var token strings.Builder
-	lines := strings.Split(scr, "\n")
-	tokenLine := regexp.MustCompile(`^[a-z2-7]+\s*$`)
-	for i, l := range lines {
-		if strings.HasPrefix(l, "tchat1") {
-			token.WriteString(strings.TrimSpace(l))
-			for _, more := range lines[i+1:] {
-				if !tokenLine.MatchString(more) {
-					break
-				}
-				token.WriteString(strings.TrimSpace(more))
-			}
-			break
-		}
-	}
-	if token.Len() < 100 {
-		t.Fatalf("no token on the screen:\n%s", scr)
-	}
-	alice.keys("", "Escape")
+	token := alice.token("friends")
 
-	bob.keys("/join "+token.String(), "Enter")
-	bob.wait("you joined friends", "2 members", "epoch 1")
+	bob.keys("/join "+token, "Enter")
+	bob.wait("you joined friends · epoch 1", "2 members", "epoch 1")
 	alice.wait("joined · epoch 1", "2 members", "epoch 1 ·")
 
 	alice.keys("hello bob, from alice", "Enter")
-	bob.wait("hello bob, from alice")
+	bob.wait("alice hello bob, from alice")
 	bob.keys("hi alice", "M-Enter")
 	bob.keys("two lines from bob", "Enter")
-	alice.wait("hi alice", "two lines from bob")
+	alice.wait("bob hi alice", "two lines from bob")
+
+	// Nicknames: each side sees the other's new one, in the messages and the roster.
+	bob.keys("/nick bobby", "Enter")
+	bob.wait("you are now bobby", "bobby (you)")
+	bob.keys("bob is bobby now", "Enter")
+	alice.wait("bob is now known as bobby", "bobby bob is bobby now", "● bobby")
+	alice.keys("/nick alicia", "Enter")
+	alice.wait("you are now alicia", "alicia (you)")
+	alice.keys("and alice is alicia", "Enter")
+	bob.wait("alice is now known as alicia", "alicia and alice is alicia", "● alicia")
+
+	// Renaming the group: both screens show the new name.
+	alice.keys("/rename pals", "Enter")
+	alice.wait("you renamed friends to pals · epoch 2", "pals · 2 members")
+	bob.wait("alicia renamed friends to pals · epoch 2", "pals · 2 members", "Message pals")
+
+	// A third member joins, writes, and leaves.
+	token = alice.token("pals")
+	carol.keys("/join "+token, "Enter")
+	carol.wait("you joined pals · epoch 3", "3 members")
+	alice.wait("joined · epoch 3", "3 members")
+	bob.wait("joined · epoch 3", "3 members")
+	carol.keys("hi from carol", "Enter")
+	alice.wait("carol hi from carol")
+	bob.wait("carol hi from carol")
+	carol.keys("/leave", "Enter")
+	carol.wait("you left pals · epoch 4", "not a member of pals any more")
+	alice.wait("carol left · epoch 4", "2 members")
+	bob.wait("carol left · epoch 4", "2 members")
 
 	alice.keys("/remove ", "Tab", "Enter")
-	alice.wait("was removed by alice · epoch 2", "1 member", "epoch 2 ·")
-	bob.wait("you were removed from friends by alice · epoch 2")
+	alice.wait("you removed bobby · epoch 5", "1 member", "epoch 5 ·")
+	bob.wait("you were removed from pals by alicia · epoch 5")
 
-	alice.keys("", "C-c")
-	bob.keys("", "C-c")
-	for _, name := range []string{"alice", "bob"} {
+	for _, s := range []*tmuxSession{alice, bob, carol} {
+		s.keys("", "C-c")
+	}
+	for _, name := range []string{"alice", "bob", "carol"} {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			b, err := os.ReadFile(filepath.Join(dir, name+".exit"))

@@ -107,6 +107,25 @@ func (b *Buffer) Update(id string, f func(*Entry)) bool {
 	return false
 }
 
+// UpdateLast changes the last entry if its ID is id; it reports whether it did. A
+// buffer scrolled up stays on the same lines.
+func (b *Buffer) UpdateLast(id string, f func(*Entry)) bool {
+	i := len(b.entries) - 1
+	if i < 0 || id == "" || b.entries[i].ID != id {
+		return false
+	}
+	before := -1
+	if b.offset > 0 && b.width > 0 && b.c != nil {
+		before = len(b.render(i, b.width, b.c))
+	}
+	f(&b.entries[i])
+	b.lines[i] = nil
+	if before >= 0 {
+		b.offset += len(b.render(i, b.width, b.c)) - before
+	}
+	return true
+}
+
 // Search returns the entries whose text contains q, ignoring case.
 func (b *Buffer) Search(q string) []Entry {
 	q = strings.ToLower(q)

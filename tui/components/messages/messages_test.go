@@ -142,3 +142,28 @@ func TestThemeChangeRerenders(t *testing.T) {
 		t.Error("the cache was not renewed on a theme change")
 	}
 }
+
+func TestUpdateLast(t *testing.T) {
+	m := pane(30, 5, 20)
+	b := m.Buffer()
+	b.Append(Entry{Kind: System, Time: t0, Text: "epoch 5", ID: "epoch-5"})
+	if b.UpdateLast("epoch-4", func(e *Entry) { e.Text = "wrong" }) {
+		t.Fatal("UpdateLast changed an entry of another id")
+	}
+	m, _ = m.Update(tea.KeyPressMsg{Code: tea.KeyPgUp})
+	before := plain(m)
+	// A longer text wraps on more lines: the view scrolled up stays where it was.
+	if !b.UpdateLast("epoch-5", func(e *Entry) { e.Text = "bob joined · epoch 5 and a text that wraps on the next line" }) {
+		t.Fatal("UpdateLast missed the last entry")
+	}
+	if after := plain(m); strings.Join(after[1:], "\n") != strings.Join(before[1:], "\n") {
+		t.Errorf("the scrolled view moved:\n%s\nthen\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+	}
+	if b.Entries()[b.Len()-1].Text[:10] != "bob joined" {
+		t.Errorf("last entry %q", b.Entries()[b.Len()-1].Text)
+	}
+	b.Append(Entry{Text: "later"})
+	if b.UpdateLast("epoch-5", func(e *Entry) {}) {
+		t.Error("UpdateLast changed an entry that is not the last")
+	}
+}

@@ -162,6 +162,9 @@ func (m Model) View() string {
 		more++
 	}
 	fpW := 9 // "abcd efgh"
+	if m.w >= 56 {
+		fpW = 19 // "abcd efgh ijkl mnop", where the pane covers the messages
+	}
 	showFP := m.w >= 26
 	for _, mem := range m.sorted[m.offset:max(end, m.offset)] {
 		dot := st.Offline.Render("○")

@@ -98,42 +98,70 @@ func ShortPeer(p string) string {
 	return p[:8] + "…" + p[len(p)-6:]
 }
 
-// View renders the line across the width.
+// View renders the line across the width. Where it is too narrow for everything, the
+// least useful parts go first: the key hints, the reachability, the peer id.
 func (m Model) View() string {
 	s := m.c.Styles
-	sep := s.Status.Render(" · ")
-	var left []string
-	left = append(left, s.StatusKey.Render(" tchat"))
+	var peerID, peers, reachability, busy string
 	if m.st.PeerID != "" {
-		left = append(left, s.Status.Render(ShortPeer(m.st.PeerID)))
+		peerID = s.Status.Render(ShortPeer(m.st.PeerID))
 	}
 	if m.st.Offline {
-		left = append(left, s.StatusWarn.Render("offline"))
+		peers = s.StatusWarn.Render("offline")
 	} else if m.st.PeerID != "" {
-		peers := "peers"
+		n := "peers"
 		if m.st.Connected == 1 {
-			peers = "peer"
+			n = "peer"
 		}
-		left = append(left, s.Status.Render(fmt.Sprintf("%d %s", m.st.Connected, peers)))
+		peers = s.Status.Render(fmt.Sprintf("%d %s", m.st.Connected, n))
 		r, warn := reach(m.st.Reachability)
 		if warn {
-			left = append(left, s.StatusWarn.Render(r))
+			reachability = s.StatusWarn.Render(r)
 		} else {
-			left = append(left, s.Status.Render(r))
+			reachability = s.Status.Render(r)
 		}
 	}
 	if len(m.st.Busy) > 0 {
-		left = append(left, s.StatusKey.Render(m.spin.View()+" "+strings.Join(m.st.Busy, ", ")))
+		busy = s.StatusKey.Render(m.spin.View() + " " + strings.Join(m.st.Busy, ", "))
 	}
 	mouse := "F4 mouse off"
 	if m.st.Mouse {
 		mouse = "F4 mouse on"
 	}
-	right := s.Status.Render(mouse+" · ") + s.StatusKey.Render("F1 help ")
-	line := strings.Join(left, sep)
-	lw, rw := common.Width(line), common.Width(right)
-	if lw+rw+1 > m.w {
-		return s.Status.Render(common.Fit(line, m.w))
+	hints := []string{
+		s.Status.Render(mouse+" · ") + s.StatusKey.Render("F1 help "),
+		s.StatusKey.Render("F1 help "),
+		"",
 	}
-	return line + s.Status.Render(strings.Repeat(" ", m.w-lw-rw)) + right
+	sep := s.Status.Render(" · ")
+	join := func(parts ...string) string {
+		var kept []string
+		for _, p := range parts {
+			if p != "" {
+				kept = append(kept, p)
+			}
+		}
+		return strings.Join(kept, sep)
+	}
+	name := s.StatusKey.Render(" tchat")
+	full := join(name, peerID, peers, reachability, busy)
+	for _, opt := range [][2]string{
+		{full, hints[0]},
+		{full, hints[1]},
+		{full, ""},
+		{join(name, peerID, peers, busy), ""},
+		{join(name, peers, busy), ""},
+		{" " + join(peers, busy), ""},
+	} {
+		left, right := opt[0], opt[1]
+		lw, rw := common.Width(left), common.Width(right)
+		gap := 0
+		if right != "" {
+			gap = 2
+		}
+		if lw+gap+rw <= m.w {
+			return left + s.Status.Render(strings.Repeat(" ", m.w-lw-rw)) + right
+		}
+	}
+	return s.Status.Render(common.Fit(" "+join(peers, busy), m.w))
 }

@@ -52,3 +52,37 @@ func TestView(t *testing.T) {
 		t.Errorf("narrow width %d", w)
 	}
 }
+
+// TestNarrowKeepsWhatMatters: a narrow line drops the hints, then the reachability, then
+// the peer id, before it cuts what tchat is busy with.
+func TestNarrowKeepsWhatMatters(t *testing.T) {
+	m := New(common.New())
+	m.Set(State{PeerID: "12D3KooWABCDEFGHIJKLMNOPQRSTUVWXYZ", Connected: 2, Reachability: "private", Busy: []string{"joining friends"}})
+	for _, tc := range []struct {
+		w         int
+		want, not []string
+	}{
+		{100, []string{"12D3KooW…UVWXYZ", "behind NAT", "joining friends", "F4 mouse off", "F1 help"}, nil},
+		{80, []string{"12D3KooW…UVWXYZ", "behind NAT", "joining friends", "F1 help"}, []string{"F4"}},
+		{70, []string{"12D3KooW…UVWXYZ", "behind NAT", "joining friends"}, []string{"F1"}},
+		{60, []string{"12D3KooW…UVWXYZ", "2 peers", "joining friends"}, []string{"NAT"}},
+		{40, []string{"tchat", "2 peers", "joining friends"}, []string{"12D3"}},
+		{30, []string{"2 peers", "joining friends"}, []string{"tchat"}},
+	} {
+		m.SetSize(tc.w, 1)
+		got := ansi.Strip(m.View())
+		if ansi.StringWidth(got) != tc.w {
+			t.Errorf("%d: width %d: %q", tc.w, ansi.StringWidth(got), got)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%d: lacks %q: %q", tc.w, w, got)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(got, n) {
+				t.Errorf("%d: shows %q: %q", tc.w, n, got)
+			}
+		}
+	}
+}
