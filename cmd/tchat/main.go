@@ -35,6 +35,7 @@ func init() {
 		{"export", "FILE", "write an encrypted backup of the profile (keys and database) to FILE", runExport},
 		{"import", "FILE", "restore a backup made by export into a new profile", runImport},
 		{"bench", "mls|layers [flags] [--json]", "measure MLS group operations or the cascade's layers", runBench},
+		{"swarm", "--peers N --messages M [--net loopback|sim] [--drop P] [--partition SPEC] [--churn N] [--json]", "run many peers in this process with load and faults, and print a report", runSwarm},
 		{"bot", "[--profile NAME] [--socket PATH]", "run headless, serving JSON-RPC 2.0 on stdin/stdout for bots (docs/bot-protocol.md)", runBot},
 		{"version", "", "print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintf(stdout, "tchat %s\n", version)

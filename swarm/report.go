@@ -1,0 +1,258 @@
+package swarm
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Report is what a run measured. The JSON names are the report's stable format.
+type Report struct {
+	Peers int `json:"peers"`
+	// FormationS: from the first invite to the last joiner's Welcome, in seconds.
+	FormationS   float64 `json:"formation_s"`
+	MessagesSent int     `json:"messages_sent"`
+	// DeliveriesExpected: for each message, the members of the group when it was sent
+	// other than its sender (members being removed or re-added at that moment are left
+	// out, as whether they should get it depends on the commit race).
+	DeliveriesExpected int `json:"deliveries_expected"`
+	// DeliveriesDone: the expected deliveries that happened (a MessageReceived event at
+	// the recipient), each counted once.
+	DeliveriesDone int     `json:"deliveries_done"`
+	DeliveryRatio  float64 `json:"delivery_ratio"`
+	// LatencyP50Ms and LatencyP99Ms: receive time minus send time (the start of Send) of
+	// the deliveries done, in milliseconds.
+	LatencyP50Ms float64 `json:"latency_p50_ms"`
+	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	// Commits: the final epoch of the group (the commits on the branch that won).
+	Commits uint64 `json:"commits"`
+	// ForksDetected and ForksResolved: ForkDetected and ForkResolved events summed over
+	// the peers.
+	ForksDetected int64 `json:"forks_detected"`
+	ForksResolved int64 `json:"forks_resolved"`
+	// FinalEpochsAgree: every member ends on the same epoch authenticator, with every
+	// member in its roster.
+	FinalEpochsAgree bool `json:"final_epochs_agree"`
+	// BytesSentPerPeer: libp2p stream payload bytes sent, averaged over the peers.
+	BytesSentPerPeer int64 `json:"bytes_sent_per_peer"`
+	// PeakRSSMB: the process's peak resident set (VmHWM), in MiB.
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+
+	// What else helps to read the figures.
+	Net          Net    `json:"net"`
+	Seed         uint64 `json:"seed"`
+	Members      int    `json:"members"`       // in the group at the end
+	JoinFailures int    `json:"join_failures"` // joiners that never got in
+	SendFailures int    `json:"send_failures"` // Send calls that failed with nothing sent
+	// Withdrawn: deliveries to a member that had not happened when it was removed (churn),
+	// so left out of deliveries_expected.
+	Withdrawn     int      `json:"deliveries_withdrawn"`
+	GossipDropped int64    `json:"gossip_dropped"` // gossip messages thrown away by --drop
+	EpochChanges  int64    `json:"epoch_changes"`  // EpochChanged events summed over the peers
+	ErrorEvents   int64    `json:"error_events"`   // chat Error events summed over the peers
+	LateOrMissing []string `json:"missing,omitempty"`
+	Notes         []string `json:"notes,omitempty"`
+	DurationS     float64  `json:"duration_s"`
+}
+
+// String formats the report as aligned lines.
+func (r *Report) String() string {
+	var b strings.Builder
+	line := func(k string, v any) { fmt.Fprintf(&b, "%-20s %v\n", k, v) }
+	line("net", r.Net)
+	line("peers", r.Peers)
+	line("members", r.Members)
+	line("formation_s", fmt.Sprintf("%.2f", r.FormationS))
+	line("messages_sent", r.MessagesSent)
+	line("deliveries", fmt.Sprintf("%d / %d (ratio %.4f)", r.DeliveriesDone, r.DeliveriesExpected, r.DeliveryRatio))
+	line("latency_ms", fmt.Sprintf("p50 %.1f, p99 %.1f", r.LatencyP50Ms, r.LatencyP99Ms))
+	if r.Withdrawn > 0 {
+		line("withdrawn", fmt.Sprintf("%d deliveries to members removed before they got them", r.Withdrawn))
+	}
+	line("commits", r.Commits)
+	line("forks", fmt.Sprintf("%d detected, %d resolved", r.ForksDetected, r.ForksResolved))
+	line("final_epochs_agree", r.FinalEpochsAgree)
+	line("bytes_sent_per_peer", fmt.Sprintf("%d (%.1f MiB)", r.BytesSentPerPeer, float64(r.BytesSentPerPeer)/(1<<20)))
+	line("peak_rss_mb", fmt.Sprintf("%.0f", r.PeakRSSMB))
+	line("gossip_dropped", r.GossipDropped)
+	if r.JoinFailures > 0 || r.SendFailures > 0 || r.ErrorEvents > 0 {
+		line("failures", fmt.Sprintf("%d joins, %d sends, %d error events", r.JoinFailures, r.SendFailures, r.ErrorEvents))
+	}
+	line("seed", r.Seed)
+	line("duration_s", fmt.Sprintf("%.1f", r.DurationS))
+	for _, m := range r.LateOrMissing {
+		line("missing", m)
+	}
+	for _, n := range r.Notes {
+		line("note", n)
+	}
+	return b.String()
+}
+
+// collector gathers the deliveries and events of every peer.
+type collector struct {
+	n int
+
+	mu        sync.Mutex
+	byText    map[string]int // guarded by mu: message index by text
+	msgs      []*msgRecord   // guarded by mu
+	expected  int            // guarded by mu
+	done      int            // guarded by mu
+	lat       []time.Duration
+	sent      int // guarded by mu
+	failed    int // guarded by mu
+	withdrawn int // guarded by mu
+
+	forksDetected, forksResolved atomic.Int64
+	epochChanges, errorEvents    atomic.Int64
+}
+
+type msgRecord struct {
+	text   string
+	sender int
+	at     time.Time
+	want   []bool // recipients counted
+	got    []bool
+	failed bool
+}
+
+func newCollector(n int) *collector {
+	return &collector{n: n, byText: map[string]int{}}
+}
+
+// add registers a message about to be sent by sender to the recipients in want.
+func (c *collector) add(text string, sender int, want []bool, at time.Time) *msgRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := &msgRecord{text: text, sender: sender, at: at, want: want, got: make([]bool, c.n)}
+	c.byText[text] = len(c.msgs)
+	c.msgs = append(c.msgs, r)
+	for _, w := range want {
+		if w {
+			c.expected++
+		}
+	}
+	c.sent++
+	return r
+}
+
+// fail withdraws a message whose Send failed with nothing sent.
+func (c *collector) fail(r *msgRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.failed = true
+	c.sent--
+	c.failed++
+	for i, w := range r.want {
+		if w {
+			c.expected--
+			if r.got[i] {
+				c.done--
+			}
+		}
+	}
+}
+
+// withdraw stops counting the deliveries to peer x that have not happened: x was removed
+// from the group, and a removed member can no longer read what it missed.
+func (c *collector) withdraw(x int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.msgs {
+		if r.want[x] && !r.got[x] && !r.failed {
+			r.want[x] = false
+			c.expected--
+			c.withdrawn++
+		}
+	}
+}
+
+func (c *collector) received(to int, text string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.byText[text]
+	if !ok {
+		return
+	}
+	r := c.msgs[i]
+	if r.got[to] {
+		return
+	}
+	r.got[to] = true
+	if r.want[to] && !r.failed {
+		c.done++
+		c.lat = append(c.lat, at.Sub(r.at))
+	}
+}
+
+func (c *collector) counts() (done, expected int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done, c.expected
+}
+
+// missing describes up to max expected deliveries that did not happen.
+func (c *collector) missing(max int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, r := range c.msgs {
+		if r.failed {
+			continue
+		}
+		var to []string
+		for i, w := range r.want {
+			if w && !r.got[i] {
+				to = append(to, strconv.Itoa(i))
+			}
+		}
+		if len(to) > 0 {
+			if len(out) == max {
+				out = append(out, "…")
+				return out
+			}
+			out = append(out, fmt.Sprintf("%q from peer %d at +%s: not at peers %s", r.text, r.sender,
+				r.at.Format("15:04:05.000"), strings.Join(to, ",")))
+		}
+	}
+	return out
+}
+
+// percentile returns the q-quantile (0..1) of ds in milliseconds, by nearest rank.
+func percentile(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	k := int(math.Ceil(q*float64(len(s)))) - 1
+	k = max(0, min(k, len(s)-1))
+	return float64(s[k]) / float64(time.Millisecond)
+}
+
+// peakRSSMB reads the process's peak resident set from /proc (0 where there is none).
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseFloat(f[0], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}

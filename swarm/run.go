@@ -1,0 +1,531 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tchat-p2p/tchat/chat"
+)
+
+// Run starts a swarm, forms its group, sends cfg.Messages at cfg.Rate with the faults
+// asked for, waits for the deliveries and agreement (at most cfg.Drain) and returns the
+// report. The error is for a run that could not take place; a run with losses is a
+// report that says so.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if _, err := s.Form(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.Load(ctx); err != nil {
+		return nil, err
+	}
+	s.Drain(ctx)
+	return s.Report(ctx), nil
+}
+
+// Form has peer 0 create the group and invite the others, JoinBatch at a time; each
+// joiner joins with a token of its own. It returns once every joiner is in (or failed
+// three times) and the members agree on the epoch.
+func (s *Swarm) Form(ctx context.Context) (chat.GroupID, error) {
+	creator := s.peers[0].Client()
+	gid, err := creator.CreateGroupWith(chat.GroupOptions{Name: "swarm", Policy: s.cfg.Policy, Suite: s.cfg.Suite})
+	if err != nil {
+		return "", fmt.Errorf("swarm: create the group: %w", err)
+	}
+	s.mu.Lock()
+	s.gid = gid
+	s.member[0] = true
+	s.mu.Unlock()
+	start := time.Now()
+	n := len(s.peers)
+	joined := 1
+	s.progress("form", joined, n)
+	for b := 1; b < n; b += s.cfg.JoinBatch {
+		var wg sync.WaitGroup
+		for i := b; i < min(b+s.cfg.JoinBatch, n); i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.join(ctx, gid, i); err != nil {
+					s.note("peer %d did not join: %v", i, err)
+					s.mu.Lock()
+					s.joinFails++
+					s.mu.Unlock()
+					return
+				}
+				s.mu.Lock()
+				s.member[i] = true
+				joined++
+				s.progress("form", joined, n)
+				s.mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	s.formation = time.Since(start)
+	fails := s.joinFails
+	s.mu.Unlock()
+	if fails == n-1 {
+		return "", errors.New("swarm: no peer could join the group")
+	}
+	if ok, views := s.WaitAgree(ctx, 60*time.Second); !ok {
+		s.note("members do not agree after forming: %v", views)
+	}
+	return gid, nil
+}
+
+// join lets peer i in with an invite of the creator's, trying up to three times.
+func (s *Swarm) join(ctx context.Context, gid chat.GroupID, i int) error {
+	var errs []error
+	for attempt := range 3 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+		}
+		tok, err := s.peers[0].Client().Invite(gid)
+		if err != nil {
+			return err
+		}
+		jctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		_, err = s.peers[i].Client().Join(jctx, tok)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// members returns the peers counted as members now: in the group and not being removed
+// or re-added.
+func (s *Swarm) members() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for i, m := range s.member {
+		if m && !s.uncertain[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Send has peer i send text to the group, counting a delivery at every other member.
+// Texts must be unique within a run.
+func (s *Swarm) Send(ctx context.Context, i int, text string) error {
+	s.mu.Lock()
+	gid := s.gid
+	want := make([]bool, len(s.peers))
+	for j, m := range s.member {
+		want[j] = m && !s.uncertain[j] && j != i
+	}
+	s.mu.Unlock()
+	c := s.peers[i].Client()
+	if c == nil {
+		return fmt.Errorf("swarm: peer %d is not running", i)
+	}
+	r := s.col.add(text, i, want, time.Now())
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	m, err := c.Send(sctx, gid, text)
+	if err != nil && m.ID == "" {
+		s.col.fail(r)
+		return fmt.Errorf("swarm: peer %d send: %w", i, err)
+	}
+	return nil
+}
+
+// Load sends cfg.Messages messages at cfg.Rate from random members, and runs the
+// partitions and churn cycles of the configuration as the count goes by.
+func (s *Swarm) Load(ctx context.Context) error {
+	total := s.cfg.Messages
+	trigger := map[int][]func(){}
+	for _, p := range s.cfg.Partitions {
+		at := int(math.Round(p.At * float64(total)))
+		trigger[at] = append(trigger[at], func() { s.partitionFor(ctx, p) })
+	}
+	for k := range s.cfg.Churn {
+		at := int(float64(total) * (float64(k) + 0.5) / float64(s.cfg.Churn))
+		trigger[at] = append(trigger[at], func() {
+			if err := s.Churn(ctx); err != nil {
+				s.note("churn: %v", err)
+			}
+		})
+	}
+	var faults, sends sync.WaitGroup
+	fire := func(i int) {
+		for _, f := range trigger[i] {
+			faults.Go(f)
+		}
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / s.cfg.Rate))
+	defer tick.Stop()
+	var sent int
+	var smu sync.Mutex
+	for i := range total {
+		fire(i)
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		ms := s.members()
+		if len(ms) == 0 {
+			return errors.New("swarm: no member left to send")
+		}
+		from := ms[s.intn(len(ms))]
+		sends.Go(func() {
+			if err := s.Send(ctx, from, fmt.Sprintf("swarm message %d", i)); err != nil {
+				s.cfg.Logger.Debug("swarm: send", "err", err)
+			}
+			smu.Lock()
+			sent++
+			s.progress("send", sent, total)
+			smu.Unlock()
+		})
+	}
+	fire(total)
+	sends.Wait()
+	faults.Wait()
+	return nil
+}
+
+// partitionFor cuts a contiguous run of the ring off for p.For, then heals.
+func (s *Swarm) partitionFor(ctx context.Context, p Partition) {
+	n := len(s.peers)
+	k := max(1, min(n-1, int(math.Round(p.Fraction*float64(n)))))
+	first := s.intn(n)
+	side := make([]bool, n)
+	for j := range k {
+		side[(first+j)%n] = true
+	}
+	s.cfg.Logger.Info("swarm: partition", "cut_off", k, "from", first, "for", p.For)
+	s.Partition(side)
+	select {
+	case <-time.After(p.For):
+	case <-ctx.Done():
+	}
+	if err := s.Heal(ctx); err != nil {
+		s.note("heal: %v", err)
+	}
+	s.cfg.Logger.Info("swarm: healed")
+}
+
+// Partition splits the swarm: peers with side[i] true lose every connection to the
+// others, and no new one is made until Heal.
+func (s *Swarm) Partition(side []bool) {
+	s.gate.side.Store(&side)
+	for i, p := range s.peers {
+		c := p.Client()
+		if c == nil {
+			continue
+		}
+		h := c.Node().Host()
+		for j, q := range s.peers {
+			if side[i] != side[j] {
+				h.Peerstore().ClearAddrs(q.ID())
+				h.Network().ClosePeer(q.ID())
+			}
+		}
+	}
+}
+
+// Heal ends a partition: the links between the sides are dialled again.
+func (s *Swarm) Heal(ctx context.Context) error {
+	side := s.gate.side.Swap(nil)
+	if side == nil {
+		return nil
+	}
+	var cross [][2]int
+	for _, e := range s.edges {
+		if (*side)[e[0]] != (*side)[e[1]] {
+			cross = append(cross, e)
+		}
+	}
+	return s.connect(ctx, cross)
+}
+
+// Churn removes a random member (not the creator) by the hand of another, restarts it
+// and adds it back, and waits until the members agree again. The member is left out of
+// the delivery counts meanwhile.
+//
+// The removed member is restarted before it is added again because a chat client that
+// was removed from a group keeps it (inactive) and refuses a Welcome to it
+// ("already a member"); a new client on the same profile does not load inactive groups.
+func (s *Swarm) Churn(ctx context.Context) error {
+	s.mu.Lock()
+	gid := s.gid
+	var cand []int
+	for i, m := range s.member {
+		if m && !s.uncertain[i] && i != 0 {
+			cand = append(cand, i)
+		}
+	}
+	if len(cand) < 2 {
+		s.mu.Unlock()
+		return errors.New("not enough members to churn")
+	}
+	x := cand[s.intn(len(cand))]
+	s.uncertain[x] = true
+	s.mu.Unlock()
+	by := s.pickNear(x)
+	s.cfg.Logger.Info("swarm: churn", "remove", x, "by", by)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := s.peers[by].Client().Remove(cctx, gid, s.peers[x].ID()); err != nil {
+		return fmt.Errorf("peer %d removing peer %d: %w", by, x, err)
+	}
+	s.mu.Lock()
+	s.member[x] = false
+	s.mu.Unlock()
+	s.col.withdraw(x)
+	if err := s.peers[x].Restart(cctx); err != nil {
+		return fmt.Errorf("restart peer %d: %w", x, err)
+	}
+	// A partition may hold meanwhile: the member is added back by one on its side, and
+	// again if that fails for want of a connection.
+	for attempt := 0; ; attempt++ {
+		by = s.pickNear(x)
+		err := s.peers[by].Client().Add(cctx, gid, s.peers[x].AddrInfo())
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, chat.ErrUnreachable) || attempt == 10 || cctx.Err() != nil {
+			return fmt.Errorf("peer %d adding peer %d again: %w", by, x, err)
+		}
+		s.cfg.Logger.Info("swarm: churn: add again", "peer", x, "by", by, "err", err)
+		time.Sleep(time.Second)
+	}
+	s.mu.Lock()
+	s.member[x] = true
+	s.mu.Unlock()
+	if ok, views := s.WaitAgree(cctx, time.Minute); !ok {
+		s.note("no agreement after re-adding peer %d: %v", x, views)
+	}
+	s.mu.Lock()
+	s.uncertain[x] = false
+	s.mu.Unlock()
+	return nil
+}
+
+// pickNear picks a random counted member other than x that a partition does not
+// separate from x (any counted member if there is none).
+func (s *Swarm) pickNear(x int) int {
+	ms := s.members()
+	var near []int
+	for _, m := range ms {
+		if m != x && !s.gate.blocked(m, x) {
+			near = append(near, m)
+		}
+	}
+	if len(near) == 0 {
+		near = ms
+	}
+	return near[s.intn(len(near))]
+}
+
+// view is one member's idea of the group.
+type view struct {
+	peer    int
+	epoch   uint64
+	auth    []byte
+	members int
+	err     error
+}
+
+func (v view) String() string {
+	if v.err != nil {
+		return fmt.Sprintf("%d: %v", v.peer, v.err)
+	}
+	return fmt.Sprintf("%d: epoch %d %x %d members", v.peer, v.epoch, v.auth, v.members)
+}
+
+// views asks every member (in the harness's bookkeeping) where the group is.
+func (s *Swarm) views(ctx context.Context) []view {
+	s.mu.Lock()
+	gid := s.gid
+	var idx []int
+	for i, m := range s.member {
+		if m {
+			idx = append(idx, i)
+		}
+	}
+	s.mu.Unlock()
+	out := make([]view, len(idx))
+	var wg sync.WaitGroup
+	for k, i := range idx {
+		wg.Go(func() {
+			v := view{peer: i}
+			c := s.peers[i].Client()
+			if c == nil {
+				v.err = errors.New("not running")
+			} else {
+				gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				st, err := c.Group(gctx, gid)
+				cancel()
+				v.err = err
+				if err == nil {
+					v.epoch, v.auth, v.members = st.Epoch, st.Authenticator, len(st.Members)
+					if !st.Active {
+						v.err = errors.New("not active")
+					}
+				}
+			}
+			out[k] = v
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// agree reports whether every view is the same epoch and authenticator with every member
+// of the harness's bookkeeping in the roster.
+func agree(vs []view) bool {
+	if len(vs) == 0 {
+		return false
+	}
+	for _, v := range vs {
+		if v.err != nil || v.epoch != vs[0].epoch || !bytes.Equal(v.auth, vs[0].auth) || v.members != len(vs) {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitAgree waits at most d until every member is on the same epoch authenticator with
+// the same roster; it returns false and the members' views if they do not.
+func (s *Swarm) WaitAgree(ctx context.Context, d time.Duration) (bool, []string) {
+	deadline := time.Now().Add(d)
+	for {
+		vs := s.views(ctx)
+		if agree(vs) {
+			return true, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false, summarize(vs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// summarize groups views by where they are, biggest group first.
+func summarize(vs []view) []string {
+	groups := map[string][]int{}
+	for _, v := range vs {
+		k := fmt.Sprintf("epoch %d %x %d members", v.epoch, v.auth, v.members)
+		if v.err != nil {
+			k = v.err.Error()
+		}
+		groups[k] = append(groups[k], v.peer)
+	}
+	var out []string
+	for k, ps := range groups {
+		out = append(out, fmt.Sprintf("%s: peers %v", k, ps))
+	}
+	sort.Slice(out, func(i, j int) bool { return len(groups[out[i]]) > len(groups[out[j]]) })
+	return out
+}
+
+// WaitDelivered waits at most d until every expected delivery happened, and reports
+// whether it did.
+func (s *Swarm) WaitDelivered(ctx context.Context, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		done, exp := s.col.counts()
+		if done >= exp {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Drain waits at most cfg.Drain for every delivery, then for agreement.
+func (s *Swarm) Drain(ctx context.Context) {
+	deadline := time.Now().Add(s.cfg.Drain)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				d, e := s.col.counts()
+				s.progress("drain", d, e)
+			}
+		}
+	}()
+	defer close(done)
+	s.WaitDelivered(ctx, s.cfg.Drain)
+	if ok, views := s.WaitAgree(ctx, max(time.Until(deadline), 5*time.Second)); !ok {
+		s.note("members do not agree at the end: %v", views)
+	}
+}
+
+// Report measures the swarm as it is now.
+func (s *Swarm) Report(ctx context.Context) *Report {
+	vs := s.views(ctx)
+	r := &Report{
+		Peers:         len(s.peers),
+		Net:           s.cfg.Net,
+		Seed:          s.cfg.Seed,
+		Members:       len(vs),
+		GossipDropped: s.meter.dropped.Load(),
+		PeakRSSMB:     peakRSSMB(),
+		DurationS:     time.Since(s.start).Seconds(),
+	}
+	r.FinalEpochsAgree = agree(vs)
+	for _, v := range vs {
+		r.Commits = max(r.Commits, v.epoch)
+	}
+	r.BytesSentPerPeer = s.meter.total() / int64(len(s.peers))
+	r.ForksDetected = s.col.forksDetected.Load()
+	r.ForksResolved = s.col.forksResolved.Load()
+	r.EpochChanges = s.col.epochChanges.Load()
+	r.ErrorEvents = s.col.errorEvents.Load()
+	s.col.mu.Lock()
+	r.MessagesSent = s.col.sent
+	r.SendFailures = s.col.failed
+	r.Withdrawn = s.col.withdrawn
+	r.DeliveriesExpected = s.col.expected
+	r.DeliveriesDone = s.col.done
+	r.LatencyP50Ms = percentile(s.col.lat, 0.50)
+	r.LatencyP99Ms = percentile(s.col.lat, 0.99)
+	s.col.mu.Unlock()
+	if r.DeliveriesExpected > 0 {
+		r.DeliveryRatio = float64(r.DeliveriesDone) / float64(r.DeliveriesExpected)
+	} else {
+		r.DeliveryRatio = 1
+	}
+	r.LateOrMissing = s.col.missing(10)
+	s.mu.Lock()
+	r.FormationS = s.formation.Seconds()
+	r.JoinFailures = s.joinFails
+	r.Notes = append(r.Notes, s.notes...)
+	s.mu.Unlock()
+	if !r.FinalEpochsAgree {
+		r.Notes = append(r.Notes, "final views: "+fmt.Sprint(summarize(vs)))
+	}
+	return r
+}

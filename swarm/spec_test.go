@@ -1,0 +1,49 @@
+package swarm
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestParsePartitions(t *testing.T) {
+	good := map[string][]Partition{
+		"":                  nil,
+		"0.3:5s":            {{At: 0.3, For: 5 * time.Second, Fraction: 0.5}},
+		"30%:1m:0.25":       {{At: 0.3, For: time.Minute, Fraction: 0.25}},
+		"0.2:2s, 0.7:500ms": {{At: 0.2, For: 2 * time.Second, Fraction: 0.5}, {At: 0.7, For: 500 * time.Millisecond, Fraction: 0.5}},
+	}
+	for spec, want := range good {
+		got, err := ParsePartitions(spec)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParsePartitions(%q) = %+v, %v; want %+v", spec, got, err, want)
+		}
+	}
+	for _, spec := range []string{"0.3", "1.5:5s", "0.3:-1s", "0.3:5s:1", "0.3:5s:0", "x:5s", "0.3:5s:0.5:1"} {
+		if _, err := ParsePartitions(spec); err == nil {
+			t.Errorf("ParsePartitions(%q) accepted", spec)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	if p := percentile(ds, 0.5); p != 50 {
+		t.Errorf("p50 %v", p)
+	}
+	if p := percentile(ds, 0.99); p != 99 {
+		t.Errorf("p99 %v", p)
+	}
+	if p := percentile(nil, 0.99); p != 0 {
+		t.Errorf("p99 of nothing %v", p)
+	}
+}
+
+func TestConfigRefusesSim(t *testing.T) {
+	if _, err := Start(t.Context(), Config{Peers: 2, Net: Sim}); err != ErrSimUnavailable {
+		t.Fatalf("sim: %v", err)
+	}
+}

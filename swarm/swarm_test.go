@@ -1,0 +1,87 @@
+package swarm
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fastTuning makes the peers of a test quick to commit, settle and notice each other.
+var fastTuning = Tuning{
+	Heartbeat:     250 * time.Millisecond,
+	CommitTimeout: 400 * time.Millisecond,
+	BatchDelay:    20 * time.Millisecond,
+	Settle:        200 * time.Millisecond,
+}
+
+// testLogger logs the chat cores' debug log through t when TCHAT_DEBUG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("TCHAT_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func checkReport(t *testing.T, r *Report) {
+	t.Helper()
+	t.Logf("report:\n%s", r)
+	if r.DeliveryRatio != 1 || r.DeliveriesDone != r.DeliveriesExpected {
+		t.Errorf("delivery ratio %v (%d of %d)", r.DeliveryRatio, r.DeliveriesDone, r.DeliveriesExpected)
+	}
+	if !r.FinalEpochsAgree {
+		t.Error("the members do not agree on the final epoch")
+	}
+	if r.Members != r.Peers || r.JoinFailures != 0 {
+		t.Errorf("%d members of %d peers, %d joins failed", r.Members, r.Peers, r.JoinFailures)
+	}
+}
+
+// Eight peers, a hundred messages: everything arrives and everyone agrees.
+func TestRunSmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Config{
+		Peers: 8, Messages: 100, Rate: 100, Seed: 1,
+		Chat: fastTuning, Drain: time.Minute, Dir: t.TempDir(), Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r)
+	if r.MessagesSent != 100 || r.DeliveriesExpected != 100*7 {
+		t.Errorf("%d messages sent, %d deliveries expected", r.MessagesSent, r.DeliveriesExpected)
+	}
+	if r.BytesSentPerPeer == 0 || r.PeakRSSMB == 0 || r.LatencyP99Ms <= 0 {
+		t.Errorf("bytes %d, rss %v, p99 %v", r.BytesSentPerPeer, r.PeakRSSMB, r.LatencyP99Ms)
+	}
+}
+
+// Eight peers, with a twentieth of the gossip lost, a partition healed mid-run and a
+// member removed and added again: still everything arrives and everyone agrees.
+func TestRunFaults(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Config{
+		Peers: 8, Messages: 100, Rate: 40, Seed: 2, Drop: 0.05,
+		Partitions: []Partition{{At: 0.3, For: 2 * time.Second, Fraction: 0.5}},
+		Churn:      1,
+		Chat:       fastTuning, Drain: 2 * time.Minute, Dir: t.TempDir(), Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r)
+	if r.GossipDropped == 0 {
+		t.Error("no gossip message was dropped")
+	}
+}
