@@ -264,7 +264,7 @@ func (c *Client) group(id GroupID) (*group, error) {
 	return g, nil
 }
 
-// Groups lists the groups this client is a member of.
+// Groups lists the groups this client is or was a member of (GroupState.Active tells).
 func (c *Client) Groups() []GroupID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -420,9 +420,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 		return "", err
 	}
 	gid := groupIDOf(inv.GroupID)
-	if _, err := c.group(gid); err == nil {
-		return "", ErrAlreadyIn
-	} else if errors.Is(err, ErrClosed) {
+	if err := c.dropInactive(ctx, gid); err != nil {
 		return "", err
 	}
 	if inv.Inviter == c.node.ID() {
@@ -451,7 +449,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	if !bytes.Equal(mg.GroupID(), inv.GroupID) {
 		return "", errors.New("chat: the welcome is for another group than the invite")
 	}
-	return c.joined(ctx, mg, inv.Name, inv.RoomSecret, sigID)
+	return c.joined(ctx, mg, inv.Name, inv.RoomSecret, sigID, bundle)
 }
 
 // askToJoin sends a join request to the inviter or, if it cannot be reached, to the
@@ -574,6 +572,35 @@ func (c *Client) Leave(ctx context.Context, id GroupID) error {
 	return err
 }
 
+// dropInactive makes way for joining a group again: it fails with ErrAlreadyIn if we are
+// a member of gid, and stops the group we keep of it if we left it or were removed (its
+// history stays in the store).
+func (c *Client) dropInactive(ctx context.Context, gid GroupID) error {
+	g, err := c.group(gid)
+	if errors.Is(err, ErrUnknownGroup) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	active := false
+	if err := g.do(ctx, func() error { active = g.active(); return nil }); err != nil {
+		return err
+	}
+	if active {
+		return ErrAlreadyIn
+	}
+	c.mu.Lock()
+	if c.groups[gid] == g {
+		delete(c.groups, gid)
+	}
+	c.mu.Unlock()
+	close(g.quit)
+	<-g.done
+	g.topic.Close()
+	return nil
+}
+
 // start registers a group and starts its actor.
 func (c *Client) start(g *group) error {
 	t, err := c.node.JoinTopic(g.id, g.room, g.validate)
@@ -619,9 +646,6 @@ func (c *Client) loadGroups(ctx context.Context) error {
 		mg, err := mlsgroup.Restore(state, c.mlsOptions())
 		if err != nil {
 			return fmt.Errorf("chat: restore group %x: %w", info.GroupID, err)
-		}
-		if mg.Status() != mlsgroup.Active {
-			continue
 		}
 		var sigID *signal.Identity
 		var sigState []byte

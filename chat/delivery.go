@@ -277,6 +277,10 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 	switch {
 	case h.epoch == cur && bytes.Equal(h.auth, g.authPrefix()):
 		delete(g.stuck, string(h.identity))
+		if _, ok := g.forkSeen[string(h.identity)]; ok {
+			delete(g.forkSeen, string(h.identity))
+			g.c.emit(ForkResolved{Group: g.gid, Epoch: cur, How: "agreed"})
+		}
 		need, missing := uint64(0), false
 		for _, c := range h.counts {
 			if c.epoch < g.joinEpoch || c.epoch+uint64(g.c.cfg.KeepEpochs) < cur {
@@ -293,9 +297,11 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
 		g.checkStuck(from, h)
 	default:
-		if a := g.chainAuth(h.epoch); a != nil && bytes.Equal(a[:authPrefix], h.auth) {
+		if a := g.chainAuth(h.epoch); a == nil || bytes.Equal(a[:authPrefix], h.auth) {
+			// Behind us on our branch (or further back than we can tell): it will
+			// sync from us, and find out itself if it is on another branch.
 			delete(g.stuck, string(h.identity))
-			return // behind us on our branch: it will sync from us
+			return
 		}
 		g.checkStuck(from, h)
 		if g.forkSeen[string(h.identity)] != h.epoch+1 {

@@ -92,8 +92,9 @@ type ForkDetected struct {
 }
 
 // ForkResolved: the group is on one branch again, at Epoch. How says what it took:
-// "kept" (our branch won), "switched" (we moved to the winning branch), "rejoined" (by
-// external commit).
+// "kept" (our branch won), "switched" (we moved to the winning branch), "rejoined" (we
+// were re-added to the winning branch), "agreed" (a member we saw on another branch is
+// on ours now).
 type ForkResolved struct {
 	Group GroupID
 	Epoch uint64

@@ -43,6 +43,8 @@ type group struct {
 	hs    *layers.Cascade // handshakes: mls,aes
 	topic *gossip.Topic
 	ops   chan func()
+	quit  chan struct{} // closed to stop the actor (the group is replaced)
+	done  chan struct{} // closed when the actor has stopped
 
 	key    *aes.Key
 	aesApp *aes.Layer // kept across branch switches: they hold replay windows
@@ -72,6 +74,14 @@ type group struct {
 	timerAt   uint64            // the epoch the timer was armed for
 
 	metaSaved bool
+	started   time.Time // when the actor started, or we last entered the group
+
+	// The KeyPackage we joined with, kept for a while: if the commit that added us loses
+	// to a competing one, the member that admitted us adds us again on the winning
+	// branch, and the new Welcome comes in that commit.
+	joinBundle *mlsgroup.KeyPackageBundle
+	joinSig    *signal.Identity
+	joinUntil  time.Time
 }
 
 // epochRec is one past epoch of our branch: enough to go back to it when a commit for it
@@ -106,7 +116,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 	}
 	g := &group{
 		c: c, gid: groupIDOf(mg.GroupID()), id: mg.GroupID(), name: name, room: room,
-		mls: mg, pol: pol, ops: make(chan func()), key: key,
+		mls: mg, pol: pol, ops: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}), key: key,
 		aesApp: aes.New(key, nil), aesHS: aes.New(key, nil),
 		joinEpoch: mg.Epoch(), seen: newSeenSet(8192),
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
@@ -467,6 +477,8 @@ func (g *group) post(f func()) {
 
 func (g *group) run() {
 	defer g.c.wg.Done()
+	defer close(g.done)
+	g.started = time.Now()
 	msgs := g.topic.Messages()
 	hb := time.NewTicker(g.c.cfg.Heartbeat)
 	defer hb.Stop()
@@ -480,6 +492,8 @@ func (g *group) run() {
 		}
 		select {
 		case <-g.c.ctx.Done():
+			return
+		case <-g.quit:
 			return
 		case f := <-g.ops:
 			f()

@@ -50,12 +50,13 @@ func (c *Client) newKeyPackage() (*signal.Identity, *mlsgroup.KeyPackageBundle, 
 	return sigID, bundle, nil
 }
 
-// joined starts a group we entered by a Welcome.
-func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, room []byte, sigID *signal.Identity) (GroupID, error) {
+// joined starts a group we entered by a Welcome for bundle.
+func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, room []byte, sigID *signal.Identity, bundle *mlsgroup.KeyPackageBundle) (GroupID, error) {
 	g, err := c.newGroup(mg, name, room, sigID, nil)
 	if err != nil {
 		return "", err
 	}
+	g.joinBundle, g.joinSig, g.joinUntil = bundle, sigID, time.Now().Add(c.cfg.IntentTimeout)
 	if err := g.save(ctx, nil); err != nil {
 		return "", err
 	}
@@ -129,7 +130,7 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 		return nil, proto.Refuse(proto.CodeRefused, "already a member")
 	}
 	for _, x := range g.intents {
-		if x.kind == intentAdd && bytes.Equal(x.who, who) {
+		if x.kind == intentAdd && bytes.Equal(x.who, who) && x.at == nil {
 			return nil, proto.Refuse(proto.CodeRefused, "a join of this peer is already under way")
 		}
 	}
@@ -305,8 +306,11 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	if len(req.RoomSecret) != roomSize || checkName("group name", req.Name) != nil {
 		return nil, proto.Refuse(proto.CodeBadRequest, "bad room secret or name")
 	}
-	if _, err := c.group(groupIDOf(req.GroupID)); err == nil {
-		return nil, proto.Refuse(proto.CodeRefused, "already a member")
+	if err := c.dropInactive(ctx, groupIDOf(req.GroupID)); err != nil {
+		if errors.Is(err, ErrAlreadyIn) {
+			return nil, proto.Refuse(proto.CodeRefused, "already a member")
+		}
+		return nil, err
 	}
 	if c.cfg.AcceptAdd != nil && !c.cfg.AcceptAdd(from, groupIDOf(req.GroupID), req.Name) {
 		return nil, proto.Refuse(proto.CodeRefused, "declined")
@@ -335,7 +339,7 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 			}
 		}
 		c.mu.Unlock()
-		if _, err := c.joined(ctx, mg, req.Name, bytes.Clone(req.RoomSecret), o.sigID); err != nil {
+		if _, err := c.joined(ctx, mg, req.Name, bytes.Clone(req.RoomSecret), o.sigID, o.bundle); err != nil {
 			return nil, err
 		}
 		return &proto.WelcomeResponse{}, nil

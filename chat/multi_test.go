@@ -698,3 +698,47 @@ func TestAdmittedByAnyMember(t *testing.T) {
 		t.Fatal("a single-use token was used twice")
 	}
 }
+
+// A member removed from a group can be invited again in the same session, and a group
+// it left stays listed, inactive, with its history, after a restart.
+func TestRemovedMemberComesBack(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pb := newProfile(t)
+	a, b := newTestClient(t, "A"), pb.start(t, "B")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	if _, err := b.Send(ctx, gid, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(ctx, gid, b.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "B removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == b.PeerID() })
+	tok, err := a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+	if _, err := a.Send(ctx, gid, "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "welcome back", b)
+
+	if err := b.Leave(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = pb.start(t, "B again")
+	s, err := b.Group(ctx, gid)
+	if err != nil || s.Active {
+		t.Fatalf("B's group after leaving and restarting: %+v, %v", s, err)
+	}
+	h, _, err := b.History(ctx, gid, 0, 10)
+	if err != nil || len(h) < 2 {
+		t.Fatalf("B's history: %d messages, %v", len(h), err)
+	}
+}

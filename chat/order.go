@@ -98,13 +98,17 @@ func (g *group) onlineRank() int {
 		topic[p] = true
 	}
 	me := g.mls.LeafIndex()
+	// Until we have heard the group for a few heartbeats (just joined, or restarted),
+	// everyone counts as online: a member that sees few peers yet must not think itself
+	// first.
+	all := time.Since(g.started) < 3*g.c.cfg.Heartbeat
 	r := 0
 	for _, m := range rankOrder(g.mls) {
 		if m.LeafIndex == me {
 			return r
 		}
 		pi := g.peers[string(m.Identity)]
-		if (pi != nil && pi.online) || topic[peerOf(m.Identity)] {
+		if all || (pi != nil && pi.online) || topic[peerOf(m.Identity)] {
 			r++
 		}
 	}
@@ -125,6 +129,9 @@ func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bo
 		return
 	}
 	hh := sha256.Sum256(f.hs)
+	if g.readdedBy(f) {
+		return
+	}
 	cur := g.mls.Epoch()
 	switch {
 	case f.epoch == cur:

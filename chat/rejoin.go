@@ -76,6 +76,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity) {
 	g.metaSaved = false // the signal identity changed
 	g.hist, g.future = nil, nil
 	g.joinEpoch = mg.Epoch()
+	g.started = time.Now()
 	g.sent, g.got = map[uint64]uint32{}, map[uint64]map[string]uint32{}
 	g.proposals, g.removers, g.renamer = 0, map[uint32]uint32{}, nil
 	g.stopTimer()
@@ -101,6 +102,25 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity) {
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: epoch, How: "rejoined"})
 	g.resendDead(g.c.ctx, true)
 	g.drive()
+}
+
+// readdedBy moves us to the branch of commit f if f adds us again, with the KeyPackage
+// we joined with, to another branch than ours.
+func (g *group) readdedBy(f *commitFrame) bool {
+	if f.welcome == nil || g.joinBundle == nil || time.Now().After(g.joinUntil) {
+		return false
+	}
+	mg, err := mlsgroup.Join(f.welcome, g.joinBundle, nil, g.c.mlsOptions())
+	if err != nil || !bytes.Equal(mg.GroupID(), g.id) {
+		return false
+	}
+	// On our branch (the commit that added us, seen again), or too far back to tell.
+	if a := g.chainAuth(mg.Epoch()); a == nil || bytes.Equal(a, mg.EpochAuthenticator()) {
+		return false
+	}
+	g.debug("added again on another branch")
+	g.replaceState(mg, g.joinSig)
+	return true
 }
 
 // readmit checks a request to be re-added from a member of our branch (a join request
