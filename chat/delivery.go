@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/layers"
 	"github.com/tchat-p2p/tchat/net/proto"
@@ -273,6 +274,9 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		from = author
 	}
 	g.notePeer(h.identity, h.nick)
+	if pi := g.peers[string(h.identity)]; pi != nil {
+		pi.hbEpoch, pi.hbAuth = h.epoch, h.auth
+	}
 	cur := g.mls.Epoch()
 	switch {
 	case h.epoch == cur && bytes.Equal(h.auth, g.authPrefix()):
@@ -295,7 +299,6 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		}
 	case h.epoch > cur:
 		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
-		g.checkStuck(from, h)
 	default:
 		if a := g.chainAuth(h.epoch); a == nil || bytes.Equal(a[:authPrefix], h.auth) {
 			// Behind us on our branch (or further back than we can tell): it will
@@ -303,7 +306,6 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 			delete(g.stuck, string(h.identity))
 			return
 		}
-		g.checkStuck(from, h)
 		if g.forkSeen[string(h.identity)] != h.epoch+1 {
 			g.forkSeen[string(h.identity)] = h.epoch + 1
 			g.lastFork = time.Now()
@@ -313,32 +315,48 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 	}
 }
 
-// mismatch is a disagreement with one member that syncing has not cured.
+// mismatch counts the syncs with one member that left us disagreeing with it.
 type mismatch struct {
-	ours, theirs string
-	n            int
+	ours string // our epoch and authenticator when counting started
+	n    int
 }
 
-// checkStuck counts the heartbeats of a member that disagrees with us the same way. A
-// fork that syncing cannot resolve (its fork point is older than the epochs we keep, or
-// we restarted since) goes to the next rung: we ask that member to re-add us to its
-// branch. When neither side can judge, the branch with the later epoch (then the lower
-// authenticator) stays; a member whose branch should stay but sees the other side not
-// move for long gives way too.
-func (g *group) checkStuck(from peer.ID, h *heartbeat) {
-	ours := fmt.Sprintf("%d/%x", g.mls.Epoch(), g.authPrefix())
-	theirs := fmt.Sprintf("%d/%x", h.epoch, h.auth)
-	m := g.stuck[string(h.identity)]
-	if m == nil || m.ours != ours || m.theirs != theirs {
-		g.stuck[string(h.identity)] = &mismatch{ours: ours, theirs: theirs, n: 1}
+// fruitlessSync is called after a sync with p that moved us nowhere. A member whose
+// last heartbeat still disagrees with us after several such syncs is on a branch that
+// syncing cannot bring us to (its fork point is older than the epochs we keep, or we
+// restarted since): we ask it to re-add us. When neither side can judge, the branch with
+// the later epoch (then the lower authenticator) stays; a member whose branch should stay
+// but sees the other side not move for long gives way too.
+func (g *group) fruitlessSync(p peer.ID) {
+	pub, err := identity.PublicKeyFromPeerID(p)
+	if err != nil {
 		return
 	}
-	m.n++
+	id := string(pub.Bytes())
+	pi := g.peers[id]
+	if pi == nil || pi.hbAuth == nil {
+		return
+	}
 	cur := g.mls.Epoch()
-	theirsWins := h.epoch > cur || (h.epoch == cur && bytes.Compare(h.auth, g.authPrefix()) < 0)
-	if m.n >= 4 && (theirsWins || m.n >= 12) {
-		delete(g.stuck, string(h.identity))
-		g.rejoin(from)
+	if pi.hbEpoch == cur && bytes.Equal(pi.hbAuth, g.authPrefix()) {
+		delete(g.stuck, id)
+		return
+	}
+	if a := g.chainAuth(pi.hbEpoch); pi.hbEpoch < cur && (a == nil || bytes.Equal(a[:authPrefix], pi.hbAuth)) {
+		return // behind us
+	}
+	ours := fmt.Sprintf("%d/%x", cur, g.authPrefix())
+	m := g.stuck[id]
+	if m == nil || m.ours != ours {
+		m = &mismatch{ours: ours}
+		g.stuck[id] = m
+	}
+	m.n++
+	theirsWins := pi.hbEpoch > cur || (pi.hbEpoch == cur && bytes.Compare(pi.hbAuth, g.authPrefix()) < 0)
+	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins)
+	if m.n >= 3 && (theirsWins || m.n >= 8) {
+		delete(g.stuck, id)
+		g.rejoin(p)
 	}
 }
 
@@ -427,6 +445,9 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) 
 		}
 	}
 	g.c.emit(SyncProgress{Group: g.gid, Peer: p, Commits: commits, Messages: msgs, Done: !resp.More})
+	if commits == 0 && want&proto.WantCommits != 0 && !resp.More {
+		g.fruitlessSync(p)
+	}
 	if resp.More {
 		g.requestSync(p, last, want)
 	}

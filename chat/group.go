@@ -98,9 +98,11 @@ type epochRec struct {
 }
 
 type peerInfo struct {
-	heard  time.Time
-	nick   string
-	online bool
+	heard   time.Time
+	nick    string
+	online  bool
+	hbEpoch uint64 // from its last heartbeat
+	hbAuth  []byte
 }
 
 // newGroup builds a group's layers. sigID is our signal identity in the group (nil if the

@@ -151,9 +151,7 @@ func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bo
 		case g.seen.has(hh):
 			// a competing commit already judged
 		case rec == nil:
-			if !quiet && f.epoch < g.oldestEpoch() {
-				g.errorf("chat: a commit for epoch %d, older than the epochs kept, was ignored", f.epoch)
-			}
+			g.debug("a commit older than the epochs kept was ignored", "for", f.epoch)
 		default:
 			g.judge(from, rec, f, raw, hh, quiet)
 		}
