@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sort"
 	"time"
 
@@ -360,6 +361,22 @@ func (g *group) fruitlessSync(p peer.ID) {
 	}
 }
 
+// syncElsewhere asks another member we hear for what p did not have (p joined after
+// the epoch we are in, so it has not got the commits we miss).
+func (g *group) syncElsewhere(p peer.ID) {
+	var cands []peer.ID
+	for id, pi := range g.peers {
+		if q := peerOf([]byte(id)); pi.online && q != p && !g.syncing[q] {
+			if ok, _ := g.c.node.Connected(q); ok {
+				cands = append(cands, q)
+			}
+		}
+	}
+	if len(cands) > 0 {
+		g.requestSync(cands[mrand.IntN(len(cands))], g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+	}
+}
+
 // oldestEpoch is the oldest epoch of our branch we could still go back to.
 func (g *group) oldestEpoch() uint64 {
 	if len(g.hist) > 0 {
@@ -418,6 +435,11 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) 
 		return !items[i].commit && items[j].commit
 	})
 	commits, msgs, last := 0, 0, uint64(0)
+	start := g.mls.Epoch()
+	overlap := false // p has the commit of an epoch we were in: it knows our part of history
+	for _, it := range items {
+		overlap = overlap || (it.commit && it.epoch <= start)
+	}
 	for _, it := range items {
 		last = it.epoch
 		if it.commit {
@@ -446,7 +468,11 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) 
 	}
 	g.c.emit(SyncProgress{Group: g.gid, Peer: p, Commits: commits, Messages: msgs, Done: !resp.More})
 	if commits == 0 && want&proto.WantCommits != 0 && !resp.More {
-		g.fruitlessSync(p)
+		if overlap {
+			g.fruitlessSync(p)
+		} else {
+			g.syncElsewhere(p)
+		}
 	}
 	if resp.More {
 		g.requestSync(p, last, want)
