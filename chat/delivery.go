@@ -282,6 +282,7 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 	switch {
 	case h.epoch == cur && bytes.Equal(h.auth, g.authPrefix()):
 		delete(g.stuck, string(h.identity))
+		g.confirmed = true
 		if _, ok := g.forkSeen[string(h.identity)]; ok {
 			delete(g.forkSeen, string(h.identity))
 			g.c.emit(ForkResolved{Group: g.gid, Epoch: cur, How: "agreed"})

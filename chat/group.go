@@ -82,6 +82,7 @@ type group struct {
 	joinBundle *mlsgroup.KeyPackageBundle
 	joinSig    *signal.Identity
 	joinUntil  time.Time
+	confirmed  bool // a member's heartbeat agreed with our epoch since we entered it
 }
 
 // epochRec is one past epoch of our branch: enough to go back to it when a commit for it

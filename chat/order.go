@@ -544,7 +544,7 @@ func (g *group) drive() {
 	}
 	if rank > 0 {
 		for _, in := range mine {
-			if in.proposed != cur+1 && in.kind != intentReadd { // a re-add is two changes: committed by value
+			if in.proposed != cur+1 {
 				g.propose(in)
 			}
 		}
@@ -553,9 +553,15 @@ func (g *group) drive() {
 		return
 	}
 	g.stopTimer()
+	// The first three members after the preferred one take over a timeout apart; the
+	// rest after them, a batch delay apart, so that a large group does not wait minutes.
 	delay := g.c.cfg.BatchDelay
-	if rank > 0 {
-		delay = time.Duration(rank) * g.c.cfg.CommitTimeout
+	readd := false
+	for _, in := range mine {
+		readd = readd || in.kind == intentReadd
+	}
+	if rank > 0 && !readd { // a re-add, rare and waited for, is committed at once
+		delay = time.Duration(min(rank, 3))*g.c.cfg.CommitTimeout + time.Duration(max(rank-3, 0))*g.c.cfg.BatchDelay
 	}
 	g.debug("commit timer", "rank", rank, "delay", delay, "intents", len(mine), "proposals", g.proposals)
 	g.timer, g.timerAt = time.NewTimer(delay), cur
@@ -578,6 +584,8 @@ func (g *group) propose(in *intent) {
 	case intentLeave:
 		leaf := g.mls.LeafIndex()
 		p.Remove = &leaf
+	case intentReadd:
+		return // not expressible as proposals (the Add would duplicate the old leaf): committed by value
 	}
 	msg, err := g.mls.Propose(p, false)
 	if err != nil {

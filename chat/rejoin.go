@@ -77,6 +77,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity) {
 	g.hist, g.future = nil, nil
 	g.joinEpoch = mg.Epoch()
 	g.started = time.Now()
+	g.confirmed = false
 	g.sent, g.got = map[uint64]uint32{}, map[uint64]map[string]uint32{}
 	g.proposals, g.removers, g.renamer = 0, map[uint32]uint32{}, nil
 	g.stopTimer()
@@ -107,7 +108,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity) {
 // readdedBy moves us to the branch of commit f if f adds us again, with the KeyPackage
 // we joined with, to another branch than ours.
 func (g *group) readdedBy(f *commitFrame) bool {
-	if f.welcome == nil || g.joinBundle == nil || time.Now().After(g.joinUntil) {
+	if f.welcome == nil || g.joinBundle == nil || g.confirmed || time.Now().After(g.joinUntil) {
 		return false
 	}
 	mg, err := mlsgroup.Join(f.welcome, g.joinBundle, nil, g.c.mlsOptions())
