@@ -553,15 +553,13 @@ func (g *group) drive() {
 		return
 	}
 	g.stopTimer()
-	// The first three members after the preferred one take over a timeout apart; the
-	// rest after them, a batch delay apart, so that a large group does not wait minutes.
 	delay := g.c.cfg.BatchDelay
 	readd := false
 	for _, in := range mine {
 		readd = readd || in.kind == intentReadd
 	}
 	if rank > 0 && !readd { // a re-add, rare and waited for, is committed at once
-		delay = time.Duration(min(rank, 3))*g.c.cfg.CommitTimeout + time.Duration(max(rank-3, 0))*g.c.cfg.BatchDelay
+		delay = time.Duration(rank) * g.c.cfg.CommitTimeout
 	}
 	g.debug("commit timer", "rank", rank, "delay", delay, "intents", len(mine), "proposals", g.proposals)
 	g.timer, g.timerAt = time.NewTimer(delay), cur
