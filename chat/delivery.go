@@ -177,23 +177,43 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	}
 	sent := time.UnixMilli(p.Time)
 	g.notePeer(actx.Sender, p.Nick)
-	ch := &change{
-		msgs: []store.Message{{
-			GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(sender),
-			SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
-		}},
-		wire: []store.WireItem{{Epoch: actx.Epoch, Kind: store.WireMessage, Data: clone(frame)}},
+	// Saved with the state in the next save, at most flushDelay from now (or sooner when
+	// many come): one transaction and one state encoding for a burst of messages. A crash
+	// before it loses nothing: the state on disk is older, so the messages open again when
+	// sync brings them back.
+	g.pend.msgs = append(g.pend.msgs, store.Message{
+		GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(sender),
+		SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
+	})
+	g.pend.wire = append(g.pend.wire, store.WireItem{Epoch: actx.Epoch, Kind: store.WireMessage, Data: clone(frame)})
+	g.pend.events = append(g.pend.events, MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
+		Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
+	if len(g.pend.msgs) >= maxPendingSave {
+		g.flush()
+	} else if g.flushTimer == nil {
+		g.flushTimer = time.NewTimer(flushDelay)
 	}
-	// The opened message's key generation is gone: save the state with the message.
-	if err := g.save(g.c.ctx, ch); err != nil {
-		g.errorf("chat: save: %w", err)
-		return
-	}
-	if ch.inserted > 0 {
-		g.c.emit(MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
-			Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
-	} // else a copy of a message we have (the sender sent it again after a fork)
 	g.retryFuture() // a message may carry a sender key that kept messages need
+}
+
+// Received messages are saved in batches.
+const (
+	flushDelay     = 20 * time.Millisecond
+	maxPendingSave = 128
+)
+
+// pending is what received messages left to save.
+type pending struct {
+	msgs   []store.Message
+	wire   []store.WireItem
+	events []MessageReceived // one per message, told once it is saved (and new)
+}
+
+// flush saves the state with the messages received since the last save.
+func (g *group) flush() {
+	if err := g.save(g.c.ctx, nil); err != nil {
+		g.errorf("chat: save: %w", err)
+	}
 }
 
 // notePeer records that a member was heard from, with the nickname it gave.

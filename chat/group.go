@@ -73,8 +73,10 @@ type group struct {
 	timer     *time.Timer       // commit timer (nil: none)
 	timerAt   uint64            // the epoch the timer was armed for
 
-	metaSaved bool
-	started   time.Time // when the actor started, or we last entered the group
+	pend       pending     // received messages not saved yet
+	flushTimer *time.Timer // nil: nothing pending
+	metaSaved  bool
+	started    time.Time // when the actor started, or we last entered the group
 
 	// The KeyPackage we joined with, kept for a while: if the commit that added us loses
 	// to a competing one, the member that admitted us adds us again on the winning
@@ -372,6 +374,11 @@ func (g *group) save(ctx context.Context, ch *change) error {
 	if ch == nil {
 		ch = &change{}
 	}
+	pend, own := g.pend, ch.msgs
+	if len(pend.msgs) > 0 {
+		ch.msgs = append(pend.msgs, ch.msgs...)
+		ch.wire = append(pend.wire, ch.wire...)
+	}
 	state, err := g.mls.MarshalBinary()
 	if err != nil {
 		return err
@@ -444,10 +451,24 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		}
 		return nil
 	})
-	if err == nil {
-		g.metaSaved = true
+	if err != nil {
+		return err
 	}
-	return err
+	g.metaSaved = true
+	for i := range own {
+		own[i].Seq = ch.msgs[len(pend.msgs)+i].Seq // the caller's copies get their cursor
+	}
+	g.pend = pending{}
+	if g.flushTimer != nil {
+		g.flushTimer.Stop()
+		g.flushTimer = nil
+	}
+	for i, ev := range pend.events {
+		if ch.msgs[i].Seq != 0 { // new, not a copy of a message we have
+			g.c.emit(ev)
+		}
+	}
+	return nil
 }
 
 // do runs f on the group's actor and returns its error.
@@ -489,13 +510,24 @@ func (g *group) run() {
 	defer tick.Stop()
 	g.heartbeat() // say we are here: members that were waiting for us learn it now
 	for {
-		var timerC <-chan time.Time
+		var timerC, flushC <-chan time.Time
 		if g.timer != nil {
 			timerC = g.timer.C
 		}
+		if g.flushTimer != nil {
+			flushC = g.flushTimer.C
+		}
 		select {
 		case <-g.c.ctx.Done():
+			if len(g.pend.msgs) > 0 {
+				if err := g.save(context.Background(), nil); err != nil {
+					g.c.cfg.Logger.Warn("chat: save at close: " + err.Error())
+				}
+			}
 			return
+		case <-flushC:
+			g.flushTimer = nil
+			g.flush()
 		case <-g.quit:
 			return
 		case f := <-g.ops:
