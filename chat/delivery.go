@@ -378,7 +378,7 @@ func (g *group) fruitlessSync(p peer.ID) {
 	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins)
 	if m.n >= 3 && (theirsWins || m.n >= 8) {
 		delete(g.stuck, id)
-		g.rejoin(p)
+		g.rejoinExternal(p)
 	}
 }
 

@@ -742,3 +742,28 @@ func TestRemovedMemberComesBack(t *testing.T) {
 		t.Fatalf("B's history: %d messages, %v", len(h), err)
 	}
 }
+
+// The last rung of the recovery ladder on its own: a member asks another to re-add it
+// with a fresh leaf, and the group goes on.
+func TestReadd(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	cs := []*testClient{a, b, c}
+	gid := formGroup(t, ctx, cs)
+	g, _ := b.group(gid)
+	if err := g.do(ctx, func() error { g.rejoin(a.PeerID()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "re-added", func(ev Event) bool { e, ok := ev.(ForkResolved); return ok && e.How == "re-added" })
+	waitAgree(t, ctx, gid, cs, 3)
+	if _, err := b.Send(ctx, gid, "after the re-add"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "after the re-add", a, c)
+	if _, err := c.Send(ctx, gid, "to the re-added"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "to the re-added", b)
+}

@@ -182,15 +182,21 @@ func (g *group) applyCommit(from peer.ID, f *commitFrame, raw []byte, hh [32]byt
 		}
 		return
 	}
-	if p.Kind != mlsgroup.KindCommit || p.SenderKind != mlsgroup.SenderMember {
-		g.errorf("chat: a commit frame held something else than a member's commit")
+	if p.Kind != mlsgroup.KindCommit || (p.SenderKind != mlsgroup.SenderMember && p.SenderKind != mlsgroup.SenderNewMemberCommit) {
+		g.errorf("chat: a commit frame held something else than a commit")
 		return
 	}
 	g.seen.add(hh)
+	committer := identityAt(before, p.Sender)
+	if p.SenderKind == mlsgroup.SenderNewMemberCommit {
+		// A member rejoining by external commit (it replaces its own leaf): it ranks
+		// after every member.
+		p.Sender, committer = ^uint32(0), nil
+	}
 	g.debug("commit applied", "from", from, "committer", p.Sender)
 	g.pushHist(epochRec{epoch: f.epoch, auth: auth, state: state, frame: raw,
 		key: commitKey{rankOf(order, p.Sender), hh}, idents: idents(before)})
-	g.afterCommit(before, identityAt(before, p.Sender), f, raw, nil)
+	g.afterCommit(before, committer, f, raw, nil)
 }
 
 func idents(ms []mlsgroup.Member) map[string]bool {

@@ -3,11 +3,14 @@ package chat
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/layers/mls"
 	"github.com/tchat-p2p/tchat/layers/signal"
 	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/proto"
@@ -19,7 +22,64 @@ import (
 // leaf and the addition of a fresh KeyPackage, and answers with the Welcome. Our own
 // messages of the lost branch then go out again.
 
-// rejoin asks p to re-add us, in the background.
+// rejoinExternal is the second rung: it fetches a GroupInfo of p's branch over
+// /tchat/sync/1 and joins that branch by an external commit that replaces our old leaf
+// (a resync, RFC 9420 Section 12.4.3.2). If that fails it goes to the third rung.
+func (g *group) rejoinExternal(p peer.ID) {
+	if g.rejoining || p == "" {
+		return
+	}
+	g.rejoining = true
+	g.debug("rejoining by external commit", "from", p)
+	go func() {
+		ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
+		defer cancel()
+		resp, err := g.c.node.Sync(ctx, p, &proto.SyncRequest{GroupID: g.id, Want: proto.WantGroupInfo, MaxItems: 1})
+		g.post(func() {
+			g.rejoining = false
+			if err == nil && len(resp.GroupInfo) > 0 && g.joinExternal(resp.GroupInfo) == nil {
+				return
+			}
+			g.debug("external commit failed, asking to be re-added", "err", err)
+			g.rejoin(p)
+		})
+	}()
+}
+
+// joinExternal joins the branch of info by an external commit and publishes it.
+func (g *group) joinExternal(info []byte) error {
+	sigID, leafExt, err := g.c.newSignalIdentity()
+	if err != nil {
+		return err
+	}
+	opts := g.c.mlsOptions()
+	opts.LeafExtensions = leafExt
+	key, err := mlsgroup.NewSigningKey(g.mls.CipherSuite(), g.c.id.Seed())
+	if err != nil {
+		return err
+	}
+	mg, msg, err := mlsgroup.JoinExternal(info, key, g.c.self, nil, opts)
+	if err != nil || !bytes.Equal(mg.GroupID(), g.id) {
+		return fmt.Errorf("chat: external join: %v", err)
+	}
+	hs, err := layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(mg, nil), g.aesHS)
+	if err != nil {
+		return err
+	}
+	sealed, err := hs.Seal(&layers.Context{Group: g.id, Sender: g.c.self}, msg)
+	if err != nil {
+		return err
+	}
+	raw := (&commitFrame{epoch: mg.Epoch() - 1, hs: sealed}).marshal()
+	g.seen.add(sha256.Sum256(sealed))
+	g.replaceState(mg, sigID, "rejoined")
+	if err := g.topic.Publish(g.c.ctx, raw); err != nil {
+		g.errorf("chat: publish the external commit: %w", err)
+	}
+	return nil
+}
+
+// rejoin asks p to re-add us, in the background: the last rung.
 func (g *group) rejoin(p peer.ID) {
 	if g.rejoining || p == "" {
 		return
@@ -46,13 +106,13 @@ func (g *group) rejoin(p peer.ID) {
 				g.errorf("chat: the Welcome from %s to re-add us does not open: %v", p, err)
 				return
 			}
-			g.replaceState(mg, sigID)
+			g.replaceState(mg, sigID, "re-added")
 		})
 	}()
 }
 
 // replaceState moves the group onto another branch, entered by a Welcome.
-func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity) {
+func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how string) {
 	before := g.mls.Members()
 	g.mls = mg
 	if g.sig != nil {
@@ -100,7 +160,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity) {
 			g.c.emit(MemberRemoved{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})
 		}
 	}
-	g.c.emit(ForkResolved{Group: g.gid, Epoch: epoch, How: "rejoined"})
+	g.c.emit(ForkResolved{Group: g.gid, Epoch: epoch, How: how})
 	g.resendDead(g.c.ctx, true)
 	g.drive()
 }
@@ -120,7 +180,7 @@ func (g *group) readdedBy(f *commitFrame) bool {
 		return false
 	}
 	g.debug("added again on another branch")
-	g.replaceState(mg, g.joinSig)
+	g.replaceState(mg, g.joinSig, "re-added")
 	return true
 }
 

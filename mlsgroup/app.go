@@ -124,6 +124,25 @@ func (g *Group) OpenApplication(sealed []byte) (*Opened, func() error, error) {
 
 // CheckHandshake reports whether msg is a proposal or a commit (an MLSMessage, public or
 // private) of this group's current epoch, without processing it.
+// CheckExternalCommit reports whether msg is the external Commit by which this member
+// joined (JoinExternal): a PublicMessage commit from a new member, of this group, for the
+// epoch before the current one.
+func (g *Group) CheckExternalCommit(msg []byte) error {
+	var m wire.MLSMessage
+	if err := codec.Unmarshal(msg, &m); err != nil {
+		return fmt.Errorf("mls: malformed message: %w", err)
+	}
+	if m.WireFormat != wire.WireFormatPublicMessage {
+		return errors.New("mls: an external commit is a public message")
+	}
+	c := &m.PublicMessage.Content
+	if !bytes.Equal(c.GroupID, g.cur.ctx.GroupID) || c.ContentType != wire.ContentTypeCommit ||
+		c.Sender.SenderType != wire.SenderTypeNewMemberCommit || c.Epoch+1 != g.cur.ctx.Epoch {
+		return errors.New("mls: not this member's external commit")
+	}
+	return nil
+}
+
 func (g *Group) CheckHandshake(msg []byte) error {
 	var m wire.MLSMessage
 	if err := codec.Unmarshal(msg, &m); err != nil {

@@ -129,17 +129,20 @@ func (h *Handshake) Name() string { return layers.MLS.String() }
 func (h *Handshake) Version() uint8 { return version }
 
 // Seal implements layers.Layer: inner must be a proposal or commit of this group's current
-// epoch.
+// epoch, or the external commit by which this member just joined (for the epoch before).
 func (h *Handshake) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !bytes.Equal(ctx.Group, h.g.GroupID()) {
 		return nil, errors.New("mls: context names another group")
 	}
-	if err := h.g.CheckHandshake(inner); err != nil {
-		return nil, err
-	}
 	ctx.Epoch = h.g.Epoch()
+	if err := h.g.CheckHandshake(inner); err != nil {
+		if h.g.CheckExternalCommit(inner) != nil {
+			return nil, err
+		}
+		ctx.Epoch--
+	}
 	return bytes.Clone(inner), nil
 }
 
