@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	multiaddr "github.com/multiformats/go-multiaddr"
 
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
@@ -198,6 +199,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.Close()
 		return nil, err
 	}
+	go c.redial()
 	return c, nil
 }
 
@@ -599,6 +601,50 @@ func (c *Client) dropInactive(ctx context.Context, gid GroupID) error {
 	<-g.done
 	g.topic.Close()
 	return nil
+}
+
+// redial dials, once at start, the members of our groups at the addresses we last saw
+// them at: on a network where nothing finds peers (no mDNS, no DHT) the group would
+// otherwise stay apart after a restart.
+func (c *Client) redial() {
+	seen := map[peer.ID]bool{c.PeerID(): true}
+	var targets []peer.AddrInfo
+	for _, id := range c.Groups() {
+		ms, err := c.Members(c.ctx, id)
+		if err != nil {
+			continue
+		}
+		for _, m := range ms {
+			if seen[m.Peer] {
+				continue
+			}
+			seen[m.Peer] = true
+			p, err := c.st.Peer(c.ctx, []byte(m.Peer))
+			if err != nil || len(p.Addrs) == 0 {
+				continue
+			}
+			ai := peer.AddrInfo{ID: m.Peer}
+			for _, a := range p.Addrs {
+				if ma, err := multiaddr.NewMultiaddr(a.Addr); err == nil {
+					ai.Addrs = append(ai.Addrs, ma)
+				}
+			}
+			targets = append(targets, ai)
+		}
+	}
+	sem := make(chan struct{}, 8)
+	for _, ai := range targets {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			if ok, _ := c.node.Connected(ai.ID); ok {
+				return
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+			defer cancel()
+			_ = c.node.Connect(ctx, ai) // best effort: discovery may find it yet
+		}()
+	}
 }
 
 // start registers a group and starts its actor.

@@ -239,6 +239,20 @@ func (g *group) notePeer(ident []byte, nick string) {
 		pi.online = true
 		g.c.emit(PeerOnline{Group: g.gid, Peer: peerOf(ident)})
 	}
+	if !pi.saved {
+		// Its addresses, for dialing it again after a restart when nothing else finds it.
+		p := peerOf(ident)
+		var addrs []string
+		for _, a := range g.c.node.Host().Peerstore().Addrs(p) {
+			addrs = append(addrs, a.String())
+		}
+		if len(addrs) > 0 {
+			pi.saved = true
+			if err := g.c.st.AddPeerAddrs(g.c.ctx, []byte(p), addrs, g.c.cfg.Now()); err != nil {
+				g.debug("saving a member's addresses failed", "err", err)
+			}
+		}
+	}
 }
 
 // checkOnline marks members not heard from for three heartbeats as offline.

@@ -106,6 +106,7 @@ type peerInfo struct {
 	online  bool
 	hbEpoch uint64 // from its last heartbeat
 	hbAuth  []byte
+	saved   bool // its addresses are in the store (this session)
 }
 
 // newGroup builds a group's layers. sigID is our signal identity in the group (nil if the

@@ -767,3 +767,22 @@ func TestReadd(t *testing.T) {
 	}
 	waitReceived(t, "to the re-added", b)
 }
+
+// After a restart, with nothing to find peers (no mDNS, no DHT), a member dials the
+// others at the addresses it saved, and the group carries on.
+func TestRestartRedials(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pb := newProfile(t)
+	a, b := newTestClient(t, "A"), pb.start(t, "B")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	time.Sleep(time.Second) // heartbeats: B saves A's addresses
+	b.Close()
+	b = pb.start(t, "B again") // no Connect: it must dial A itself
+	b.waitFor(t, "A online", func(ev Event) bool { e, ok := ev.(PeerOnline); return ok && e.Peer == a.PeerID() })
+	if _, err := a.Send(ctx, gid, "are you back?"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "are you back?", b)
+}

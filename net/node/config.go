@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -111,6 +112,10 @@ type Config struct {
 
 	// Handlers answer the direct protocols; see also Node.SetHandlers.
 	Handlers proto.Handlers
+
+	// HostOptions are appended to the libp2p options the node builds its host with
+	// (last wins): for tests and the swarm, e.g. libp2p's simulated network.
+	HostOptions []libp2p.Option
 	// Limits bound the direct protocols.
 	Limits proto.Limits
 

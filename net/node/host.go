@@ -123,6 +123,7 @@ func newHost(cfg Config) (host.Host, error) {
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
 	}
+	opts = append(opts, cfg.HostOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		_ = rm.Close()
