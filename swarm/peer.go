@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/x/simlibp2p"
+	"github.com/marcopolo/simnet"
 
 	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/identity"
@@ -95,6 +98,14 @@ func (p *Peer) startClient(ctx context.Context) error {
 			ConnLow:  2*cfg.Peers + 16,
 			ConnHigh: 4*cfg.Peers + 32,
 		},
+	}
+	if p.s.sim != nil {
+		link := simnet.NodeBiDiLinkSettings{
+			Downlink: simnet.LinkSettings{BitsPerSecond: 100 * simlibp2p.OneMbps},
+			Uplink:   simnet.LinkSettings{BitsPerSecond: 100 * simlibp2p.OneMbps},
+		}
+		ccfg.Node.ListenAddrs = []string{fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", simnet.IntToPublicIPv4(p.Index))}
+		ccfg.Node.HostOptions = []libp2p.Option{simlibp2p.QUICSimnet(p.s.sim, link), libp2p.DisableIdentifyAddressDiscovery()}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

@@ -41,9 +41,3 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p99 of nothing %v", p)
 	}
 }
-
-func TestConfigRefusesSim(t *testing.T) {
-	if _, err := Start(t.Context(), Config{Peers: 2, Net: Sim}); err != ErrSimUnavailable {
-		t.Fatalf("sim: %v", err)
-	}
-}

@@ -15,8 +15,9 @@
 //	s.WaitDelivered(ctx, 30*time.Second)
 //	r := s.Report()
 //
-// The swarm runs on loopback (real TCP on 127.0.0.1). libp2p's simulated network
-// (x/simlibp2p) needs a hook in net/node that does not exist yet: see ErrSimUnavailable.
+// The swarm runs on loopback (real TCP on 127.0.0.1), or on libp2p's simulated network
+// (x/simlibp2p: real QUIC hosts over simulated links with 25 ms latency), which also
+// runs under testing/synctest.
 package swarm
 
 import (
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/marcopolo/simnet"
 
 	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/mlsgroup"
@@ -44,11 +46,6 @@ const (
 	// Sim is libp2p's simulated network (x/simlibp2p, simnet): not available yet.
 	Sim Net = "sim"
 )
-
-// ErrSimUnavailable: the simulated network needs net/node to build its host with extra
-// libp2p options (simlibp2p.QUICSimnet replaces the QUIC transport's UDP sockets), and
-// node.Config has no such field.
-var ErrSimUnavailable = errors.New("swarm: the simulated network needs node.Config to take extra libp2p host options (see the swarm section of README.md)")
 
 // Tuning holds the chat core's ordering knobs given to every peer (0: the core's default).
 type Tuning struct {
@@ -86,7 +83,7 @@ type Config struct {
 	Messages int
 	// Rate is messages per second across the swarm (0: DefaultRate).
 	Rate float64
-	// Net is the network (""/Loopback; Sim is refused with ErrSimUnavailable).
+	// Net is the network: ""/Loopback, or Sim.
 	Net Net
 	// Drop is the probability that one gossip message delivered to a peer (a published
 	// message inside an incoming gossipsub RPC, on any hop) is thrown away.
@@ -144,7 +141,6 @@ func (c *Config) defaults() error {
 		c.Net = Loopback
 	case Loopback:
 	case Sim:
-		return ErrSimUnavailable
 	default:
 		return fmt.Errorf("swarm: unknown network %q (loopback or sim)", c.Net)
 	}
@@ -182,6 +178,7 @@ type Swarm struct {
 	byID  map[peer.ID]int // immutable after Start
 	edges [][2]int        // the links dialled at the start (and again after a heal)
 	gate  *gate
+	sim   *simnet.Simnet // nil on loopback
 	meter *meter
 	col   *collector
 	start time.Time
@@ -222,6 +219,10 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	s.gate = &gate{byID: s.byID}
 	s.meter.dropP = cfg.Drop
 	s.meter.rng = rand.New(rand.NewPCG(cfg.Seed^0x5bd1e995, cfg.Seed))
+	if cfg.Net == Sim {
+		s.sim = &simnet.Simnet{LatencyFunc: simnet.StaticLatency(25 * time.Millisecond)}
+		s.sim.Start()
+	}
 	// Identities first, so that the gate knows every peer id before any host starts.
 	for i := range cfg.Peers {
 		p, err := newPeer(s, i)
@@ -293,6 +294,9 @@ func (s *Swarm) Close() error {
 		}()
 	}
 	wg.Wait()
+	if s.sim != nil {
+		s.sim.Close()
+	}
 	errs = append(errs, os.RemoveAll(s.dir))
 	return errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -83,10 +82,6 @@ func runSwarm(args []string, stdout, stderr io.Writer) int {
 		cfg.Progress(swarm.Progress{Phase: "done"})
 	}
 	if err != nil {
-		if errors.Is(err, swarm.ErrSimUnavailable) {
-			errorf(stderr, "%v", err)
-			return 2
-		}
 		errorf(stderr, "%v", err)
 		return 1
 	}

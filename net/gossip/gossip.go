@@ -205,11 +205,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Router, error) {
 		blacklisted: make(map[peer.ID]time.Time)}
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
-	bl, err := pubsub.NewTimeCachedBlacklist(cfg.BlacklistFor)
-	if err != nil {
-		r.cancel()
-		return nil, fmt.Errorf("gossip: blacklist: %w", err)
-	}
+	bl := newExpiringBlacklist(cfg.BlacklistFor, time.Now)
 	ps, err := pubsub.NewGossipSub(r.ctx, h,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
