@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,19 +58,7 @@ func (tc *testClient) got(text string) bool {
 
 func newTestClient(t *testing.T, name string) *testClient {
 	t.Helper()
-	id, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var key [32]byte
-	rand.Read(key[:])
-	dir := t.TempDir()
-	st, err := store.Open(dir, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return startTestClient(t, name, id, dir, st, nil)
+	return newProfile(t).start(t, name)
 }
 
 // startTestClient starts a client on an existing profile.
@@ -348,18 +335,8 @@ func TestRestartResumes(t *testing.T) {
 	defer cancel()
 	a := newTestClient(t, "A")
 
-	id, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var key [32]byte
-	rand.Read(key[:])
-	dir := t.TempDir()
-	st, err := store.Open(dir, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	pr := newProfile(t)
+	id, dir, st := pr.id, pr.dir, pr.st
 	b := startTestClient(t, "B", id, dir, st, nil)
 
 	gid, err := a.CreateGroup("g")
@@ -419,18 +396,8 @@ func TestInviterRefusesExpired(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestClient(t, "A")
-	id, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var key [32]byte
-	rand.Read(key[:])
-	dir := t.TempDir()
-	st, err := store.Open(dir, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	pr := newProfile(t)
+	id, dir, st := pr.id, pr.dir, pr.st
 	late := startTestClient(t, "late", id, dir, st, func() time.Time { return time.Now().Add(-time.Hour) })
 
 	gid, err := a.CreateGroup("g")
