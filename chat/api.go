@@ -200,17 +200,6 @@ func (c *Client) Unverify(ctx context.Context, p peer.ID) error {
 	return c.st.SetVerified(ctx, []byte(p), nil)
 }
 
-// verified reports whether the user verified p with the identity key ident.
-func (c *Client) verified(ctx context.Context, p peer.ID, ident []byte) bool {
-	k, err := c.st.Verified(ctx, []byte(p))
-	if err != nil || k == nil {
-		return false
-	}
-	pub, err1 := identity.ParsePublicKey(k)
-	cur, err2 := identity.ParsePublicKey(ident)
-	return err1 == nil && err2 == nil && pub.Equal(cur)
-}
-
 // CreateGroup creates a group named name under DefaultPolicy and the default cipher suite.
 func (c *Client) CreateGroup(name string) (GroupID, error) {
 	return c.CreateGroupWith(GroupOptions{Name: name})

@@ -160,6 +160,23 @@ func (h *heartbeat) sign(id *identity.Identity) ([]byte, error) {
 
 // parseHeartbeat parses a heartbeat frame and checks its signature.
 func parseHeartbeat(data []byte) (*heartbeat, error) {
+	h, err := decodeHeartbeat(data)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := identity.ParsePublicKey(h.identity)
+	if err != nil {
+		return nil, errFrame
+	}
+	if !pub.Verify(heartbeatLabel, data[:len(data)-signatureSize], h.sig) {
+		return nil, errors.New("chat: heartbeat signature does not verify")
+	}
+	return h, nil
+}
+
+// decodeHeartbeat parses a heartbeat frame without checking its signature: for frames
+// that passed the topic validator, which did.
+func decodeHeartbeat(data []byte) (*heartbeat, error) {
 	if len(data) < signatureSize {
 		return nil, errFrame
 	}
@@ -182,13 +199,6 @@ func parseHeartbeat(data []byte) (*heartbeat, error) {
 	}
 	if !s.Empty() || checkName("nickname", string(nick)) != nil {
 		return nil, errFrame
-	}
-	pub, err := identity.ParsePublicKey(h.identity)
-	if err != nil {
-		return nil, errFrame
-	}
-	if !pub.Verify(heartbeatLabel, msg, sig) {
-		return nil, errors.New("chat: heartbeat signature does not verify")
 	}
 	h.group, h.nick, h.sig = []byte(group), string(nick), sig
 	h.identity = append([]byte(nil), h.identity...)

@@ -222,14 +222,6 @@ func (g *group) syncPeers(before map[string][]byte) error {
 	return nil
 }
 
-func (g *group) identities() map[string]bool {
-	s := map[string]bool{}
-	for _, m := range g.mls.Members() {
-		s[string(m.Identity)] = true
-	}
-	return s
-}
-
 func (g *group) leafOf(ident []byte) (uint32, bool) {
 	for _, m := range g.mls.Members() {
 		if bytes.Equal(m.Identity, ident) {
@@ -367,7 +359,6 @@ type change struct {
 	outbox    []store.OutboxItem
 	dropWire  *uint64 // the branch was switched at this epoch: its later commits and messages are dead
 	clearWire bool    // we rejoined: everything logged is of a dead branch
-	inserted  int     // set by save: how many of msgs were new
 }
 
 // save stores the group state, the layers' state and ch in one transaction.
@@ -442,15 +433,9 @@ func (g *group) save(ctx context.Context, ch *change) error {
 				return err
 			}
 		}
-		ch.inserted = 0
-		if len(ch.msgs) > 0 {
-			n, err := tx.AppendMessages(ch.msgs)
-			if err != nil {
-				return err
-			}
-			ch.inserted = n
-		}
-		return nil
+		// AppendMessages sets the Seq of the messages it inserts (copies are skipped).
+		_, err := tx.AppendMessages(ch.msgs)
+		return err
 	})
 	if err != nil {
 		return err
@@ -598,7 +583,7 @@ func (g *group) receive(from peer.ID, data []byte, quiet bool) {
 			g.receiveProposal(f, data)
 		}
 	case frameHeartbeat:
-		h, err := parseHeartbeat(data)
+		h, err := decodeHeartbeat(data) // the topic validator checked its signature
 		if err == nil {
 			g.receiveHeartbeat(from, h)
 		}
@@ -658,14 +643,21 @@ func (g *group) members() []Member {
 // state is the group's snapshot for Client.Group.
 func (g *group) state(ctx context.Context) GroupState {
 	ms := g.members()
-	for i := range ms {
-		if pub, err := identity.PublicKeyFromPeerID(ms[i].Peer); err == nil {
-			ms[i].Verified = g.c.verified(ctx, ms[i].Peer, pub.Bytes())
+	known := map[peer.ID]store.Peer{} // one read for the whole roster
+	if ps, err := g.c.st.Peers(ctx); err == nil {
+		for _, p := range ps {
+			known[peer.ID(p.ID)] = p
 		}
+	}
+	for i := range ms {
+		p := known[ms[i].Peer]
 		if !ms[i].Self && ms[i].Nick == "" {
-			if p, err := g.c.st.Peer(ctx, []byte(ms[i].Peer)); err == nil {
-				ms[i].Nick = p.Name
-			}
+			ms[i].Nick = p.Name
+		}
+		// Verified only for the identity key the user compared (the peer id names it).
+		if v, err := identity.ParsePublicKey(p.VerifiedKey); err == nil {
+			cur, err := identity.PublicKeyFromPeerID(ms[i].Peer)
+			ms[i].Verified = err == nil && v.Equal(cur)
 		}
 	}
 	return GroupState{

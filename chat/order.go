@@ -295,7 +295,8 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 // and moves on: kept frames, intents, pruning. before are the members we showed until
 // now; by is the committer's identity.
 func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame, raw []byte, dropWire *uint64) {
-	if err := g.syncPeers(prekeysOf(before)); err != nil {
+	old := prekeysOf(before)
+	if err := g.syncPeers(old); err != nil {
 		g.errorf("chat: %w", err)
 	}
 	renamed := false
@@ -309,10 +310,9 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	epoch := f.epoch + 1 // also when we were removed, and our state stays behind
 	byPeer := peerOf(by)
 	g.c.emit(EpochChanged{Group: g.gid, Epoch: epoch, Authenticator: g.authPrefix()})
-	after := g.identities()
-	was := idents(before)
+	after := idents(g.mls.Members())
 	for _, m := range g.mls.Members() {
-		if !was[string(m.Identity)] {
+		if _, was := old[string(m.Identity)]; !was {
 			g.c.emit(MemberJoined{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})
 		}
 	}
@@ -358,7 +358,6 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	g.checkIntents(f)
 	// A member re-added with a fresh leaf (it came back from a lost branch) cannot read
 	// what was sent while it was away: our own recent messages go out again for it.
-	old := prekeysOf(before)
 	for _, m := range g.mls.Members() {
 		if p, ok := old[string(m.Identity)]; ok && m.LeafIndex != g.mls.LeafIndex() &&
 			!bytes.Equal(p, m.Extensions[layers.ExtensionSignalPrekeys]) {

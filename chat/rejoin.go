@@ -149,7 +149,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	}
 	epoch := mg.Epoch()
 	g.c.emit(EpochChanged{Group: g.gid, Epoch: epoch, Authenticator: g.authPrefix()})
-	was, now := idents(before), g.identities()
+	was, now := idents(before), idents(mg.Members())
 	for _, m := range mg.Members() {
 		if !was[string(m.Identity)] {
 			g.c.emit(MemberJoined{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})

@@ -77,17 +77,9 @@ func (bf *botFlags) nodeConfig() (node.Config, error) {
 	}
 	cfg.Port = bf.port
 	cfg.NoMDNS = cfg.NoMDNS || bf.noMDNS
-	switch bf.dht {
-	case "client":
-		cfg.DHT = node.DHTClient
-	case "server":
-		cfg.DHT = node.DHTServer
-	case "auto":
-		cfg.DHT = node.DHTAuto
-	case "off":
-		cfg.DHT = node.DHTOff
-	default:
-		return cfg, fmt.Errorf("--dht %q: want client, server, auto or off", bf.dht)
+	var err error
+	if cfg.DHT, err = node.ParseDHTMode(bf.dht); err != nil {
+		return cfg, fmt.Errorf("--dht %w", err)
 	}
 	return cfg, nil
 }

@@ -186,18 +186,11 @@ func (c *Config) Node() (node.Config, error) {
 			return cfg, fmt.Errorf("network.listen %q: %w", a, err)
 		}
 	}
-	switch n.DHT {
-	case "client":
-		cfg.DHT = node.DHTClient
-	case "server":
-		cfg.DHT = node.DHTServer
-	case "auto":
-		cfg.DHT = node.DHTAuto
-	case "off":
-		cfg.DHT = node.DHTOff
-	default:
-		return cfg, fmt.Errorf("network.dht %q: want client, server, auto or off", n.DHT)
+	dht, derr := node.ParseDHTMode(n.DHT)
+	if derr != nil {
+		return cfg, fmt.Errorf("network.dht %w", derr)
 	}
+	cfg.DHT = dht
 	switch n.Reachability {
 	case "auto":
 	case "public":

@@ -28,6 +28,21 @@ const (
 	DHTOff
 )
 
+// ParseDHTMode parses the names front ends use for a DHTMode: client, server, auto, off.
+func ParseDHTMode(s string) (DHTMode, error) {
+	switch s {
+	case "client":
+		return DHTClient, nil
+	case "server":
+		return DHTServer, nil
+	case "auto":
+		return DHTAuto, nil
+	case "off":
+		return DHTOff, nil
+	}
+	return 0, fmt.Errorf("%q: want client, server, auto or off", s)
+}
+
 // ForceReachability overrides AutoNAT's verdict (for servers and tests).
 type ForceReachability int
 
