@@ -47,8 +47,7 @@ type group struct {
 	done  chan struct{} // closed when the actor has stopped
 
 	key    *aes.Key
-	aesApp *aes.Layer // kept across branch switches: they hold replay windows
-	aesHS  *aes.Layer
+	aesApp *aes.Layer       // kept across branch switches: it holds the replay window
 	sigID  *signal.Identity // our signal keys in this group (nil without a signal layer)
 	sig    *signal.Layer    // nil without a signal layer
 
@@ -123,7 +122,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 	g := &group{
 		c: c, gid: groupIDOf(mg.GroupID()), id: mg.GroupID(), name: name, room: room,
 		mls: mg, pol: pol, ops: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}), key: key,
-		aesApp: aes.New(key, nil), aesHS: aes.New(key, nil),
+		aesApp:    aes.New(key, nil),
 		joinEpoch: mg.Epoch(), seen: newSeenSet(8192),
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
@@ -178,8 +177,26 @@ func (g *group) buildCascades() error {
 	if g.app, err = layers.NewCascade(g.pol, stack...); err != nil {
 		return err
 	}
-	g.hs, err = layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(g.mls, nil), g.aesHS)
+	g.hs, err = g.handshakeCascade(g.mls)
 	return err
+}
+
+// handshakeCascade returns the cascade that seals and opens proposals and commits of
+// mg's current epoch. Its aes layer's replay window is not relied on: MLS refuses a
+// handshake of another epoch and the seen set one handled already, while a commit that
+// must wait for a proposal it refers to has to open again later. Opening goes through
+// openHandshake, with a new cascade each time.
+func (g *group) handshakeCascade(mg *mlsgroup.Group) (*layers.Cascade, error) {
+	return layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(mg, nil), aes.New(g.key, nil))
+}
+
+// openHandshake opens a sealed proposal or commit for mg's current epoch.
+func (g *group) openHandshake(mg *mlsgroup.Group, sealed []byte) ([]byte, error) {
+	hs, err := g.handshakeCascade(mg)
+	if err != nil {
+		return nil, err
+	}
+	return hs.Open(&layers.Context{Group: g.id}, sealed)
 }
 
 // prekeysOf maps the members' identities to the signal prekeys in their leaves.

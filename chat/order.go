@@ -28,8 +28,6 @@ import (
 
 	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/layers"
-	"github.com/tchat-p2p/tchat/layers/aes"
-	"github.com/tchat-p2p/tchat/layers/mls"
 	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/proto"
 )
@@ -168,7 +166,7 @@ func (g *group) applyCommit(from peer.ID, f *commitFrame, raw []byte, hh [32]byt
 		return
 	}
 	auth := g.mls.EpochAuthenticator()
-	inner, err := g.hs.Open(&layers.Context{Group: g.id}, f.hs)
+	inner, err := g.openHandshake(g.mls, f.hs)
 	if err != nil {
 		if !quiet && !g.quiet() {
 			g.errorf("chat: a commit did not open: %w", err)
@@ -176,6 +174,13 @@ func (g *group) applyCommit(from peer.ID, f *commitFrame, raw []byte, hh [32]byt
 		return
 	}
 	p, err := g.mls.Process(inner)
+	if errors.Is(err, mlsgroup.ErrUnknownProposal) {
+		// Gossip brought the commit before a proposal it refers to: kept until the
+		// proposal comes (or a sync brings both).
+		g.debug("a commit waits for a proposal", "from", from)
+		g.stash(clone(raw))
+		return
+	}
 	if err != nil {
 		if !quiet && !g.quiet() {
 			g.errorf("chat: commit refused: %w", err)
@@ -217,18 +222,13 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	}
 	before := tmp.Members()
 	order := rankOrder(tmp)
-	hs, err := layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(tmp, nil), aes.New(g.key, nil))
-	if err != nil {
-		g.errorf("chat: %w", err)
-		return
-	}
 	// The competing commit may refer to proposals only its branch had.
 	for _, prop := range rec.props {
-		if inner, err := hs.Open(&layers.Context{Group: g.id}, prop); err == nil {
+		if inner, err := g.openHandshake(tmp, prop); err == nil {
 			_, _ = tmp.Process(inner)
 		}
 	}
-	inner, err := hs.Open(&layers.Context{Group: g.id}, f.hs)
+	inner, err := g.openHandshake(tmp, f.hs)
 	if err != nil {
 		if !quiet {
 			g.errorf("chat: a competing commit for epoch %d did not open: %w", f.epoch, err)
@@ -236,13 +236,19 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 		return
 	}
 	p, err := tmp.Process(inner)
-	if err != nil || p.Kind != mlsgroup.KindCommit || p.SenderKind != mlsgroup.SenderMember {
-		if !quiet {
+	if err == nil && (p.Kind != mlsgroup.KindCommit || (p.SenderKind != mlsgroup.SenderMember && p.SenderKind != mlsgroup.SenderNewMemberCommit)) {
+		err = errors.New("not a commit")
+	}
+	if err != nil {
+		if !quiet && !errors.Is(err, mlsgroup.ErrUnknownProposal) {
 			g.errorf("chat: a competing commit for epoch %d was refused: %v", f.epoch, err)
 		}
 		return
 	}
 	g.seen.add(hh)
+	if p.SenderKind == mlsgroup.SenderNewMemberCommit {
+		p.Sender = ^uint32(0) // ranks after every member, as in applyCommit
+	}
 	key := commitKey{rankOf(order, p.Sender), hh}
 	g.debug("competing commit", "for", f.epoch, "committer", p.Sender, "wins", key.less(rec.key))
 	g.lastFork = time.Now()
@@ -664,7 +670,7 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 		}
 		return
 	}
-	inner, err := g.hs.Open(&layers.Context{Group: g.id}, f.hs)
+	inner, err := g.openHandshake(g.mls, f.hs)
 	if err != nil {
 		if !g.quiet() {
 			g.errorf("chat: a proposal did not open: %w", err)
@@ -697,7 +703,10 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: clone(raw)}}}); err != nil {
 		g.errorf("chat: save: %w", err)
 	}
-	g.drive()
+	g.retryFuture() // a commit may have been waiting for it
+	if g.mls.Epoch() == cur {
+		g.drive()
+	}
 }
 
 // commitDue commits our intents and the proposals received, when the commit timer fires.

@@ -10,7 +10,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/layers"
-	"github.com/tchat-p2p/tchat/layers/mls"
 	"github.com/tchat-p2p/tchat/layers/signal"
 	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/proto"
@@ -62,7 +61,7 @@ func (g *group) joinExternal(info []byte) error {
 	if err != nil || !bytes.Equal(mg.GroupID(), g.id) {
 		return fmt.Errorf("chat: external join: %v", err)
 	}
-	hs, err := layers.NewCascade(layers.MustParsePolicy(layers.PolicyHandshake), mls.NewHandshake(mg, nil), g.aesHS)
+	hs, err := g.handshakeCascade(mg)
 	if err != nil {
 		return err
 	}

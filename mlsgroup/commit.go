@@ -40,7 +40,7 @@ func (g *Group) resolveProposals(c *wire.Commit, committer wire.Sender) ([]commi
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("mls: commit references unknown proposal %x", []byte(por.Reference))
+			return nil, fmt.Errorf("%w: %x", ErrUnknownProposal, []byte(por.Reference))
 		}
 	}
 	return out, nil

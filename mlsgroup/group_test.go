@@ -273,6 +273,47 @@ func TestProposalsByReference(t *testing.T) {
 	}
 }
 
+// TestCommitBeforeItsProposal: a member that gets a commit before a proposal the commit
+// refers to (gossip does not keep order) is told so, its state does not move, and the same
+// commit is accepted once the proposal has come.
+func TestCommitBeforeItsProposal(t *testing.T) {
+	alice, bob, carol := threeMembers(t, X25519_AES128GCM_SHA256_Ed25519)
+	two := carol.g.LeafIndex()
+	rmMsg, err := alice.g.Propose(Proposal{Remove: &two}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(rmMsg); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := bob.g.Commit(CommitOptions{ReferencePending: true}) // a PrivateMessage
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(carol.g)
+	if _, err := carol.g.Process(pc.Message); !errors.Is(err, ErrUnknownProposal) {
+		t.Fatalf("carol without the proposal: %v, want ErrUnknownProposal", err)
+	}
+	if got := snapshot(carol.g); got != before {
+		t.Fatalf("the refused commit changed carol's state: %s, was %s", got, before)
+	}
+	if _, err := alice.g.Process(pc.Message); err != nil { // she has her own proposal
+		t.Fatal(err)
+	}
+	if _, err := carol.g.Process(rmMsg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.g.Process(pc.Message); err != nil {
+		t.Fatalf("carol, once she has the proposal: %v", err)
+	}
+	if carol.g.Status() != Removed {
+		t.Errorf("carol: %v", carol.g.Status())
+	}
+}
+
 // snapshot is what a test compares to show a failed message changed nothing.
 func snapshot(g *Group) string {
 	return fmt.Sprintf("%d %x %d %v %d", g.Epoch(), g.EpochAuthenticator(), len(g.Members()), g.Status(), len(g.proposals))

@@ -59,6 +59,10 @@ const (
 // epoch, or a handshake message of a past one.
 var ErrWrongEpoch = errors.New("mls: message from another epoch")
 
+// ErrUnknownProposal is returned for a Commit that refers to a proposal this member has
+// not received (yet): the Commit may be processed again once the proposal is.
+var ErrUnknownProposal = errors.New("mls: commit references an unknown proposal")
+
 // Process processes one MLSMessage (a PublicMessage or a PrivateMessage) received in the
 // group: it verifies and decrypts it, caches a proposal, applies a commit, or returns
 // application data. On any error the group state is unchanged.
@@ -106,11 +110,20 @@ func (g *Group) processPrivate(pm *wire.PrivateMessage) (*Processed, error) {
 	if g.status != Active && pm.ContentType != wire.ContentTypeApplication {
 		return nil, ErrNotActive
 	}
-	ac, err := g.cur.keys.UnprotectPrivate(pm)
+	// The key generation is used up only once the message is accepted: a commit refused
+	// for now (ErrUnknownProposal) opens again when it is processed later.
+	ac, consume, err := g.cur.keys.PeekPrivate(pm)
 	if err != nil {
 		return nil, g.authError(err)
 	}
-	return g.processContent(ac)
+	p, err := g.processContent(ac)
+	if err != nil {
+		return nil, err
+	}
+	if err := consume(); err != nil {
+		return nil, g.authError(err) // cannot happen: the key was there a moment ago
+	}
+	return p, nil
 }
 
 // processLate opens an application message of a past epoch that is still kept.
