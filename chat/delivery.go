@@ -109,7 +109,7 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 	// The key generation used is gone from the state: save before the message leaves.
 	if err := g.save(ctx, &change{
 		msgs:   msgs,
-		wire:   []store.WireItem{{Epoch: epoch, Kind: store.WireMessage, Data: frame}},
+		wire:   []store.WireItem{{Epoch: epoch, Kind: store.WireMessage, Data: frame, Sender: g.c.self}},
 		outbox: []store.OutboxItem{{GroupID: g.id, MsgID: idb, Epoch: epoch, CreatedAt: g.c.cfg.Now(), Payload: entry}},
 	}); err != nil {
 		g.sent[epoch]--
@@ -177,15 +177,13 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	}
 	sent := time.UnixMilli(p.Time)
 	g.notePeer(actx.Sender, p.Nick)
-	// Saved with the state in the next save, at most flushDelay from now (or sooner when
-	// many come): one transaction and one state encoding for a burst of messages. A crash
-	// before it loses nothing: the state on disk is older, so the messages open again when
-	// sync brings them back.
+	// Saved at most flushDelay from now (or sooner when many come), in one transaction
+	// for a burst of messages; see flush.
 	g.pend.msgs = append(g.pend.msgs, store.Message{
 		GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(sender),
 		SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
 	})
-	g.pend.wire = append(g.pend.wire, store.WireItem{Epoch: actx.Epoch, Kind: store.WireMessage, Data: clone(frame)})
+	g.pend.wire = append(g.pend.wire, store.WireItem{Epoch: actx.Epoch, Kind: store.WireMessage, Data: clone(frame), Sender: clone(actx.Sender)})
 	g.pend.events = append(g.pend.events, MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
 		Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
 	if len(g.pend.msgs) >= maxPendingSave {
@@ -196,10 +194,12 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	g.retryFuture() // a message may carry a sender key that kept messages need
 }
 
-// Received messages are saved in batches.
+// Received messages are saved in batches, and the group state that opened them at most
+// every stateEvery.
 const (
 	flushDelay     = 20 * time.Millisecond
 	maxPendingSave = 128
+	stateEvery     = time.Second
 )
 
 // pending is what received messages left to save.
@@ -209,10 +209,30 @@ type pending struct {
 	events []MessageReceived // one per message, told once it is saved (and new)
 }
 
-// flush saves the state with the messages received since the last save.
+// flush saves the messages received since the last save. The group state that opened
+// them (the layers' used-up keys, the delivery counts) is saved with them only if it was
+// last saved stateEvery ago, else stateEvery after that save: encoding the state of a
+// large group for every burst of messages costs more than anything else a member does. A
+// crash in between loses nothing: the state on disk is older, so the messages open again
+// when sync brings them back, and the store skips the copies. (Our own messages are
+// different: the state that sealed one is saved before it leaves, see sendPayload.)
 func (g *group) flush() {
-	if err := g.save(g.c.ctx, nil); err != nil {
+	if len(g.pend.msgs) == 0 {
+		return
+	}
+	since := time.Since(g.stateSaved)
+	if since >= stateEvery {
+		if err := g.save(g.c.ctx, nil); err != nil {
+			g.errorf("chat: save: %w", err)
+		}
+		return
+	}
+	if err := g.saveMessages(g.c.ctx); err != nil {
 		g.errorf("chat: save: %w", err)
+		return
+	}
+	if g.stateTimer == nil {
+		g.stateTimer = time.NewTimer(stateEvery - since)
 	}
 }
 
@@ -309,8 +329,12 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		from = author
 	}
 	g.notePeer(h.identity, h.nick)
-	if pi := g.peers[string(h.identity)]; pi != nil {
-		pi.hbEpoch, pi.hbAuth = h.epoch, h.auth
+	pi := g.peers[string(h.identity)]
+	pi.hbEpoch, pi.hbAuth = h.epoch, h.auth
+	claimed := pi.claimed
+	pi.claimed = make(map[uint64]uint32, len(h.counts))
+	for _, c := range h.counts {
+		pi.claimed[c.epoch] = c.count
 	}
 	cur := g.mls.Epoch()
 	switch {
@@ -321,20 +345,22 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 			delete(g.forkSeen, string(h.identity))
 			g.c.emit(ForkResolved{Group: g.gid, Epoch: cur, How: "agreed"})
 		}
+		// Messages the member had sent by its previous heartbeat should be here by now;
+		// the ones it sent since may still be on their way.
 		need, missing := uint64(0), false
 		for _, c := range h.counts {
 			if c.epoch < g.joinEpoch || c.epoch+uint64(g.c.cfg.KeepEpochs) < cur {
 				continue
 			}
-			if g.got[c.epoch][string(h.identity)] < c.count && (!missing || c.epoch < need) {
+			if g.got[c.epoch][string(h.identity)] < min(c.count, claimed[c.epoch]) && (!missing || c.epoch < need) {
 				need, missing = c.epoch, true
 			}
 		}
 		if missing {
-			g.requestSync(from, need, proto.WantRecent)
+			g.requestSync(from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: h.identity})
 		}
 	case h.epoch > cur:
-		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+		g.requestSync(from, g.catchUp())
 	default:
 		if a := g.chainAuth(h.epoch); a == nil || bytes.Equal(a[:authPrefix], h.auth) {
 			// Behind us on our branch (or further back than we can tell): it will
@@ -347,8 +373,17 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 			g.lastFork = time.Now()
 			g.c.emit(ForkDetected{Group: g.gid, Peer: peerOf(h.identity), Epoch: h.epoch})
 		}
-		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+		// The other branch's messages since the oldest epoch we could go back to: if it
+		// wins, we need them.
+		g.requestSync(from, proto.SyncRequest{SinceEpoch: g.oldestEpoch(), Want: proto.WantCommits | proto.WantRecent})
 	}
+}
+
+// catchUp is the sync request for a member ahead of us: the commits since the oldest
+// epoch we could go back to (it may be on another branch), and the messages from our
+// epoch on. Messages of older epochs we lack show in heartbeats, and are asked for then.
+func (g *group) catchUp() proto.SyncRequest {
+	return proto.SyncRequest{SinceEpoch: g.oldestEpoch(), RecentSince: g.mls.Epoch(), Want: proto.WantCommits | proto.WantRecent}
 }
 
 // mismatch counts the syncs with one member that left us disagreeing with it.
@@ -408,7 +443,7 @@ func (g *group) syncElsewhere(p peer.ID) {
 		}
 	}
 	if len(cands) > 0 {
-		g.requestSync(cands[mrand.IntN(len(cands))], g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+		g.requestSync(cands[mrand.IntN(len(cands))], g.catchUp())
 	}
 }
 
@@ -420,17 +455,19 @@ func (g *group) oldestEpoch() uint64 {
 	return g.mls.Epoch()
 }
 
-// requestSync asks p, in the background, for what it has of the group from epoch since.
-func (g *group) requestSync(p peer.ID, since uint64, want proto.Want) {
+// requestSync asks p, in the background, for what req says (its GroupID is set here).
+// One sync at a time per member.
+func (g *group) requestSync(p peer.ID, req proto.SyncRequest) {
 	if p == "" || p == g.c.node.ID() || g.syncing[p] {
 		return
 	}
 	g.syncing[p] = true
-	g.debug("sync", "from", p, "since", since, "want", want)
+	req.GroupID = g.id
+	g.debug("sync", "from", p, "since", req.SinceEpoch, "recent since", req.RecentSince, "want", req.Want, "one sender", len(req.Sender) > 0)
 	go func() {
 		ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 		defer cancel()
-		resp, err := g.c.node.Sync(ctx, p, &proto.SyncRequest{GroupID: g.id, SinceEpoch: since, Want: want})
+		resp, err := g.c.node.Sync(ctx, p, &req)
 		g.post(func() {
 			delete(g.syncing, p)
 			if err != nil {
@@ -439,14 +476,15 @@ func (g *group) requestSync(p peer.ID, since uint64, want proto.Want) {
 				}
 				return
 			}
-			g.applySync(p, resp, want)
+			g.applySync(p, resp, req)
 		})
 	}()
 }
 
 // applySync applies a sync answer in epoch order: each epoch's messages, then the commit
 // that left it.
-func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) {
+func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncRequest) {
+	want := req.Want
 	type item struct {
 		epoch  uint64
 		commit bool
@@ -469,14 +507,13 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) 
 		}
 		return !items[i].commit && items[j].commit
 	})
-	commits, msgs, last := 0, 0, uint64(0)
+	commits, msgs := 0, 0
 	start := g.mls.Epoch()
 	overlap := false // p has the commit of an epoch we were in: it knows our part of history
 	for _, it := range items {
 		overlap = overlap || (it.commit && it.epoch <= start)
 	}
 	for _, it := range items {
-		last = it.epoch
 		if it.commit {
 			f, err := parseCommitFrame(it.frame)
 			if err != nil {
@@ -510,7 +547,8 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, want proto.Want) 
 		}
 	}
 	if resp.More {
-		g.requestSync(p, last, want)
+		req.After = resp.Next
+		g.requestSync(p, req)
 	}
 }
 

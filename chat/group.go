@@ -74,6 +74,8 @@ type group struct {
 
 	pend       pending     // received messages not saved yet
 	flushTimer *time.Timer // nil: nothing pending
+	stateTimer *time.Timer // non-nil: the state moved on since it was last saved (stateEvery)
+	stateSaved time.Time   // when the group state was last saved
 	metaSaved  bool
 	started    time.Time // when the actor started, or we last entered the group
 
@@ -105,7 +107,8 @@ type peerInfo struct {
 	online  bool
 	hbEpoch uint64 // from its last heartbeat
 	hbAuth  []byte
-	saved   bool // its addresses are in the store (this session)
+	claimed map[uint64]uint32 // the message counts its last heartbeat gave, by epoch
+	saved   bool              // its addresses are in the store (this session)
 }
 
 // newGroup builds a group's layers. sigID is our signal identity in the group (nil if the
@@ -458,20 +461,48 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		return err
 	}
 	g.metaSaved = true
+	g.stateSaved = time.Now()
+	if g.stateTimer != nil {
+		g.stateTimer.Stop()
+		g.stateTimer = nil
+	}
 	for i := range own {
 		own[i].Seq = ch.msgs[len(pend.msgs)+i].Seq // the caller's copies get their cursor
 	}
+	g.saved(pend, ch.msgs)
+	return nil
+}
+
+// saveMessages stores the received messages pending, without the group state: see flush.
+func (g *group) saveMessages(ctx context.Context) error {
+	pend := g.pend
+	err := g.c.st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.AppendWire(g.id, pend.wire); err != nil {
+			return err
+		}
+		_, err := tx.AppendMessages(pend.msgs)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	g.saved(pend, pend.msgs)
+	return nil
+}
+
+// saved tells about the received messages of pend once msgs (which begin with them) are
+// stored.
+func (g *group) saved(pend pending, msgs []store.Message) {
 	g.pend = pending{}
 	if g.flushTimer != nil {
 		g.flushTimer.Stop()
 		g.flushTimer = nil
 	}
 	for i, ev := range pend.events {
-		if ch.msgs[i].Seq != 0 { // new, not a copy of a message we have
+		if msgs[i].Seq != 0 { // new, not a copy of a message we have
 			g.c.emit(ev)
 		}
 	}
-	return nil
 }
 
 // do runs f on the group's actor and returns its error.
@@ -513,16 +544,19 @@ func (g *group) run() {
 	defer tick.Stop()
 	g.heartbeat() // say we are here: members that were waiting for us learn it now
 	for {
-		var timerC, flushC <-chan time.Time
+		var timerC, flushC, stateC <-chan time.Time
 		if g.timer != nil {
 			timerC = g.timer.C
 		}
 		if g.flushTimer != nil {
 			flushC = g.flushTimer.C
 		}
+		if g.stateTimer != nil {
+			stateC = g.stateTimer.C
+		}
 		select {
 		case <-g.c.ctx.Done():
-			if len(g.pend.msgs) > 0 {
+			if len(g.pend.msgs) > 0 || g.stateTimer != nil {
 				if err := g.save(context.Background(), nil); err != nil {
 					g.c.cfg.Logger.Warn("chat: save at close: " + err.Error())
 				}
@@ -531,6 +565,11 @@ func (g *group) run() {
 		case <-flushC:
 			g.flushTimer = nil
 			g.flush()
+		case <-stateC:
+			g.stateTimer = nil
+			if err := g.save(g.c.ctx, nil); err != nil {
+				g.errorf("chat: save: %w", err)
+			}
 		case <-g.quit:
 			return
 		case f := <-g.ops:

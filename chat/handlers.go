@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -226,25 +227,33 @@ func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.Sy
 	if limit <= 0 || limit > maxSyncItems {
 		limit = maxSyncItems
 	}
-	items, more, err := h.c.st.WireSince(ctx, g.id, req.SinceEpoch, limit)
+	q := store.WireQuery{
+		Commits: req.Want&proto.WantCommits != 0, CommitsFrom: req.SinceEpoch,
+		Messages: req.Want&proto.WantRecent != 0, MessagesFrom: req.RecentFrom(),
+		Sender: req.Sender, After: store.WireCursor{Epoch: req.After.Epoch, Seq: int64(min(req.After.Seq, math.MaxInt64))},
+		Limit: limit,
+	}
+	resp := &proto.SyncResponse{GroupInfo: info}
+	if !q.Commits && !q.Messages {
+		return resp, nil
+	}
+	items, more, err := h.c.st.WireRead(ctx, g.id, q)
 	if err != nil {
 		return nil, err
 	}
-	resp := &proto.SyncResponse{GroupInfo: info, More: more}
+	resp.More = more
 	size := len(info)
 	for i, it := range items {
 		if size+len(it.Data) > maxSyncBytes && i > 0 {
 			resp.More = true
 			break
 		}
-		switch {
-		case it.Kind == store.WireCommit && req.Want&proto.WantCommits != 0:
+		if it.Kind == store.WireCommit {
 			resp.Commits = append(resp.Commits, syncItem(it.Epoch, it.Data))
-		case it.Kind == store.WireMessage && req.Want&proto.WantRecent != 0:
+		} else {
 			resp.Recent = append(resp.Recent, syncItem(it.Epoch, it.Data))
-		default:
-			continue
 		}
+		resp.Next = proto.SyncCursor{Epoch: it.Epoch, Seq: uint64(it.Seq)}
 		size += len(it.Data) + 8
 	}
 	return resp, nil

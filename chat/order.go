@@ -29,7 +29,6 @@ import (
 	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/layers"
 	"github.com/tchat-p2p/tchat/mlsgroup"
-	"github.com/tchat-p2p/tchat/net/proto"
 )
 
 // commitKey orders competing commits for one epoch: lower wins.
@@ -136,7 +135,7 @@ func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bo
 		g.applyCommit(from, f, raw, hh, quiet)
 	case f.epoch > cur:
 		g.stash(clone(raw))
-		g.requestSync(from, g.oldestEpoch(), proto.WantCommits|proto.WantRecent)
+		g.requestSync(from, g.catchUp())
 	default:
 		rec := g.histAt(f.epoch)
 		switch {

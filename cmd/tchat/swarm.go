@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,8 @@ func runSwarm(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Chat.KeepEpochs, "keep-epochs", 0, "past epochs each peer keeps (0: default)")
 	debug := fs.String("debug", "", "write every peer's chat debug log to this file")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,9 +78,32 @@ func runSwarm(args []string, stdout, stderr io.Writer) int {
 		cfg.Progress = bar.update
 		defer bar.clear()
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			errorf(stderr, "%v", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			errorf(stderr, "%v", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	r, err := swarm.Run(ctx, cfg)
+	if *memProfile != "" {
+		if f, err := os.Create(*memProfile); err != nil {
+			errorf(stderr, "%v", err)
+		} else {
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				errorf(stderr, "%v", err)
+			}
+			f.Close()
+		}
+	}
 	if cfg.Progress != nil {
 		cfg.Progress(swarm.Progress{Phase: "done"})
 	}

@@ -3,7 +3,7 @@ package store
 // SchemaVersion is the schema version this build writes: len(migrations). A
 // database with a higher version is refused with [ErrNewerSchema] and left
 // untouched.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // applicationID marks the database file as tchat's (PRAGMA application_id,
 // "tcht" in ASCII), so that `file` and sqlite3 tell it apart from other databases.
@@ -128,5 +128,12 @@ CREATE TABLE wire_log (
 	data     BLOB NOT NULL
 );
 CREATE INDEX wire_log_by_group ON wire_log (group_id, epoch, seq);
+`,
+	// 2 -> 3: the senders of logged application messages.
+	`
+-- sender: the credential identity of an application message's sender, so that
+-- a sync request can ask for one member's messages; NULL for commits,
+-- proposals and items logged before version 3.
+ALTER TABLE wire_log ADD COLUMN sender BLOB;
 `,
 }

@@ -29,8 +29,8 @@ func (k WireKind) String() string {
 	return fmt.Sprintf("WireKind(%d)", uint8(k))
 }
 
-// DefaultWireLimit is the number of items [Tx.WireSince] returns at most when
-// given no limit.
+// DefaultWireLimit is the number of items [Tx.WireRead] and [Tx.WireSince]
+// return at most when given no limit.
 const DefaultWireLimit = 1000
 
 // WireItem is one message of a group's wire log: a commit or an application
@@ -45,6 +45,47 @@ type WireItem struct {
 	Epoch uint64
 	Kind  WireKind
 	Data  []byte
+	// Sender is the credential identity of an application message's sender;
+	// nil when it is not known (proposals, items logged by an older tchat) or
+	// the item is not a message.
+	Sender []byte
+}
+
+// Cursor returns the item's position in the log, to read on after it with
+// [WireQuery.After].
+func (it *WireItem) Cursor() WireCursor { return WireCursor{Epoch: it.Epoch, Seq: it.Seq} }
+
+// WireCursor is a position in a group's wire log: items are ordered by epoch,
+// then Seq. The zero value is before every item (Seq starts at 1).
+type WireCursor struct {
+	Epoch uint64
+	Seq   int64
+}
+
+// WireQuery selects wire log items for [Tx.WireRead].
+type WireQuery struct {
+	Commits      bool // include WireCommit items with Epoch >= CommitsFrom
+	CommitsFrom  uint64
+	Messages     bool // include WireMessage items with Epoch >= MessagesFrom
+	MessagesFrom uint64
+	// Sender, if not empty, keeps only the messages whose sender is Sender or
+	// is not recorded (NULL: proposals, items logged before schema 3), since
+	// those may be Sender's. Commits are never filtered by sender.
+	Sender []byte
+	// After keeps only the items strictly after this position; the zero value
+	// means from the start. To read on after a page, pass the Cursor of its
+	// last item.
+	After WireCursor
+	Limit int // at most this many items (DefaultWireLimit if <= 0)
+}
+
+// nullIfEmpty gives SQL NULL for an empty or nil byte slice, which the driver
+// could otherwise bind as an empty blob.
+func nullIfEmpty(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // AppendWire adds items to a group's wire log, in order. The Seq of each item
@@ -60,7 +101,7 @@ func (tx *Tx) AppendWire(groupID []byte, items []WireItem) error {
 	if len(items) == 0 {
 		return nil
 	}
-	stmt, err := tx.tx.PrepareContext(tx.ctx, "INSERT INTO wire_log (group_id, epoch, kind, data) VALUES (?, ?, ?, ?)")
+	stmt, err := tx.tx.PrepareContext(tx.ctx, "INSERT INTO wire_log (group_id, epoch, kind, data, sender) VALUES (?, ?, ?, ?, ?)")
 	if err != nil {
 		return dbError("append wire log", err)
 	}
@@ -78,7 +119,7 @@ func (tx *Tx) AppendWire(groupID []byte, items []WireItem) error {
 		if err != nil {
 			return err
 		}
-		res, err := stmt.ExecContext(tx.ctx, groupID, e, int64(it.Kind), it.Data)
+		res, err := stmt.ExecContext(tx.ctx, groupID, e, int64(it.Kind), it.Data, nullIfEmpty(it.Sender))
 		if err != nil {
 			return dbError("append wire log", err)
 		}
@@ -89,23 +130,86 @@ func (tx *Tx) AppendWire(groupID []byte, items []WireItem) error {
 	return nil
 }
 
-// WireSince returns a group's wire log items with an epoch of at least
-// fromEpoch, ordered by epoch then arrival (Seq), at most limit of them
-// ([DefaultWireLimit] if limit <= 0). more reports that there are further items.
+// WireSince returns a group's wire log items, commits and messages, with an
+// epoch of at least fromEpoch, ordered by epoch then arrival (Seq), at most
+// limit of them ([DefaultWireLimit] if limit <= 0). more reports that there
+// are further items.
 //
-// A page may end inside an epoch. Asking again from the last epoch returned
-// gives that epoch's items from its start again (skip those already had, by
-// Seq), so an epoch with more than limit items cannot be read to its end.
+// A page may end inside an epoch, and asking again from the last epoch
+// returned gives that epoch's items from its start again. To read on where a
+// page ended, use [Tx.WireRead] with the last item's Cursor as
+// [WireQuery.After].
 func (tx *Tx) WireSince(groupID []byte, fromEpoch uint64, limit int) (items []WireItem, more bool, err error) {
+	return tx.WireRead(groupID, WireQuery{
+		Commits: true, CommitsFrom: fromEpoch,
+		Messages: true, MessagesFrom: fromEpoch,
+		Limit: limit,
+	})
+}
+
+// wireReadQuery is the one query behind WireRead. It walks the index
+// wire_log_by_group (group_id, epoch, seq) from the lowest epoch that can
+// match, in the order wanted, so LIMIT stops the walk; the other conditions
+// filter the rows walked. Rows of an unknown kind are selected too, to be
+// reported as corrupt rather than skipped.
+const wireReadQuery = `SELECT seq, epoch, kind, data, sender FROM wire_log
+	WHERE group_id = :group AND epoch >= :low
+	AND (epoch > :after_epoch OR (epoch = :after_epoch AND seq > :after_seq))
+	AND ((kind = 1 AND :commits AND epoch >= :commits_from)
+		OR (kind = 2 AND :messages AND epoch >= :messages_from
+			AND (:sender IS NULL OR sender IS NULL OR sender = :sender))
+		OR kind NOT IN (1, 2))
+	ORDER BY epoch, seq LIMIT :limit`
+
+// WireRead returns the items of a group's wire log that q selects, ordered by
+// epoch then arrival (Seq), at most q.Limit of them. more reports that further
+// items match: read them with the last item's Cursor as q.After.
+//
+// Paging with After returns every matching item exactly once, as long as no
+// item is appended to an epoch the pages have already passed (a late message
+// of an old epoch, logged between two pages, is not seen by the later ones).
+// A row of an unknown kind in the range read is reported as [ErrCorrupt].
+func (tx *Tx) WireRead(groupID []byte, q WireQuery) (items []WireItem, more bool, err error) {
+	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultWireLimit
 	}
-	from, err := epochValue(fromEpoch)
+	commitsFrom, err := epochValue(q.CommitsFrom)
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT seq, epoch, kind, data FROM wire_log
-		WHERE group_id = ? AND epoch >= ? ORDER BY epoch, seq LIMIT ?`, groupID, from, int64(limit)+1)
+	messagesFrom, err := epochValue(q.MessagesFrom)
+	if err != nil {
+		return nil, false, err
+	}
+	afterEpoch, err := epochValue(q.After.Epoch)
+	if err != nil {
+		return nil, false, err
+	}
+	// The lowest epoch any selected item can have.
+	var low int64
+	switch {
+	case q.Commits && q.Messages:
+		low = min(commitsFrom, messagesFrom)
+	case q.Commits:
+		low = commitsFrom
+	case q.Messages:
+		low = messagesFrom
+	default:
+		return nil, false, nil
+	}
+	low = max(low, afterEpoch)
+	rows, err := tx.tx.QueryContext(tx.ctx, wireReadQuery,
+		sql.Named("group", groupID),
+		sql.Named("low", low),
+		sql.Named("after_epoch", afterEpoch),
+		sql.Named("after_seq", q.After.Seq),
+		sql.Named("commits", q.Commits),
+		sql.Named("commits_from", commitsFrom),
+		sql.Named("messages", q.Messages),
+		sql.Named("messages_from", messagesFrom),
+		sql.Named("sender", nullIfEmpty(q.Sender)),
+		sql.Named("limit", int64(limit)+1))
 	if err != nil {
 		return nil, false, dbError("read wire log", err)
 	}
@@ -117,13 +221,16 @@ func (tx *Tx) WireSince(groupID []byte, fromEpoch uint64, limit int) (items []Wi
 		}
 		var it WireItem
 		var e, kind int64
-		if err := rows.Scan(&it.Seq, &e, &kind, &it.Data); err != nil {
+		if err := rows.Scan(&it.Seq, &e, &kind, &it.Data, &it.Sender); err != nil {
 			return nil, false, dbError("read wire log", err)
 		}
-		if e < 0 || kind < 0 || kind > 0xff {
+		if e < 0 || (kind != int64(WireCommit) && kind != int64(WireMessage)) {
 			return nil, false, fmt.Errorf("%w: wire log item %d", ErrCorrupt, it.Seq)
 		}
 		it.Epoch, it.Kind = uint64(e), WireKind(kind)
+		if len(it.Sender) == 0 {
+			it.Sender = nil
+		}
 		items = append(items, it)
 	}
 	if err := rows.Err(); err != nil {
@@ -185,6 +292,15 @@ func rowsAffected(what string, res sql.Result) (int64, error) {
 // use [Store.Update].
 func (s *Store) AppendWire(ctx context.Context, groupID []byte, items []WireItem) error {
 	return s.Update(ctx, func(tx *Tx) error { return tx.AppendWire(groupID, items) })
+}
+
+// WireRead reads a page of a group's wire log; see [Tx.WireRead].
+func (s *Store) WireRead(ctx context.Context, groupID []byte, q WireQuery) (items []WireItem, more bool, err error) {
+	err = s.View(ctx, func(tx *Tx) error {
+		items, more, err = tx.WireRead(groupID, q)
+		return err
+	})
+	return items, more, err
 }
 
 // WireSince reads a page of a group's wire log; see [Tx.WireSince].

@@ -20,9 +20,13 @@ import (
 //
 //	struct {
 //	    opaque group_id<0..255>;
-//	    uint64 since_epoch;
+//	    uint64 since_epoch;       /* commits (and messages, see recent_since) from this epoch */
 //	    uint8  want;              /* bit 0 commits, bit 1 recent, bit 2 group_info */
 //	    uint32 max_items;
+//	    uint64 recent_since;      /* messages from this epoch; 0: since_epoch */
+//	    opaque sender<0..255>;    /* only this member's messages (its credential identity); empty: all */
+//	    uint64 after_epoch;       /* resume strictly after the responder's cursor (after_epoch, after_seq); */
+//	    uint64 after_seq;         /*   both 0: from the start */
 //	} SyncRequest;
 //
 //	struct {
@@ -30,6 +34,8 @@ import (
 //	    Blob   commits<0..2^32-1>;
 //	    Blob   recent<0..2^32-1>;
 //	    opaque group_info<0..2^32-1>;
+//	    uint64 next_epoch;        /* with more: pass as after_epoch/after_seq to get the rest */
+//	    uint64 next_seq;
 //	} SyncResponse;               /* struct { opaque data<0..2^32-1>; } Blob; */
 //
 //	struct {
@@ -59,6 +65,9 @@ var ErrMalformed = errors.New("proto: malformed message")
 
 // MaxGroupID is the longest group id the protocols carry.
 const MaxGroupID = 255
+
+// MaxSender is the longest sender identity a SyncRequest carries.
+const MaxSender = 255
 
 // MaxReason is the longest reason text an error response carries; longer
 // reasons are cut.
@@ -100,21 +109,54 @@ type JoinResponse struct {
 
 // SyncRequest asks on /tchat/sync/1 for what a member missed of a group.
 type SyncRequest struct {
-	GroupID    []byte
+	GroupID []byte
+	// SinceEpoch is the first epoch whose commit is asked for, and the first
+	// epoch whose messages are, unless RecentSince says otherwise.
 	SinceEpoch uint64
 	Want       Want
 	// MaxItems bounds the number of commits plus recent messages in the
 	// answer; 0 lets the responder choose.
 	MaxItems uint32
+	// RecentSince is the first epoch whose messages are asked for; 0 means
+	// SinceEpoch (see RecentFrom).
+	RecentSince uint64
+	// Sender, if not empty, asks only for the messages of this member (its
+	// credential identity, at most MaxSender bytes). A responder that does
+	// not know the sender of a message sends it anyway; commits are not
+	// filtered.
+	Sender []byte
+	// After resumes a paged answer strictly after the responder's position
+	// given as SyncResponse.Next; the zero value asks from the start.
+	After SyncCursor
+}
+
+// RecentFrom returns the first epoch whose messages the request asks for:
+// RecentSince, or SinceEpoch if RecentSince is 0.
+func (m *SyncRequest) RecentFrom() uint64 {
+	if m.RecentSince == 0 {
+		return m.SinceEpoch
+	}
+	return m.RecentSince
+}
+
+// SyncCursor is a position in the responder's log of a group: an epoch and the
+// responder's own sequence number of an item within it. It means nothing to
+// another member; a requester only passes it back to the responder that gave
+// it.
+type SyncCursor struct {
+	Epoch, Seq uint64
 }
 
 // SyncResponse answers a SyncRequest. More says the responder has more than it
-// sent; ask again from the last epoch received.
+// sent; to get the rest, send the same request again with After set to Next.
 type SyncResponse struct {
 	Commits   [][]byte
 	Recent    [][]byte
 	GroupInfo []byte
 	More      bool
+	// Next is the responder's position of the last item it sent (the rest
+	// starts strictly after it); meaningful with More.
+	Next SyncCursor
 }
 
 // KeyPackageRequest asks on /tchat/kp/1 for one of a peer's KeyPackages, to add
@@ -276,11 +318,18 @@ func (m *SyncRequest) MarshalBinary() ([]byte, error) {
 	if m.Want&^wantAll != 0 {
 		return nil, errors.New("proto: unknown want bits")
 	}
+	if len(m.Sender) > MaxSender {
+		return nil, errors.New("proto: sender longer than 255 bytes")
+	}
 	return build(func(b *cryptobyte.Builder) {
 		addOpaque8(b, m.GroupID)
 		b.AddUint64(m.SinceEpoch)
 		b.AddUint8(uint8(m.Want))
 		b.AddUint32(m.MaxItems)
+		b.AddUint64(m.RecentSince)
+		addOpaque8(b, m.Sender)
+		b.AddUint64(m.After.Epoch)
+		b.AddUint64(m.After.Seq)
 	})
 }
 
@@ -290,7 +339,9 @@ func (m *SyncRequest) UnmarshalBinary(data []byte) error {
 	var v SyncRequest
 	var want uint8
 	if !readOpaque8(&s, &v.GroupID) || !s.ReadUint64(&v.SinceEpoch) ||
-		!s.ReadUint8(&want) || !s.ReadUint32(&v.MaxItems) || !s.Empty() ||
+		!s.ReadUint8(&want) || !s.ReadUint32(&v.MaxItems) ||
+		!s.ReadUint64(&v.RecentSince) || !readOpaque8(&s, &v.Sender) ||
+		!s.ReadUint64(&v.After.Epoch) || !s.ReadUint64(&v.After.Seq) || !s.Empty() ||
 		Want(want)&^wantAll != 0 {
 		return ErrMalformed
 	}
@@ -310,6 +361,8 @@ func (m *SyncResponse) MarshalBinary() ([]byte, error) {
 		addBlobs(b, m.Commits)
 		addBlobs(b, m.Recent)
 		addOpaque32(b, m.GroupInfo)
+		b.AddUint64(m.Next.Epoch)
+		b.AddUint64(m.Next.Seq)
 	})
 }
 
@@ -319,7 +372,8 @@ func (m *SyncResponse) UnmarshalBinary(data []byte) error {
 	var v SyncResponse
 	var more uint8
 	if !s.ReadUint8(&more) || more > 1 || !readBlobs(&s, &v.Commits) ||
-		!readBlobs(&s, &v.Recent) || !readOpaque32(&s, &v.GroupInfo) || !s.Empty() {
+		!readBlobs(&s, &v.Recent) || !readOpaque32(&s, &v.GroupInfo) ||
+		!s.ReadUint64(&v.Next.Epoch) || !s.ReadUint64(&v.Next.Seq) || !s.Empty() {
 		return ErrMalformed
 	}
 	v.More = more == 1

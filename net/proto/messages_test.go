@@ -22,9 +22,10 @@ func sampleMessages() []message {
 	return []message{
 		&JoinRequest{GroupID: []byte("group"), KeyPackage: []byte("kp"), InviteProof: []byte("proof")},
 		&JoinResponse{Welcome: []byte("welcome")},
-		&SyncRequest{GroupID: []byte("g"), SinceEpoch: 1 << 40, Want: WantCommits | WantGroupInfo, MaxItems: 77},
+		&SyncRequest{GroupID: []byte("g"), SinceEpoch: 1 << 40, Want: WantCommits | WantGroupInfo, MaxItems: 77,
+			RecentSince: 1<<40 - 3, Sender: []byte("alice"), After: SyncCursor{Epoch: 1<<40 + 1, Seq: 1 << 33}},
 		&SyncResponse{Commits: [][]byte{[]byte("c1"), []byte("c2")}, Recent: [][]byte{[]byte("r")},
-			GroupInfo: []byte("gi"), More: true},
+			GroupInfo: []byte("gi"), More: true, Next: SyncCursor{Epoch: 1<<40 + 2, Seq: 1<<33 + 9}},
 		&KeyPackageRequest{GroupID: []byte("g"), CipherSuite: 0xF001},
 		&KeyPackageResponse{KeyPackage: []byte("kp")},
 		&WelcomeRequest{GroupID: []byte("group"), Welcome: []byte("welcome"), RoomSecret: bytes.Repeat([]byte{0x42}, 32), Name: "Café ☕"},
@@ -39,6 +40,10 @@ func newLike(m message) message {
 func TestMessagesRoundTrip(t *testing.T) {
 	for _, m := range append(sampleMessages(),
 		&JoinRequest{}, &SyncResponse{}, &SyncRequest{}, &KeyPackageRequest{},
+		&SyncRequest{GroupID: bytes.Repeat([]byte{1}, MaxGroupID), Sender: bytes.Repeat([]byte{2}, MaxSender),
+			SinceEpoch: ^uint64(0), RecentSince: ^uint64(0), Want: wantAll, MaxItems: ^uint32(0),
+			After: SyncCursor{Epoch: ^uint64(0), Seq: ^uint64(0)}},
+		&SyncResponse{Next: SyncCursor{Epoch: ^uint64(0), Seq: ^uint64(0)}},            // Next without More
 		&WelcomeRequest{GroupID: []byte{1}, Welcome: []byte{2}, RoomSecret: []byte{3}}, // no name
 		&WelcomeRequest{GroupID: bytes.Repeat([]byte{1}, MaxGroupID), Welcome: bytes.Repeat([]byte{2}, 70000),
 			RoomSecret: bytes.Repeat([]byte{3}, MaxRoomSecret), Name: strings.Repeat("n", MaxGroupName)}) {
@@ -78,16 +83,90 @@ func TestMessagesBadValues(t *testing.T) {
 	if _, err := (&SyncRequest{Want: 8}).MarshalBinary(); err == nil {
 		t.Fatal("unknown want bit encoded")
 	}
-	// Sync request with an unknown want bit; sync response with more = 2.
-	if err := new(SyncRequest).UnmarshalBinary([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0}); !errors.Is(err, ErrMalformed) {
-		t.Fatal(err)
+	if _, err := (&SyncRequest{Sender: make([]byte, MaxSender+1)}).MarshalBinary(); err == nil {
+		t.Fatal("256-byte sender encoded")
 	}
-	if err := new(SyncResponse).UnmarshalBinary([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}); !errors.Is(err, ErrMalformed) {
+	// Sync request with an unknown want bit; sync response with more = 2.
+	// Each is a valid encoding with that one byte changed.
+	for _, bad := range []struct {
+		m     message
+		at    int
+		value byte
+	}{
+		{&SyncRequest{Want: WantRecent, Sender: []byte("s")}, 9, 8},
+		{&SyncRequest{Want: WantRecent, Sender: []byte("s")}, 9, 0x80},
+		{&SyncResponse{More: true, Next: SyncCursor{Epoch: 1, Seq: 2}}, 0, 2},
+	} {
+		enc, err := bad.m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := newLike(bad.m).UnmarshalBinary(enc); err != nil {
+			t.Fatalf("%T: the valid encoding: %v", bad.m, err)
+		}
+		enc[bad.at] = bad.value
+		if err := newLike(bad.m).UnmarshalBinary(enc); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%T with byte %d = %d: %v", bad.m, bad.at, bad.value, err)
+		}
+	}
+	// A sender length that overstates the bytes left (the cursor's 16 bytes
+	// would otherwise be taken as the sender).
+	enc, _ := (&SyncRequest{}).MarshalBinary()
+	enc[1+8+1+4+8] = 16
+	if err := new(SyncRequest).UnmarshalBinary(enc); !errors.Is(err, ErrMalformed) {
 		t.Fatal(err)
 	}
 	// A blob length beyond the data.
 	if err := new(JoinResponse).UnmarshalBinary([]byte{0xff, 0xff, 0xff, 0xff, 1}); !errors.Is(err, ErrMalformed) {
 		t.Fatal(err)
+	}
+}
+
+// The sync messages' encodings, byte by byte, as the grammar in messages.go
+// gives them.
+func TestSyncEncoding(t *testing.T) {
+	req := &SyncRequest{GroupID: []byte("gg"), SinceEpoch: 0x0102030405060708, Want: WantCommits | WantRecent,
+		MaxItems: 0x11223344, RecentSince: 0x2122232425262728, Sender: []byte("abc"),
+		After: SyncCursor{Epoch: 0x3132333435363738, Seq: 0x4142434445464748}}
+	want := []byte{
+		2, 'g', 'g', // group_id
+		1, 2, 3, 4, 5, 6, 7, 8, // since_epoch
+		3,                      // want
+		0x11, 0x22, 0x33, 0x44, // max_items
+		0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, // recent_since
+		3, 'a', 'b', 'c', // sender
+		0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, // after_epoch
+		0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, // after_seq
+	}
+	if enc, err := req.MarshalBinary(); err != nil || !bytes.Equal(enc, want) {
+		t.Fatalf("request: %x %v\nwant %x", enc, err, want)
+	}
+	resp := &SyncResponse{More: true, Commits: [][]byte{[]byte("c")}, Recent: [][]byte{{}, []byte("rr")},
+		GroupInfo: []byte("i"), Next: SyncCursor{Epoch: 0x5152535455565758, Seq: 9}}
+	want = []byte{
+		1,          // more
+		0, 0, 0, 5, // commits
+		0, 0, 0, 1, 'c',
+		0, 0, 0, 10, // recent
+		0, 0, 0, 0,
+		0, 0, 0, 2, 'r', 'r',
+		0, 0, 0, 1, 'i', // group_info
+		0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, // next_epoch
+		0, 0, 0, 0, 0, 0, 0, 9, // next_seq
+	}
+	if enc, err := resp.MarshalBinary(); err != nil || !bytes.Equal(enc, want) {
+		t.Fatalf("response: %x %v\nwant %x", enc, err, want)
+	}
+}
+
+func TestSyncRequestRecentFrom(t *testing.T) {
+	for _, c := range []struct{ since, recent, want uint64 }{
+		{0, 0, 0}, {5, 0, 5}, {5, 3, 3}, {5, 9, 9}, {0, 1, 1},
+	} {
+		r := SyncRequest{SinceEpoch: c.since, RecentSince: c.recent}
+		if got := r.RecentFrom(); got != c.want {
+			t.Errorf("since %d, recent_since %d: %d, want %d", c.since, c.recent, got, c.want)
+		}
 	}
 }
 
@@ -205,6 +284,18 @@ func FuzzMessages(f *testing.F) {
 		f.Add(wr, enc)
 	}
 	f.Add(index(&WelcomeResponse{}), []byte{0}) // a welcome response that is not empty
+	// Near misses for sync: an unknown want bit, more = 2, a sender length
+	// that runs into the cursor, a response without its cursor.
+	enc, _ := (&SyncRequest{GroupID: []byte("g"), Sender: []byte("s")}).MarshalBinary()
+	enc[1+1+8] = 8
+	f.Add(index(&SyncRequest{}), enc)
+	enc, _ = (&SyncRequest{}).MarshalBinary()
+	enc[1+8+1+4+8] = 16
+	f.Add(index(&SyncRequest{}), enc)
+	enc, _ = (&SyncResponse{More: true}).MarshalBinary()
+	f.Add(index(&SyncResponse{}), enc[:len(enc)-16])
+	enc[0] = 2
+	f.Add(index(&SyncResponse{}), enc)
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		samples := sampleMessages()
 		m := newLike(samples[int(kind)%len(samples)])

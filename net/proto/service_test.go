@@ -61,6 +61,11 @@ func (f *fakeCore) HandleSync(ctx context.Context, from peer.ID, req *SyncReques
 	if string(req.GroupID) == "unknown" {
 		return nil, ErrNotFound
 	}
+	if len(req.Sender) > 0 {
+		// A page of one sender's messages, resumed after the cursor.
+		return &SyncResponse{Recent: [][]byte{append([]byte("from "), req.Sender...)}, More: true,
+			Next: SyncCursor{Epoch: req.After.Epoch + req.RecentFrom(), Seq: req.After.Seq + 1}}, nil
+	}
 	return &SyncResponse{Commits: [][]byte{[]byte("c")}, GroupInfo: bytes.Repeat([]byte{7}, 100<<10)}, nil
 }
 
@@ -120,6 +125,11 @@ func TestRoundTrips(t *testing.T) {
 	sr, err := c.Sync(ctx, srv.ID(), &SyncRequest{GroupID: []byte("g"), Want: WantCommits | WantGroupInfo})
 	if err != nil || len(sr.Commits) != 1 || len(sr.GroupInfo) != 100<<10 {
 		t.Fatal(err)
+	}
+	sr, err = c.Sync(ctx, srv.ID(), &SyncRequest{GroupID: []byte("g"), Want: WantRecent, SinceEpoch: 9, RecentSince: 4,
+		Sender: []byte("alice"), After: SyncCursor{Epoch: 10, Seq: 41}})
+	if err != nil || len(sr.Recent) != 1 || string(sr.Recent[0]) != "from alice" || !sr.More || sr.Next != (SyncCursor{Epoch: 14, Seq: 42}) {
+		t.Fatal(sr, err)
 	}
 	if _, err = c.Sync(ctx, srv.ID(), &SyncRequest{GroupID: []byte("unknown")}); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
