@@ -81,7 +81,9 @@ type Config struct {
 	// EventBuffer is the size of the Events channel (0: 1024).
 	EventBuffer int
 
-	// Heartbeat is how often each group says where it is (0: 2 s).
+	// Heartbeat is how often each member of a group of up to 16 says where it is (0:
+	// 2 s). Members of larger groups say it less often, in proportion to the group's
+	// size, so that a group carries about 8 heartbeats a second however large it is.
 	Heartbeat time.Duration
 	// BatchDelay is how long the preferred committer gathers changes before it commits
 	// (0: 50 ms).

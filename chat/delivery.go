@@ -42,15 +42,8 @@ type outboxEntry struct {
 	Payload payload `json:"p"`
 }
 
-func (g *group) recipients() [][]byte {
-	var out [][]byte
-	for _, m := range g.mls.Members() {
-		if m.LeafIndex != g.mls.LeafIndex() {
-			out = append(out, m.Identity)
-		}
-	}
-	return out
-}
+// recipients returns the other members' identities (not to be modified).
+func (g *group) recipients() [][]byte { return g.roster().recips }
 
 // send seals a text message, saves it (history, outbox, wire log) with the state it used,
 // and publishes it.
@@ -277,13 +270,27 @@ func (g *group) notePeer(ident []byte, nick string) {
 
 // checkOnline marks members not heard from for three heartbeats as offline.
 func (g *group) checkOnline() {
-	limit := 3 * g.c.cfg.Heartbeat
+	limit := 3 * g.beat()
 	for id, pi := range g.peers {
 		if pi.online && time.Since(pi.heard) > limit {
 			pi.online = false
 			g.c.emit(PeerOffline{Group: g.gid, Peer: peerOf([]byte(id))})
 		}
 	}
+}
+
+// beatGroup is the group size up to which members send heartbeats every
+// Config.Heartbeat; see beat.
+const beatGroup = 16
+
+// beat is how often we send heartbeats in this group: Config.Heartbeat, times the
+// number of members over beatGroup.
+func (g *group) beat() time.Duration {
+	n := len(g.roster().leaf)
+	if n <= beatGroup {
+		return g.c.cfg.Heartbeat
+	}
+	return g.c.cfg.Heartbeat * time.Duration(n) / beatGroup
 }
 
 // heartbeat publishes our epoch, authenticator prefix and recent message counts.

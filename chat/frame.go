@@ -102,11 +102,11 @@ func appFrame(envelope []byte) []byte {
 	return append([]byte{frameApp}, envelope...)
 }
 
-// heartbeat is what each member says of itself every Config.Heartbeat, signed with its
-// identity key: the epoch it is in and a prefix of that epoch's authenticator (two
-// members with the same epoch and different authenticators are on different branches),
-// and how many application messages it sent in each recent epoch (a member that
-// received fewer asks for the rest over /tchat/sync/1).
+// heartbeat is what each member says of itself every beat (Config.Heartbeat, less often
+// in large groups), signed with its identity key: the epoch it is in and a prefix of that
+// epoch's authenticator (two members with the same epoch and different authenticators
+// are on different branches), and how many application messages it sent in each recent
+// epoch (a member that received fewer asks for the rest over /tchat/sync/1).
 type heartbeat struct {
 	group    []byte
 	identity []byte // 32 bytes

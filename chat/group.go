@@ -86,6 +86,8 @@ type group struct {
 	joinSig    *signal.Identity
 	joinUntil  time.Time
 	confirmed  bool // a member's heartbeat agreed with our epoch since we entered it
+
+	rost *roster // see roster
 }
 
 // epochRec is one past epoch of our branch: enough to go back to it when a commit for it
@@ -243,12 +245,34 @@ func (g *group) syncPeers(before map[string][]byte) error {
 }
 
 func (g *group) leafOf(ident []byte) (uint32, bool) {
-	for _, m := range g.mls.Members() {
-		if bytes.Equal(m.Identity, ident) {
-			return m.LeafIndex, true
+	leaf, ok := g.roster().leaf[string(ident)]
+	return leaf, ok
+}
+
+// roster is what the group asks of its membership for every frame (is the author a
+// member, to whom does a message go), worked out once per epoch: listing an MLS group's
+// members walks its whole tree.
+type roster struct {
+	mg     *mlsgroup.Group
+	epoch  uint64
+	leaf   map[string]uint32 // identity → leaf index
+	recips [][]byte          // the other members' identities
+}
+
+func (g *group) roster() *roster {
+	if r := g.rost; r != nil && r.mg == g.mls && r.epoch == g.mls.Epoch() {
+		return r
+	}
+	ms := g.mls.Members()
+	r := &roster{mg: g.mls, epoch: g.mls.Epoch(), leaf: make(map[string]uint32, len(ms))}
+	for _, m := range ms {
+		r.leaf[string(m.Identity)] = m.LeafIndex
+		if m.LeafIndex != g.mls.LeafIndex() {
+			r.recips = append(r.recips, m.Identity)
 		}
 	}
-	return 0, false
+	g.rost = r
+	return r
 }
 
 func (g *group) authPrefix() []byte { return g.mls.EpochAuthenticator()[:authPrefix] }
@@ -538,7 +562,7 @@ func (g *group) run() {
 	defer close(g.done)
 	g.started = time.Now()
 	msgs := g.topic.Messages()
-	hb := time.NewTicker(g.c.cfg.Heartbeat)
+	hb := time.NewTimer(g.beat())
 	defer hb.Stop()
 	tick := time.NewTicker(g.c.cfg.Settle / 2)
 	defer tick.Stop()
@@ -582,6 +606,7 @@ func (g *group) run() {
 		case <-hb.C:
 			g.heartbeat()
 			g.checkOnline()
+			hb.Reset(g.beat())
 		case <-tick.C:
 			g.settle()
 		case <-timerC:

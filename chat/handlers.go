@@ -199,16 +199,17 @@ func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.Sy
 	if err != nil {
 		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
 	}
+	pub, err := identity.PublicKeyFromPeerID(from)
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeRefused, "not a member of this group")
+	}
+	id := string(pub.Bytes())
 	allowed := false
 	var info []byte
 	err = g.do(ctx, func() error {
-		for _, m := range g.mls.Members() {
-			allowed = allowed || peerOf(m.Identity) == from
-		}
+		_, allowed = g.roster().leaf[id]
 		for _, r := range g.hist {
-			for id := range r.idents {
-				allowed = allowed || peerOf([]byte(id)) == from
-			}
+			allowed = allowed || r.idents[id]
 		}
 		if allowed && req.Want&proto.WantGroupInfo != 0 && g.active() {
 			var err error

@@ -98,7 +98,7 @@ func (g *group) onlineRank() int {
 	// Until we have heard the group for a few heartbeats (just joined, or restarted),
 	// everyone counts as online: a member that sees few peers yet must not think itself
 	// first.
-	all := time.Since(g.started) < 3*g.c.cfg.Heartbeat
+	all := time.Since(g.started) < 3*g.beat()
 	r := 0
 	for _, m := range rankOrder(g.mls) {
 		if m.LeafIndex == me {
