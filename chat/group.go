@@ -498,9 +498,11 @@ func (g *group) save(ctx context.Context, ch *change) error {
 }
 
 // saveMessages stores the received messages pending, without the group state: see flush.
+// They are not synced to disk at once: what a power failure loses of them, the members
+// send again as they would after a crash.
 func (g *group) saveMessages(ctx context.Context) error {
 	pend := g.pend
-	err := g.c.st.Update(ctx, func(tx *store.Tx) error {
+	err := g.c.st.UpdateUnsynced(ctx, func(tx *store.Tx) error {
 		if err := tx.AppendWire(g.id, pend.wire); err != nil {
 			return err
 		}

@@ -14,7 +14,8 @@
 // nonce reuse). The rule for callers is: commit the state change first, with
 // [Store.Update], then let the message leave; a state change and the message that
 // depends on it go in the same transaction. Batching many changes in one
-// transaction amortizes the sync.
+// transaction amortizes the sync. Writes that can be had again if lost (received
+// messages) may skip the sync with [Store.UpdateUnsynced].
 //
 // # Secrets
 //
@@ -40,6 +41,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -370,12 +372,46 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.run(ctx, s.w, true, fn)
 }
 
+// UpdateUnsynced is [Store.Update] for writes whose loss in a power failure or an
+// OS crash is harmless because they can be had again, such as received messages a
+// member can fetch from its group again: the commit is not synced to disk before
+// UpdateUnsynced returns (synchronous=NORMAL for this transaction only). It survives
+// a crash of the process, the database stays consistent in every case, and the
+// writes become durable with the next synced commit or checkpoint. Never use it for
+// a state change a message that leaves depends on (see Durability).
+func (s *Store) UpdateUnsynced(ctx context.Context, fn func(tx *Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	conn, err := s.w.Conn(ctx) // the one writer connection
+	if err != nil {
+		return dbError("begin", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return dbError("begin", err)
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.Background(), "PRAGMA synchronous = FULL"); err != nil {
+			// The connection must not serve another transaction unsynced: drop it
+			// (a new one gets synchronous=FULL from the DSN).
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return s.run(ctx, conn, true, fn)
+}
+
 // View runs fn in a read-only transaction, which sees one consistent state.
 func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.run(ctx, s.r, false, fn)
 }
 
-func (s *Store) run(ctx context.Context, db *sql.DB, write bool, fn func(*Tx) error) (err error) {
+// beginner is a *sql.DB or a *sql.Conn.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func (s *Store) run(ctx context.Context, db beginner, write bool, fn func(*Tx) error) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}

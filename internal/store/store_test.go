@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -712,5 +713,65 @@ func TestConcurrentUse(t *testing.T) {
 	n, err := view(ctx, s, func(tx *Tx) (int64, error) { return tx.CountMessages([]byte("g")) })
 	if err != nil || n != writers*each {
 		t.Fatalf("%d messages, %v", n, err)
+	}
+}
+
+// TestUpdateUnsynced: an unsynced transaction commits (and survives closing the store),
+// rolls back on error, runs with synchronous=NORMAL, and leaves the writer at FULL.
+func TestUpdateUnsynced(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, testKey(1))
+	syncLevel := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) int64 {
+		t.Helper()
+		var v int64
+		if err := q.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var inside int64
+	err := s.UpdateUnsynced(ctx, func(tx *Tx) error {
+		inside = syncLevel(tx.tx)
+		_, err := tx.AppendMessages([]Message{msg("g", 1, 1, "kept")})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside != 1 {
+		t.Errorf("synchronous inside the transaction = %d, want 1 (NORMAL)", inside)
+	}
+	if got := syncLevel(s.w); got != 2 {
+		t.Errorf("synchronous after = %d, want 2 (FULL)", got)
+	}
+	boom := errors.New("boom")
+	if err := s.UpdateUnsynced(ctx, func(tx *Tx) error {
+		if _, err := tx.AppendMessages([]Message{msg("g", 2, 1, "dropped")}); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("failing update: %v", err)
+	}
+	if got := syncLevel(s.w); got != 2 {
+		t.Errorf("synchronous after a rollback = %d, want 2 (FULL)", got)
+	}
+	s.Close()
+	s = openT(t, dir, testKey(1))
+	ms, _, err := s.History(ctx, []byte("g"), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || string(ms[0].Content) != "kept" {
+		t.Errorf("after reopening: %d messages %v", len(ms), ms)
+	}
+	if err := s.UpdateUnsynced(ctx, func(*Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.UpdateUnsynced(ctx, func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("on a closed store: %v", err)
 	}
 }
