@@ -69,6 +69,7 @@ type group struct {
 	removers  map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch
 	renamer   *uint32           // the leaf that proposed new extensions (a name) in this epoch
 	proposals int               // proposals received in this epoch
+	foreign   [][]byte          // proposal envelopes for this epoch that MLS refused (of another branch?)
 	timer     *time.Timer       // commit timer (nil: none)
 	timerAt   uint64            // the epoch the timer was armed for
 

@@ -114,6 +114,7 @@ func (g *group) onlineRank() int {
 
 func (g *group) pushHist(r epochRec) {
 	r.applied = time.Now()
+	r.props, g.foreign = append(r.props, g.foreign...), nil
 	g.hist = append(g.hist, r)
 	if n := len(g.hist) - g.c.cfg.KeepEpochs; n > 0 {
 		g.hist = append([]epochRec(nil), g.hist[n:]...)
@@ -280,7 +281,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 			delete(g.got, e)
 		}
 	}
-	g.proposals = 0
+	g.proposals, g.foreign = 0, nil
 	g.removers, g.renamer = map[uint32]uint32{}, nil
 	for _, in := range g.intents {
 		in.proposed = 0
@@ -669,18 +670,20 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 		}
 		return
 	}
+	// A proposal that does not open or is refused is not the user's concern (nothing
+	// they can do about it); one for our epoch number that fails authentication is most
+	// likely of another branch, kept for judging that branch's commit.
 	inner, err := g.openHandshake(g.mls, f.hs)
 	if err != nil {
-		if !g.quiet() {
-			g.errorf("chat: a proposal did not open: %w", err)
-		}
+		g.debug("a proposal did not open", "err", err)
 		return
 	}
 	g.seen.add(hh)
 	p, err := g.mls.Process(inner)
 	if err != nil {
-		if !g.quiet() {
-			g.errorf("chat: proposal refused: %w", err)
+		g.debug("a proposal was refused", "err", err)
+		if errors.Is(err, mlsgroup.ErrAuth) && len(g.foreign) < 64 {
+			g.foreign = append(g.foreign, f.hs)
 		}
 		return
 	}

@@ -138,7 +138,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	g.started = time.Now()
 	g.confirmed = false
 	g.sent, g.got = map[uint64]uint32{}, map[uint64]map[string]uint32{}
-	g.proposals, g.removers, g.renamer = 0, map[uint32]uint32{}, nil
+	g.proposals, g.foreign, g.removers, g.renamer = 0, nil, map[uint32]uint32{}, nil
 	g.stopTimer()
 	for _, in := range g.intents {
 		in.proposed, in.at, in.doneAt = 0, nil, time.Time{}

@@ -16,8 +16,8 @@
 //	r := s.Report()
 //
 // The swarm runs on loopback (real TCP on 127.0.0.1), or on libp2p's simulated network
-// (x/simlibp2p: real QUIC hosts over simulated links with 25 ms latency), which also
-// runs under testing/synctest.
+// (x/simlibp2p: real QUIC hosts over simulated links, 50 ms one way by default), which
+// also runs under testing/synctest.
 package swarm
 
 import (
@@ -71,6 +71,8 @@ const (
 	DefaultDegree    = 4
 	DefaultJoinBatch = 10
 	DefaultDrain     = 90 * time.Second
+	// DefaultLatency is the one-way delay of every simulated link.
+	DefaultLatency = 50 * time.Millisecond
 	// fullMeshMax: up to this many peers, every pair is connected.
 	fullMeshMax = 8
 )
@@ -85,6 +87,9 @@ type Config struct {
 	Rate float64
 	// Net is the network: ""/Loopback, or Sim.
 	Net Net
+	// Latency is the one-way delay of every link of the simulated network (0:
+	// DefaultLatency).
+	Latency time.Duration
 	// Drop is the probability that one gossip message delivered to a peer (a published
 	// message inside an incoming gossipsub RPC, on any hop) is thrown away.
 	Drop float64
@@ -161,6 +166,9 @@ func (c *Config) defaults() error {
 	if c.Drain <= 0 {
 		c.Drain = DefaultDrain
 	}
+	if c.Latency <= 0 {
+		c.Latency = DefaultLatency
+	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
 	}
@@ -220,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	s.meter.dropP = cfg.Drop
 	s.meter.rng = rand.New(rand.NewPCG(cfg.Seed^0x5bd1e995, cfg.Seed))
 	if cfg.Net == Sim {
-		s.sim = &simnet.Simnet{LatencyFunc: simnet.StaticLatency(25 * time.Millisecond)}
+		s.sim = &simnet.Simnet{LatencyFunc: simnet.StaticLatency(cfg.Latency)}
 		s.sim.Start()
 	}
 	// Identities first, so that the gate knows every peer id before any host starts.

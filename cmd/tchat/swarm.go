@@ -27,6 +27,7 @@ func runSwarm(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Messages, "messages", 100, "messages sent in all, from random members")
 	fs.Float64Var(&cfg.Rate, "rate", swarm.DefaultRate, "messages per second across the swarm")
 	netName := fs.String("net", "loopback", "network: loopback (TCP on 127.0.0.1) or sim (libp2p's simulated network)")
+	fs.DurationVar(&cfg.Latency, "latency", swarm.DefaultLatency, "one-way delay of every simulated link (--net sim)")
 	fs.Float64Var(&cfg.Drop, "drop", 0, "probability that a gossip message delivered to a peer is lost")
 	partition := fs.String("partition", "", "splits healed mid-run: AT:FOR[:FRACTION],… (e.g. 0.3:5s: half the peers cut off for 5 s once 30% of the messages are out)")
 	fs.IntVar(&cfg.Churn, "churn", 0, "members removed and added back during the run")
