@@ -32,6 +32,9 @@ type payload struct {
 	Nick   string `json:"nick,omitempty"`
 	Epoch  uint64 `json:"e"`           // the epoch it was first sent in
 	Resent bool   `json:"r,omitempty"` // sent again after its first epoch lost
+	// N is how many messages the sender has sent in the epoch it sealed this one in,
+	// this one included: a receiver that has fewer of them lost some on the way.
+	N uint32 `json:"n,omitempty"`
 }
 
 // outboxEntry is what the outbox keeps of an own message until its epoch is final: the
@@ -81,6 +84,8 @@ func (g *group) send(ctx context.Context, text string) (Message, error) {
 // sendPayload seals p in the current epoch and sends it; msgs go into the history in the
 // same transaction.
 func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message) error {
+	epoch := g.mls.Epoch()
+	p.N = g.sent[epoch] + 1
 	pt, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -96,7 +101,6 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 		return err
 	}
 	idb, _ := hex.DecodeString(p.ID)
-	epoch := g.mls.Epoch()
 	g.sent[epoch]++
 	g.seen.add(frameHash(frame))
 	// The key generation used is gone from the state: save before the message leaves.
@@ -108,12 +112,40 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 		g.sent[epoch]--
 		return fmt.Errorf("chat: save: %w", err)
 	}
+	g.publish(ctx, frame)
+	return nil
+}
+
+// maxHeld bounds the frames held back for want of peers on the topic.
+const maxHeld = 256
+
+// publish sends an application frame on the topic. With nobody on the topic yet (we
+// have just joined, and the members have not heard of us), the frame would go nowhere:
+// it is held and published once someone is there (see publishHeld). Either way it is
+// saved, in the outbox and in the wire log: members that miss it see it counted, and
+// fetch it by sync.
+func (g *group) publish(ctx context.Context, frame []byte) {
+	if len(g.topic.Peers()) == 0 {
+		if len(g.held) < maxHeld {
+			g.held = append(g.held, frame)
+		}
+		return
+	}
 	if err := g.topic.Publish(ctx, frame); err != nil {
-		// It is saved, in the outbox and in the wire log: the members see it counted in
-		// our heartbeats and fetch it by sync. Not an error for the caller.
 		g.errorf("chat: publish (the members will fetch the message by sync): %w", err)
 	}
-	return nil
+}
+
+// publishHeld publishes the frames held back, once there are peers on the topic.
+func (g *group) publishHeld() {
+	if len(g.held) == 0 || len(g.topic.Peers()) == 0 {
+		return
+	}
+	held := g.held
+	g.held = nil
+	for _, f := range held {
+		g.publish(g.c.ctx, f)
+	}
 }
 
 // quiet reports whether errors about messages that do not open should be kept quiet:
@@ -134,7 +166,13 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	switch {
 	case err == nil:
 	case errors.Is(err, layers.ErrNoKey):
-		g.stash(clone(frame)) // an epoch we have not reached yet
+		// An epoch we have not reached yet, or (the sender known) a sender key we do
+		// not have: the message that carried it was lost on the way.
+		g.stash(clone(frame))
+		if len(actx.Sender) > 0 && !fromSync {
+			g.notePeer(actx.Sender, "") // MLS authenticated it: a member, and there
+			g.lackKey(actx.Sender)
+		}
 		return
 	default:
 		// Not marked as seen: a message of another branch opens once we are on it.
@@ -170,6 +208,7 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	}
 	sent := time.UnixMilli(p.Time)
 	g.notePeer(actx.Sender, p.Nick)
+	g.noteCount(actx.Epoch, actx.Sender, p.N)
 	// Saved at most flushDelay from now (or sooner when many come), in one transaction
 	// for a burst of messages; see flush.
 	g.pend.msgs = append(g.pend.msgs, store.Message{
@@ -266,6 +305,101 @@ func (g *group) notePeer(ident []byte, nick string) {
 			}
 		}
 	}
+}
+
+// gapWait is how long a message that a later one of the same sender showed missing
+// may still be on its way (gossip does not keep order) before we ask for it.
+const gapWait = time.Second
+
+// noteCount records that sender said, in a message sealed in epoch, that it had sent n
+// messages in that epoch.
+func (g *group) noteCount(epoch uint64, sender []byte, n uint32) {
+	pi := g.peers[string(sender)]
+	if pi == nil || n == 0 {
+		return
+	}
+	if pi.heardN == nil {
+		pi.heardN = map[uint64]uint32{}
+	}
+	pi.heardN[epoch] = max(pi.heardN[epoch], n)
+	if g.got[epoch][string(sender)] < pi.heardN[epoch] && pi.gapAt.IsZero() {
+		pi.gapAt = time.Now()
+	}
+}
+
+// lackKey records that a message of sender did not open for lack of its signal sender
+// key: the message that carried the key is missing, in this epoch or an earlier one.
+func (g *group) lackKey(sender []byte) {
+	pi := g.peers[string(sender)]
+	if pi == nil || pi.lackKey {
+		return
+	}
+	pi.lackKey = true
+	if pi.gapAt.IsZero() {
+		pi.gapAt = time.Now()
+	}
+}
+
+// checkGaps asks for the messages that later messages of the same sender showed missing
+// for gapWait: lost on the way. (The last messages a member sent before falling silent
+// are asked for after its heartbeats, which count them.) A gap that stays is asked for
+// again, less and less often.
+func (g *group) checkGaps() {
+	cur := g.mls.Epoch()
+	for id, pi := range g.peers {
+		if pi.gapAt.IsZero() || time.Since(pi.gapAt) < gapWait<<min(pi.gapTries, 6) {
+			continue
+		}
+		need, missing := uint64(0), false
+		for e, n := range pi.heardN {
+			if e < g.joinEpoch || e+uint64(g.c.cfg.KeepEpochs) < cur {
+				delete(pi.heardN, e)
+				continue
+			}
+			if g.got[e][id] < n && (!missing || e < need) {
+				need, missing = e, true
+			}
+		}
+		if pi.lackKey {
+			// The key may have come in any epoch we could still read.
+			need, missing = max(g.joinEpoch, g.oldestEpoch()), true
+			pi.lackKey = false // set again if its messages still do not open
+		}
+		if !missing {
+			pi.gapAt, pi.gapTries = time.Time{}, 0
+			continue
+		}
+		pi.gapAt = time.Now()
+		pi.gapTries++
+		g.debug("messages missing", "from", peerOf([]byte(id)), "epoch", need)
+		g.requestSync(g.syncPeerFor(peerOf([]byte(id))), proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
+	}
+}
+
+// syncPeerFor picks whom to ask for author's messages: the author if we are connected
+// to it, else a member online we are connected to (which most likely has them).
+func (g *group) syncPeerFor(author peer.ID) peer.ID {
+	if ok, _ := g.c.node.Connected(author); ok && !g.syncing[author] {
+		return author
+	}
+	return g.otherMember(author)
+}
+
+// otherMember picks a member online, other than p, that we are connected to and not
+// syncing with ("" if there is none).
+func (g *group) otherMember(p peer.ID) peer.ID {
+	var cands []peer.ID
+	for id, pi := range g.peers {
+		if q := peerOf([]byte(id)); pi.online && q != p && !g.syncing[q] {
+			if ok, _ := g.c.node.Connected(q); ok {
+				cands = append(cands, q)
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return ""
+	}
+	return cands[mrand.IntN(len(cands))]
 }
 
 // checkOnline marks members not heard from for three heartbeats as offline.
@@ -441,17 +575,7 @@ func (g *group) fruitlessSync(p peer.ID) {
 // syncElsewhere asks another member we hear for what p did not have (p joined after
 // the epoch we are in, so it has not got the commits we miss).
 func (g *group) syncElsewhere(p peer.ID) {
-	var cands []peer.ID
-	for id, pi := range g.peers {
-		if q := peerOf([]byte(id)); pi.online && q != p && !g.syncing[q] {
-			if ok, _ := g.c.node.Connected(q); ok {
-				cands = append(cands, q)
-			}
-		}
-	}
-	if len(cands) > 0 {
-		g.requestSync(cands[mrand.IntN(len(cands))], g.catchUp())
-	}
+	g.requestSync(g.otherMember(p), g.catchUp())
 }
 
 // oldestEpoch is the oldest epoch of our branch we could still go back to.
@@ -545,6 +669,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 			msgs++
 		}
 	}
+	g.debug("sync applied", "from", p, "items", len(items), "commits", commits, "messages", msgs, "more", resp.More)
 	g.c.emit(SyncProgress{Group: g.gid, Peer: p, Commits: commits, Messages: msgs, Done: !resp.More})
 	if commits == 0 && want&proto.WantCommits != 0 && !resp.More {
 		if overlap {

@@ -88,7 +88,8 @@ type group struct {
 	joinUntil  time.Time
 	confirmed  bool // a member's heartbeat agreed with our epoch since we entered it
 
-	rost *roster // see roster
+	rost *roster  // see roster
+	held [][]byte // our application frames not published yet: nobody was on the topic
 }
 
 // epochRec is one past epoch of our branch: enough to go back to it when a commit for it
@@ -105,13 +106,17 @@ type epochRec struct {
 }
 
 type peerInfo struct {
-	heard   time.Time
-	nick    string
-	online  bool
-	hbEpoch uint64 // from its last heartbeat
-	hbAuth  []byte
-	claimed map[uint64]uint32 // the message counts its last heartbeat gave, by epoch
-	saved   bool              // its addresses are in the store (this session)
+	heard    time.Time
+	nick     string
+	online   bool
+	hbEpoch  uint64 // from its last heartbeat
+	hbAuth   []byte
+	claimed  map[uint64]uint32 // the message counts its last heartbeat gave, by epoch
+	heardN   map[uint64]uint32 // the highest count its messages gave (payload.N), by epoch
+	gapAt    time.Time         // when we saw we lack some of its messages, or last asked for them (zero: we do not lack any)
+	gapTries int               // how many times we asked for them
+	lackKey  bool              // a message of its did not open for lack of its sender key
+	saved    bool              // its addresses are in the store (this session)
 }
 
 // newGroup builds a group's layers. sigID is our signal identity in the group (nil if the
@@ -612,6 +617,8 @@ func (g *group) run() {
 			hb.Reset(g.beat())
 		case <-tick.C:
 			g.settle()
+			g.checkGaps()
+			g.publishHeld()
 		case <-timerC:
 			g.timer = nil
 			g.commitDue()

@@ -281,6 +281,13 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 			delete(g.got, e)
 		}
 	}
+	for _, pi := range g.peers {
+		for e := range pi.heardN {
+			if e > rec.epoch {
+				delete(pi.heardN, e)
+			}
+		}
+	}
 	g.proposals, g.foreign = 0, nil
 	g.removers, g.renamer = map[uint32]uint32{}, nil
 	for _, in := range g.intents {

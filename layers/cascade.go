@@ -79,7 +79,9 @@ func (c *Cascade) Seal(ctx *Context, plaintext []byte) ([]byte, error) {
 // inner, and commits the layers' staged state changes only if all opened.
 // Every refusal is ErrAuth (or ErrNoKey) and leaves all state as it was.
 // Open reads ctx.Group and ctx.Sender; on success it writes back what the
-// layers authenticated (Sender, Epoch) and ctx.AD.
+// layers authenticated (Sender, Epoch) and ctx.AD. On ErrNoKey from an inner
+// layer it writes back the Sender and Epoch the outer layers authenticated, if
+// any, so that the caller knows whose key it lacks.
 func (c *Cascade) Open(ctx *Context, msg []byte) ([]byte, error) {
 	if len(msg) > MaxMessage+MaxHeader || ctx.Check() != nil {
 		return nil, ErrAuth
@@ -109,6 +111,7 @@ func (c *Cascade) Open(ctx *Context, msg []byte) ([]byte, error) {
 		out, commit, err := c.layers[i].Open(&local, data)
 		if err != nil {
 			if errors.Is(err, ErrNoKey) {
+				ctx.Sender, ctx.Epoch = local.Sender, local.Epoch
 				return nil, ErrNoKey
 			}
 			return nil, ErrAuth

@@ -442,3 +442,27 @@ func TestCascadeConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCascadeNoKeyNamesSender: a member that missed the message carrying a sender's
+// signal sender key gets ErrNoKey for the next one, with the sender the MLS layer
+// authenticated, so that it can ask for what it missed; once it has that message, both
+// open.
+func TestCascadeNoKeyNamesSender(t *testing.T) {
+	ps := conversation(t, layers.PolicyGroup, 3)
+	a, b := ps[0], ps[1]
+	first := sealFrom(t, a.c, a, []byte("first"), others(ps, a)...)
+	second := sealFrom(t, a.c, a, []byte("second"), others(ps, a)...)
+	before := snapshot(t, b)
+	_, ctx, err := openAt(b.c, second)
+	if err != layers.ErrNoKey {
+		t.Fatalf("without the sender key: %v, want ErrNoKey", err)
+	}
+	if !bytes.Equal(ctx.Sender, a.id) {
+		t.Errorf("ErrNoKey names sender %x, want %x", ctx.Sender, a.id)
+	}
+	if !bytes.Equal(before, snapshot(t, b)) {
+		t.Fatal("a message that did not open changed the state")
+	}
+	mustOpen(t, b, a, first, []byte("first"))
+	mustOpen(t, b, a, second, []byte("second"))
+}

@@ -77,6 +77,7 @@ func (pg peerGate) InterceptUpgraded(network.Conn) (bool, control.DisconnectReas
 type meter struct {
 	sent    []atomic.Int64
 	dropP   float64
+	paused  atomic.Bool // no drops for now (tests)
 	dropped atomic.Int64
 
 	mu  sync.Mutex
@@ -86,7 +87,7 @@ type meter struct {
 func newMeter(n int) *meter { return &meter{sent: make([]atomic.Int64, n)} }
 
 func (m *meter) drop() bool {
-	if m.dropP <= 0 {
+	if m.dropP <= 0 || m.paused.Load() {
 		return false
 	}
 	m.mu.Lock()
