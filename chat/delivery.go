@@ -501,7 +501,7 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 			g.requestSync(from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: h.identity})
 		}
 	case h.epoch > cur:
-		g.requestSync(from, g.catchUp())
+		g.noteAhead(from, h.epoch)
 	default:
 		if a := g.chainAuth(h.epoch); a == nil || bytes.Equal(a[:authPrefix], h.auth) {
 			// Behind us on our branch (or further back than we can tell): it will
@@ -509,6 +509,13 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 			delete(g.stuck, string(h.identity))
 			return
 		}
+		// One sync per aheadWait with each member on another branch: the member
+		// whose branch lost must get to the end of the recovery ladder (fruitlessSync)
+		// before the one whose branch won gives way.
+		if time.Since(pi.forkSync) < aheadWait {
+			return
+		}
+		pi.forkSync = time.Now()
 		if g.forkSeen[string(h.identity)] != h.epoch+1 {
 			g.forkSeen[string(h.identity)] = h.epoch + 1
 			g.lastFork = time.Now()
@@ -517,6 +524,45 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		// The other branch's messages since the oldest epoch we could go back to: if it
 		// wins, we need them.
 		g.requestSync(from, proto.SyncRequest{SinceEpoch: g.oldestEpoch(), Want: proto.WantCommits | proto.WantRecent})
+	}
+}
+
+// aheadWait is how long the commits a member ahead of us has may still be on their way
+// to us by gossip before we ask for them.
+const aheadWait = time.Second
+
+// aheadNote is what we know of members ahead of us.
+type aheadNote struct {
+	epoch uint64    // the furthest epoch a member was seen in
+	from  peer.ID   // whom to ask
+	since time.Time // when we saw we were behind, or last asked (zero: we are not)
+}
+
+// noteAhead records that p is in (or has a commit for) a later epoch than ours. In a
+// large group every commit reaches some members before others, and their heartbeats
+// show them ahead to the rest: asking at once would have every member sync for every
+// commit. If we are still behind after aheadWait, checkAhead asks.
+func (g *group) noteAhead(p peer.ID, epoch uint64) {
+	if epoch <= g.mls.Epoch() {
+		return
+	}
+	if g.ahead.since.IsZero() {
+		g.ahead.since = time.Now()
+	}
+	if epoch >= g.ahead.epoch {
+		g.ahead.epoch, g.ahead.from = epoch, p
+	}
+}
+
+// checkAhead asks a member ahead of us for the commits we still lack after aheadWait.
+func (g *group) checkAhead() {
+	switch {
+	case g.ahead.since.IsZero():
+	case g.mls.Epoch() >= g.ahead.epoch:
+		g.ahead = aheadNote{}
+	case time.Since(g.ahead.since) >= aheadWait:
+		g.requestSync(g.ahead.from, g.catchUp())
+		g.ahead.since = time.Now() // again after aheadWait if still behind
 	}
 }
 
@@ -572,10 +618,12 @@ func (g *group) fruitlessSync(p peer.ID) {
 	}
 }
 
-// syncElsewhere asks another member we hear for what p did not have (p joined after
-// the epoch we are in, so it has not got the commits we miss).
+// syncElsewhere makes the next catch-up ask another member than p, which did not have
+// the commits we lack (it joined after the epoch we are in).
 func (g *group) syncElsewhere(p peer.ID) {
-	g.requestSync(g.otherMember(p), g.catchUp())
+	if g.ahead.epoch > g.mls.Epoch() && g.ahead.from == p {
+		g.ahead.from = g.otherMember(p)
+	}
 }
 
 // oldestEpoch is the oldest epoch of our branch we could still go back to.

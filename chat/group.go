@@ -88,8 +88,9 @@ type group struct {
 	joinUntil  time.Time
 	confirmed  bool // a member's heartbeat agreed with our epoch since we entered it
 
-	rost *roster  // see roster
-	held [][]byte // our application frames not published yet: nobody was on the topic
+	rost  *roster   // see roster
+	held  [][]byte  // our application frames not published yet: nobody was on the topic
+	ahead aheadNote // members ahead of us
 }
 
 // epochRec is one past epoch of our branch: enough to go back to it when a commit for it
@@ -116,6 +117,7 @@ type peerInfo struct {
 	gapAt    time.Time         // when we saw we lack some of its messages, or last asked for them (zero: we do not lack any)
 	gapTries int               // how many times we asked for them
 	lackKey  bool              // a message of its did not open for lack of its sender key
+	forkSync time.Time         // when we last asked it for its branch
 	saved    bool              // its addresses are in the store (this session)
 }
 
@@ -618,6 +620,7 @@ func (g *group) run() {
 		case <-tick.C:
 			g.settle()
 			g.checkGaps()
+			g.checkAhead()
 			g.publishHeld()
 		case <-timerC:
 			g.timer = nil

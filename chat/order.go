@@ -135,8 +135,8 @@ func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bo
 	case f.epoch == cur:
 		g.applyCommit(from, f, raw, hh, quiet)
 	case f.epoch > cur:
-		g.stash(clone(raw))
-		g.requestSync(from, g.catchUp())
+		g.stash(clone(raw)) // the commits before it are likely on their way too
+		g.noteAhead(from, f.epoch)
 	default:
 		rec := g.histAt(f.epoch)
 		switch {
