@@ -538,19 +538,22 @@ type aheadNote struct {
 	since time.Time // when we saw we were behind, or last asked (zero: we are not)
 }
 
-// noteAhead records that p is in (or has a commit for) a later epoch than ours. In a
-// large group every commit reaches some members before others, and their heartbeats
-// show them ahead to the rest: asking at once would have every member sync for every
-// commit. If we are still behind after aheadWait, checkAhead asks.
+// noteAhead records that p is in (or has a commit for) a later epoch than ours, and
+// asks it for what we lack: at once the first time (a sync answer brings each epoch's
+// messages before the commit that leaves it, while gossip may bring a commit that
+// removes a member before the last messages that member sent), then at most once per
+// aheadWait while we stay behind (checkAhead): in a large group every commit reaches
+// some members before others, and their heartbeats show them ahead to the rest.
 func (g *group) noteAhead(p peer.ID, epoch uint64) {
 	if epoch <= g.mls.Epoch() {
 		return
 	}
-	if g.ahead.since.IsZero() {
-		g.ahead.since = time.Now()
-	}
 	if epoch >= g.ahead.epoch {
 		g.ahead.epoch, g.ahead.from = epoch, p
+	}
+	if g.ahead.since.IsZero() {
+		g.ahead.since = time.Now()
+		g.requestSync(p, g.catchUp())
 	}
 }
 
