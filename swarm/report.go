@@ -32,10 +32,6 @@ type Report struct {
 	// the deliveries done, in milliseconds.
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
-	// LatencyP99WarmMs: the same, leaving out each sender's first message, which opens a
-	// pairwise signal session with every other member to hand it the sender's key (the
-	// warm-up that dominates the tail in a large group).
-	LatencyP99WarmMs float64 `json:"latency_p99_warm_ms"`
 	// Commits: the final epoch of the group (the commits on the branch that won).
 	Commits uint64 `json:"commits"`
 	// ForksDetected and ForksResolved: ForkDetected and ForkResolved events summed over
@@ -77,7 +73,7 @@ func (r *Report) String() string {
 	line("formation_s", fmt.Sprintf("%.2f", r.FormationS))
 	line("messages_sent", r.MessagesSent)
 	line("deliveries", fmt.Sprintf("%d / %d (ratio %.4f)", r.DeliveriesDone, r.DeliveriesExpected, r.DeliveryRatio))
-	line("latency_ms", fmt.Sprintf("p50 %.1f, p99 %.1f (p99 %.1f after each sender's first message)", r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyP99WarmMs))
+	line("latency_ms", fmt.Sprintf("p50 %.1f, p99 %.1f", r.LatencyP50Ms, r.LatencyP99Ms))
 	if r.Withdrawn > 0 {
 		line("withdrawn", fmt.Sprintf("%d deliveries to members removed before they got them", r.Withdrawn))
 	}
@@ -106,16 +102,14 @@ type collector struct {
 	n int
 
 	mu        sync.Mutex
-	byText    map[string]int  // guarded by mu: message index by text
-	msgs      []*msgRecord    // guarded by mu
-	expected  int             // guarded by mu
-	done      int             // guarded by mu
-	lat       []time.Duration // guarded by mu
-	latWarm   []time.Duration // guarded by mu: lat without each sender's first message
-	spoke     map[int]bool    // guarded by mu: senders that sent a message
-	sent      int             // guarded by mu
-	failed    int             // guarded by mu
-	withdrawn int             // guarded by mu
+	byText    map[string]int // guarded by mu: message index by text
+	msgs      []*msgRecord   // guarded by mu
+	expected  int            // guarded by mu
+	done      int            // guarded by mu
+	lat       []time.Duration
+	sent      int // guarded by mu
+	failed    int // guarded by mu
+	withdrawn int // guarded by mu
 
 	forksDetected, forksResolved atomic.Int64
 	epochChanges, errorEvents    atomic.Int64
@@ -128,19 +122,17 @@ type msgRecord struct {
 	want   []bool // recipients counted
 	got    []bool
 	failed bool
-	first  bool // the sender's first message
 }
 
 func newCollector(n int) *collector {
-	return &collector{n: n, byText: map[string]int{}, spoke: map[int]bool{}}
+	return &collector{n: n, byText: map[string]int{}}
 }
 
 // add registers a message about to be sent by sender to the recipients in want.
 func (c *collector) add(text string, sender int, want []bool, at time.Time) *msgRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := &msgRecord{text: text, sender: sender, at: at, want: want, got: make([]bool, c.n), first: !c.spoke[sender]}
-	c.spoke[sender] = true
+	r := &msgRecord{text: text, sender: sender, at: at, want: want, got: make([]bool, c.n)}
 	c.byText[text] = len(c.msgs)
 	c.msgs = append(c.msgs, r)
 	for _, w := range want {
@@ -198,9 +190,6 @@ func (c *collector) received(to int, text string, at time.Time) {
 	if r.want[to] && !r.failed {
 		c.done++
 		c.lat = append(c.lat, at.Sub(r.at))
-		if !r.first {
-			c.latWarm = append(c.latWarm, at.Sub(r.at))
-		}
 	}
 }
 

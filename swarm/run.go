@@ -512,7 +512,6 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 	r.DeliveriesDone = s.col.done
 	r.LatencyP50Ms = percentile(s.col.lat, 0.50)
 	r.LatencyP99Ms = percentile(s.col.lat, 0.99)
-	r.LatencyP99WarmMs = percentile(s.col.latWarm, 0.99)
 	s.col.mu.Unlock()
 	if r.DeliveriesExpected > 0 {
 		r.DeliveryRatio = float64(r.DeliveriesDone) / float64(r.DeliveriesExpected)

@@ -41,19 +41,3 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p99 of nothing %v", p)
 	}
 }
-
-// TestWarmLatency: the warm latencies leave out each sender's first message only.
-func TestWarmLatency(t *testing.T) {
-	c := newCollector(3)
-	t0 := time.Unix(0, 0)
-	want := []bool{false, true, true}
-	c.add("a1", 0, want, t0)
-	c.add("a2", 0, want, t0)
-	c.add("b1", 1, []bool{true, false, true}, t0)
-	c.received(1, "a1", t0.Add(900*time.Millisecond)) // a first message
-	c.received(1, "a2", t0.Add(10*time.Millisecond))
-	c.received(2, "b1", t0.Add(800*time.Millisecond)) // a first message
-	if len(c.lat) != 3 || len(c.latWarm) != 1 || c.latWarm[0] != 10*time.Millisecond {
-		t.Errorf("latencies %v, warm %v", c.lat, c.latWarm)
-	}
-}
