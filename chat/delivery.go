@@ -371,8 +371,9 @@ func (g *group) checkGaps() {
 		}
 		pi.gapAt = time.Now()
 		pi.gapTries++
-		g.debug("messages missing", "from", peerOf([]byte(id)), "epoch", need)
-		g.requestSync(g.syncPeerFor(peerOf([]byte(id))), proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
+		author := peerOf([]byte(id))
+		g.debug("messages missing", "from", author, "epoch", need)
+		g.requestSync(g.syncPeerFor(author), proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
 	}
 }
 

@@ -235,9 +235,6 @@ func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.Sy
 		Limit: limit,
 	}
 	resp := &proto.SyncResponse{GroupInfo: info}
-	if !q.Commits && !q.Messages {
-		return resp, nil
-	}
 	items, more, err := h.c.st.WireRead(ctx, g.id, q)
 	if err != nil {
 		return nil, err
