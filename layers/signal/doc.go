@@ -23,7 +23,9 @@
 //     sends both to every other member over their pairwise ratchet sessions
 //     and signs every group message. When a member is removed, every
 //     remaining member makes a fresh sender key (see Layer.RemovePeer and
-//     Layer.Rekey), so a removed member reads nothing sent after.
+//     Layer.Rekey), so a removed member reads nothing sent after. The
+//     removed member's own sender keys are kept a while (until
+//     Layer.ForgetRemoved), so that what it sent before still opens.
 //
 // The layer's wire formats, its staging of state changes (an Open changes
 // nothing until the cascade commits it) and its encodings of sessions

@@ -3,6 +3,8 @@ package signal
 import (
 	"crypto"
 	"io"
+	"os"
+	"testing"
 )
 
 type fakeSigner struct{}
@@ -10,4 +12,13 @@ type fakeSigner struct{}
 func (fakeSigner) Public() crypto.PublicKey { return []byte("not a key") }
 func (fakeSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 	return nil, nil
+}
+
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

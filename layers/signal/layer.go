@@ -78,6 +78,9 @@ type peer struct {
 	bundle   *Bundle
 	sessions []*session   // [0] is the one we send on
 	keys     []*senderKey // the member's sender keys, oldest first
+	// removed is set by RemovePeer: the member has left the group, and only
+	// its sender keys are kept, for its messages still on the way.
+	removed bool
 }
 
 var (
@@ -102,7 +105,8 @@ func (l *Layer) Version() uint8 { return version }
 // SetPeer records a member's prekey bundle (from its LeafNode): call it for
 // every other member when joining and when a member is added or updates its
 // leaf. A bundle with another identity than the member had drops its
-// sessions and sender keys.
+// sessions and sender keys, and so does a removed member's: one added again
+// starts afresh.
 func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 	if len(member) == 0 || len(member) > layers.MaxIDLen || bytes.Equal(member, l.self) {
 		return fmt.Errorf("signal: bad peer id")
@@ -111,7 +115,7 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 	defer l.mu.Unlock()
 	l.gen++
 	p := l.peers[string(member)]
-	if p != nil && sameIdentity(p.bundle, b) {
+	if p != nil && !p.removed && sameIdentity(p.bundle, b) {
 		p.bundle = b
 		return nil
 	}
@@ -123,18 +127,41 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 	return nil
 }
 
-// RemovePeer forgets a removed member: its sessions and sender keys go, and
-// our next group message is sealed under a fresh sender key that only the
-// remaining members get.
+// RemovePeer marks a member removed from the group. Its sessions go: we seal
+// nothing more for it, and it can neither send pairwise messages nor hand us
+// a new sender key. Its sender keys stay, so that the group messages it sent
+// while still a member open even when they arrive after the commit that
+// removed it; ForgetRemoved drops them later. Our next group message is
+// sealed under a fresh sender key that only the remaining members get.
+// SetPeer makes the member a peer again, with nothing of its old state.
 func (l *Layer) RemovePeer(member []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gen++
 	if p := l.peers[string(member)]; p != nil {
-		p.destroy()
-		delete(l.peers, string(member))
+		for _, s := range p.sessions {
+			s.destroy()
+		}
+		p.sessions, p.removed = nil, true
 	}
 	l.rekey = true
+}
+
+// ForgetRemoved drops the sender keys of the removed members for which keep
+// returns false (keep nil: of all removed members); their messages then no
+// longer open. Call it when the epochs in which a removed member could have
+// sent have left the window of epochs kept for late messages. keep is called
+// with the layer locked: it must not call the layer.
+func (l *Layer) ForgetRemoved(keep func(member []byte) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	for id, p := range l.peers {
+		if p.removed && (keep == nil || !keep(slices.Clone(p.id))) {
+			p.destroy()
+			delete(l.peers, id)
+		}
+	}
 }
 
 // Rekey makes our next group message use a fresh sender key, distributed to
@@ -221,7 +248,7 @@ func (l *Layer) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
 	ps := make([]*peer, len(ctx.Recipients))
 	seen := make(map[string]bool, len(ctx.Recipients))
 	for i, r := range ctx.Recipients {
-		if ps[i] = l.peers[string(r)]; ps[i] == nil {
+		if ps[i] = l.peers[string(r)]; ps[i] == nil || ps[i].removed {
 			return nil, fmt.Errorf("signal: no prekey bundle for recipient %x", r)
 		}
 		if seen[string(r)] {
@@ -428,7 +455,10 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 	return pt, commit, nil
 }
 
-var errMalformed = errors.New("signal: malformed message")
+var (
+	errMalformed = errors.New("signal: malformed message")
+	errRemoved   = errors.New("signal: pairwise message from a removed member")
+)
 
 // stageLocked opens a message from p without changing any state and
 // returns the plaintext and a function that applies the change. l.mu is
@@ -446,6 +476,11 @@ func (l *Layer) stageLocked(p *peer, ad, msg []byte) ([]byte, func(), error) {
 func (l *Layer) stagePairwise(p *peer, ad, msg []byte) ([]byte, func(), error) {
 	if len(msg) < 1 || (msg[0] != typePairwise && msg[0] != typePrekey) {
 		return nil, nil, errMalformed
+	}
+	if p.removed {
+		// Its sessions are gone, and it must not start one: ErrAuth, not
+		// ErrNoKey, as no key for it will come.
+		return nil, nil, errRemoved
 	}
 	s := cryptobyte.String(msg[1:])
 	var sid [sessionIDSize]byte
@@ -534,6 +569,14 @@ func (l *Layer) stageGroup(p *peer, ad, msg []byte) ([]byte, func(), error) {
 	sig := msg[len(msg)-sigSize:]
 
 	key := p.senderKey(keyID)
+	if p.removed && key != nil {
+		// A removed member's message under a key we have opens without the
+		// distribution it carries for us (sent again, say), which would no
+		// longer open: the key and its signature cover the whole message.
+		// Without the key, the distribution is refused: a removed member
+		// installs no new key.
+		mine = nil
+	}
 	var install func()
 	if mine != nil {
 		dist, applyPairwise, err := l.stagePairwise(p, ad, mine)

@@ -9,6 +9,8 @@ import (
 	mrand "math/rand/v2"
 	"testing"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/tchat-p2p/tchat/layers"
 )
 
@@ -264,6 +266,210 @@ func TestRemovedMemberReadsNothingNew(t *testing.T) {
 	mustOpen(t, ms[1], alice, msg, []byte("not dave"))
 	if _, err := open(dave, alice.id, msg, testAD); !errors.Is(err, layers.ErrAuth) {
 		t.Fatalf("left-out member opened: %v", err)
+	}
+}
+
+// refuseForGood is refuse for a message that can never open: the error is
+// ErrAuth itself, not ErrNoKey (which asks the caller to wait for a key).
+func refuseForGood(t *testing.T, to *member, from []byte, msg []byte, what string) {
+	t.Helper()
+	refuse(t, to, from, msg, testAD, what)
+	if _, err := open(to, from, msg, testAD); err != layers.ErrAuth {
+		t.Fatalf("%s: %v, want ErrAuth", what, err)
+	}
+}
+
+// sealFails checks that from cannot seal for these recipients.
+func sealFails(t *testing.T, from *member, to ...*member) {
+	t.Helper()
+	ctx := &layers.Context{Group: []byte("g"), Sender: from.id, AD: testAD}
+	for _, m := range to {
+		ctx.Recipients = append(ctx.Recipients, m.id)
+	}
+	if _, err := from.l.Seal(ctx, []byte("x")); err == nil {
+		t.Fatalf("%s sealed for %d recipients with one removed", from.name, len(to))
+	}
+}
+
+// TestRemovedMemberLateMessages: gossip may bring the commit that removes a
+// member before the last group messages it sent while a member. They still
+// open under the sender key we have from it, until ForgetRemoved; nothing
+// else from it does.
+func TestRemovedMemberLateMessages(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol", "dave")
+	alice, bob, carol, dave := ms[0], ms[1], ms[2], ms[3]
+	rest := ms[:3]
+	first := sealTo(t, dave, []byte("first"), rest...)
+	mustOpen(t, alice, dave, first, []byte("first"))
+	mustOpen(t, dave, alice, sealTo(t, alice, []byte("reply"), dave), []byte("reply"))
+	var late [][]byte
+	for i := range 3 {
+		late = append(late, sealTo(t, dave, fmt.Appendf(nil, "late %d", i), rest...))
+	}
+	dave.l.ResendSenderKey(alice.id)
+	resent := sealTo(t, dave, []byte("resent"), rest...) // the key alice has, again
+	pairwise := sealTo(t, dave, []byte("pairwise"), alice)
+	prekey := sealTo(t, dave, []byte("prekey"), bob) // bob has not answered dave yet
+	dave.l.Rekey()
+	newKey := sealTo(t, dave, []byte("new key"), rest...)
+	for _, m := range rest {
+		m.l.RemovePeer(dave.id)
+	}
+
+	mustOpen(t, alice, dave, late[0], []byte("late 0"))
+	mustOpen(t, alice, dave, resent, []byte("resent"))
+	// No session and no new sender key from a removed member.
+	refuseForGood(t, alice, dave.id, pairwise, "pairwise from a removed member")
+	refuseForGood(t, bob, dave.id, prekey, "prekey from a removed member")
+	refuseForGood(t, alice, dave.id, newKey, "new sender key from a removed member")
+	refuseForGood(t, carol, dave.id, first, "first sender key from a removed member")
+	sealFails(t, alice, dave)
+	sealFails(t, alice, bob, dave)
+
+	var asked [][]byte
+	alice.l.ForgetRemoved(func(m []byte) bool {
+		asked = append(asked, m)
+		return true
+	})
+	if len(asked) != 1 || !bytes.Equal(asked[0], dave.id) {
+		t.Fatalf("ForgetRemoved asked about %q, want only dave", asked)
+	}
+	mustOpen(t, alice, dave, late[1], []byte("late 1"))
+	alice.l.ForgetRemoved(func([]byte) bool { return false })
+	if _, err := open(alice, dave.id, late[2], testAD); err != layers.ErrNoKey {
+		t.Fatalf("after ForgetRemoved: %v, want ErrNoKey", err)
+	}
+	// The members are not forgotten.
+	if len(alice.l.peers) != 2 {
+		t.Fatalf("alice has %d peers after ForgetRemoved, want 2", len(alice.l.peers))
+	}
+	for _, from := range rest {
+		pt := []byte("after " + from.name)
+		msg := sealTo(t, from, pt, others(rest, from)...)
+		for _, m := range others(rest, from) {
+			mustOpen(t, m, from, msg, pt)
+		}
+	}
+}
+
+func TestRemovedMemberSurvivesRestart(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	mustOpen(t, b, a, sealTo(t, a, []byte("key"), b, c), []byte("key"))
+	late := sealTo(t, a, []byte("late"), b, c)
+	b.l.RemovePeer(a.id)
+	saved := state(t, b)
+	l, err := New(b.id, b.ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.UnmarshalBinary(saved); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := l.MarshalBinary(); !bytes.Equal(again, saved) {
+		t.Fatal("state does not encode the same after a round trip")
+	}
+	b2 := &member{name: "bob", id: b.id, ident: b.ident, l: l}
+	if !l.peers["alice"].removed || l.peers["carol"].removed {
+		t.Fatal("removed flags lost in a round trip")
+	}
+	sealFails(t, b2, a)
+	mustOpen(t, b2, a, late, []byte("late"))
+	l.ForgetRemoved(nil)
+	if l.peers["alice"] != nil || l.peers["carol"] == nil {
+		t.Fatal("ForgetRemoved(nil) did not forget exactly the removed member")
+	}
+
+	// Bob's state ends with carol's: her flag, no sessions, no sender keys.
+	if !bytes.HasSuffix(saved, []byte{0, 0, 0}) {
+		t.Fatalf("state ends with %x", saved[len(saved)-3:])
+	}
+	bad := bytes.Clone(saved)
+	bad[len(bad)-3] = 2
+	if err := l.UnmarshalBinary(bad); err != errState {
+		t.Fatalf("removed flag 2: %v", err)
+	}
+	// A removed peer with a session is not a state we save.
+	ms = group(t, "alice", "bob")
+	sealTo(t, ms[0], []byte("x"), ms[1])
+	saved = state(t, ms[0])
+	var sb cryptobyte.Builder
+	ms[0].l.peers["bob"].sessions[0].marshal(&sb)
+	flag := len(saved) - len(sb.BytesOrPanic()) - 3 // flag, count 1, session, no keys
+	if !bytes.Equal(saved[flag:flag+2], []byte{0, 1}) || saved[len(saved)-1] != 0 {
+		t.Fatal("unexpected layout of the state's last peer")
+	}
+	bad = bytes.Clone(saved)
+	bad[flag] = 1
+	if err := ms[0].l.UnmarshalBinary(bad); err != errState {
+		t.Fatalf("removed peer with a session: %v", err)
+	}
+}
+
+// TestStateVersion1 loads a state saved by the code of version 1, before
+// removed members were kept (testdata: bob's state as FuzzUnmarshalState
+// makes it, with sessions and a sender key from alice, then a pairwise and a
+// group message alice sealed after the save).
+func TestStateVersion1(t *testing.T) {
+	saved := readFile(t, "testdata/state-v1")
+	if saved[0] != 1 {
+		t.Fatalf("fixture of version %d", saved[0])
+	}
+	// Opening on sessions and sender keys we have needs no identity.
+	b := newMember(t, "bob")
+	if err := b.l.UnmarshalBinary(saved); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.l.peers) != 2 {
+		t.Fatalf("%d peers, want 2", len(b.l.peers))
+	}
+	for _, p := range b.l.peers {
+		if p.removed {
+			t.Fatalf("peer %s removed", p.id)
+		}
+	}
+	// Saved again, it is a version-2 state, a flag byte more per peer.
+	again := state(t, b)
+	if again[0] != stateVersion || len(again) != len(saved)+len(b.l.peers) {
+		t.Fatalf("version-1 state saved again as version %d in %d bytes", again[0], len(again))
+	}
+	l, _ := New(b.id, b.ident)
+	if err := l.UnmarshalBinary(again); err != nil {
+		t.Fatal(err)
+	}
+	if v2, _ := l.MarshalBinary(); !bytes.Equal(v2, again) {
+		t.Fatal("state does not encode the same after a round trip")
+	}
+	alice := &member{name: "alice", id: []byte("alice")}
+	mustOpen(t, b, alice, readFile(t, "testdata/state-v1-pairwise"), []byte("pairwise after save"))
+	mustOpen(t, b, alice, readFile(t, "testdata/state-v1-group"), []byte("group after save"))
+}
+
+// TestReaddedMember: SetPeer for a removed member, added again, makes it a
+// peer afresh, and the next group message goes under a new sender key.
+func TestReaddedMember(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol", "dave")
+	a, b := ms[0], ms[1]
+	mustOpen(t, a, b, sealTo(t, b, []byte("old key"), others(ms, b)...), []byte("old key"))
+	late := sealTo(t, b, []byte("late"), others(ms, b)...)
+	a.l.RemovePeer(b.id)
+	sealTo(t, a, []byte("without bob"), ms[2], ms[3]) // uses up the rekey
+	if err := a.l.SetPeer(b.id, b.ident.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	if p := a.l.peers["bob"]; p.removed || len(p.keys) != 0 {
+		t.Fatal("re-added member kept its old state")
+	}
+	if !a.l.rekey {
+		t.Fatal("no rekey after a member was added again")
+	}
+	if _, err := open(a, b.id, late, testAD); err != layers.ErrNoKey {
+		t.Fatalf("message under the re-added member's old key: %v", err)
+	}
+	mustOpen(t, b, a, sealTo(t, a, []byte("welcome back"), b), []byte("welcome back"))
+	msg := sealTo(t, a, []byte("all again"), others(ms, a)...)
+	for _, m := range others(ms, a) {
+		mustOpen(t, m, a, msg, []byte("all again"))
 	}
 }
 

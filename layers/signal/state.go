@@ -9,14 +9,19 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 )
 
-const stateVersion = 1
+// stateVersion is the version of the layer state MarshalBinary writes.
+// Version 2 adds a flag byte to every peer, set for a removed member (see
+// RemovePeer); UnmarshalBinary still reads version 1, saved before, in which
+// no peer is removed.
+const stateVersion = 2
 
 var errState = errors.New("signal: malformed layer state")
 
-// MarshalBinary encodes the layer's state: every peer's bundle, sessions and
-// sender keys, our sender key, and the handshakes answered. Not included:
-// our member id and Identity, given to New again on restore. The bytes hold
-// secrets: store them encrypted. Equal states encode to equal bytes.
+// MarshalBinary encodes the layer's state: every peer's bundle, whether it
+// was removed, its sessions and sender keys, our sender key, and the
+// handshakes answered. Not included: our member id and Identity, given to
+// New again on restore. The bytes hold secrets: store them encrypted. Equal
+// states encode to equal bytes.
 func (l *Layer) MarshalBinary() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -56,6 +61,7 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.id) })
 		bundle, _ := p.bundle.MarshalBinary()
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(bundle) })
+		b.AddUint8(boolByte(p.removed))
 		b.AddUint8(uint8(len(p.sessions)))
 		for _, s := range p.sessions {
 			s.marshal(&b)
@@ -84,11 +90,11 @@ func boolByte(v bool) uint8 {
 }
 
 // UnmarshalBinary replaces the layer's state with one saved by
-// MarshalBinary.
+// MarshalBinary, of this version or version 1.
 func (l *Layer) UnmarshalBinary(data []byte) error {
 	s := cryptobyte.String(data)
 	var v, rekey, hasOwn uint8
-	if !s.ReadUint8(&v) || v != stateVersion || !s.ReadUint8(&rekey) || rekey > 1 || !s.ReadUint8(&hasOwn) || hasOwn > 1 {
+	if !s.ReadUint8(&v) || (v != 1 && v != stateVersion) || !s.ReadUint8(&rekey) || rekey > 1 || !s.ReadUint8(&hasOwn) || hasOwn > 1 {
 		return errState
 	}
 	var own *ownSenderKey
@@ -125,7 +131,7 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	}
 	peers := make(map[string]*peer, np)
 	for range np {
-		p, err := unmarshalPeer(&s)
+		p, err := unmarshalPeer(&s, v)
 		if err != nil || peers[string(p.id)] != nil || string(p.id) == string(l.self) {
 			return errState
 		}
@@ -147,7 +153,7 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-func unmarshalPeer(s *cryptobyte.String) (*peer, error) {
+func unmarshalPeer(s *cryptobyte.String, v uint8) (*peer, error) {
 	var id, bundle cryptobyte.String
 	var ns, nk uint8
 	if !s.ReadUint8LengthPrefixed(&id) || len(id) == 0 || !s.ReadUint16LengthPrefixed(&bundle) {
@@ -158,7 +164,16 @@ func unmarshalPeer(s *cryptobyte.String) (*peer, error) {
 		return nil, errState
 	}
 	p := &peer{id: []byte(strings.Clone(string(id))), bundle: b}
-	if !s.ReadUint8(&ns) || ns > maxSessions {
+	if v >= 2 {
+		var removed uint8
+		if !s.ReadUint8(&removed) || removed > 1 {
+			return nil, errState
+		}
+		p.removed = removed == 1
+	}
+	// RemovePeer drops a removed member's sessions: one saved with some was
+	// not saved by us.
+	if !s.ReadUint8(&ns) || ns > maxSessions || (p.removed && ns > 0) {
 		return nil, errState
 	}
 	for range ns {
