@@ -89,7 +89,10 @@ type Config struct {
 	// (0: 50 ms).
 	BatchDelay time.Duration
 	// CommitTimeout is how long the member ranked r waits, times r, for the preferred
-	// committer before it commits pending changes itself (0: 2 s).
+	// committer before it commits pending changes itself (0: 2 s). In groups of more
+	// than 16 it grows with the group's size, as Heartbeat does: a commit takes longer
+	// to reach every member of a larger group, and a member that commits before the
+	// preferred committer's commit reaches it makes a fork.
 	CommitTimeout time.Duration
 	// Settle is how long a change must stay on our branch before it counts as done: a
 	// joiner gets its Welcome only then (0: 500 ms).

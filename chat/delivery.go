@@ -373,7 +373,7 @@ func (g *group) checkGaps() {
 		pi.gapTries++
 		author := peerOf([]byte(id))
 		g.debug("messages missing", "from", author, "epoch", need)
-		g.requestSync(g.syncPeerFor(author), proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
+		g.requestSync("gap", g.syncPeerFor(author), proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
 	}
 }
 
@@ -418,14 +418,16 @@ func (g *group) checkOnline() {
 // Config.Heartbeat; see beat.
 const beatGroup = 16
 
-// beat is how often we send heartbeats in this group: Config.Heartbeat, times the
-// number of members over beatGroup.
-func (g *group) beat() time.Duration {
+// beat is how often we send heartbeats in this group: Config.Heartbeat, scaled.
+func (g *group) beat() time.Duration { return g.scaled(g.c.cfg.Heartbeat, beatGroup) }
+
+// scaled is d times the number of members over per, if there are more than per.
+func (g *group) scaled(d time.Duration, per int) time.Duration {
 	n := len(g.roster().leaf)
-	if n <= beatGroup {
-		return g.c.cfg.Heartbeat
+	if n <= per {
+		return d
 	}
-	return g.c.cfg.Heartbeat * time.Duration(n) / beatGroup
+	return d * time.Duration(n) / time.Duration(per)
 }
 
 // heartbeat publishes our epoch, authenticator prefix and recent message counts.
@@ -499,7 +501,7 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 			}
 		}
 		if missing {
-			g.requestSync(from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: h.identity})
+			g.requestSync("counts", from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: h.identity})
 		}
 	case h.epoch > cur:
 		g.noteAhead(from, h.epoch)
@@ -524,7 +526,7 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		}
 		// The other branch's messages since the oldest epoch we could go back to: if it
 		// wins, we need them.
-		g.requestSync(from, proto.SyncRequest{SinceEpoch: g.oldestEpoch(), Want: proto.WantCommits | proto.WantRecent})
+		g.requestSync("fork", from, proto.SyncRequest{SinceEpoch: g.oldestEpoch(), Want: proto.WantCommits | proto.WantRecent})
 	}
 }
 
@@ -539,12 +541,11 @@ type aheadNote struct {
 	since time.Time // when we saw we were behind, or last asked (zero: we are not)
 }
 
-// noteAhead records that p is in (or has a commit for) a later epoch than ours, and
-// asks it for what we lack: at once the first time (a sync answer brings each epoch's
-// messages before the commit that leaves it, while gossip may bring a commit that
-// removes a member before the last messages that member sent), then at most once per
-// aheadWait while we stay behind (checkAhead): in a large group every commit reaches
-// some members before others, and their heartbeats show them ahead to the rest.
+// noteAhead records that p is in (or has a commit for) a later epoch than ours. In a
+// large group every commit reaches some members before others, and their heartbeats
+// show them ahead to the rest: asking at once would have every member sync for every
+// commit. If we are still behind after aheadWait, checkAhead asks, and again each
+// aheadWait while we stay behind.
 func (g *group) noteAhead(p peer.ID, epoch uint64) {
 	if epoch <= g.mls.Epoch() {
 		return
@@ -554,7 +555,6 @@ func (g *group) noteAhead(p peer.ID, epoch uint64) {
 	}
 	if g.ahead.since.IsZero() {
 		g.ahead.since = time.Now()
-		g.requestSync(p, g.catchUp())
 	}
 }
 
@@ -565,7 +565,7 @@ func (g *group) checkAhead() {
 	case g.mls.Epoch() >= g.ahead.epoch:
 		g.ahead = aheadNote{}
 	case time.Since(g.ahead.since) >= aheadWait:
-		g.requestSync(g.ahead.from, g.catchUp())
+		g.requestSync("behind", g.ahead.from, g.catchUp())
 		g.ahead.since = time.Now() // again after aheadWait if still behind
 	}
 }
@@ -640,13 +640,13 @@ func (g *group) oldestEpoch() uint64 {
 
 // requestSync asks p, in the background, for what req says (its GroupID is set here).
 // One sync at a time per member.
-func (g *group) requestSync(p peer.ID, req proto.SyncRequest) {
+func (g *group) requestSync(why string, p peer.ID, req proto.SyncRequest) {
 	if p == "" || p == g.c.node.ID() || g.syncing[p] {
 		return
 	}
 	g.syncing[p] = true
 	req.GroupID = g.id
-	g.debug("sync", "from", p, "since", req.SinceEpoch, "recent since", req.RecentSince, "want", req.Want, "one sender", len(req.Sender) > 0)
+	g.debug("sync", "why", why, "from", p, "since", req.SinceEpoch, "recent since", req.RecentSince, "want", req.Want, "one sender", len(req.Sender) > 0)
 	go func() {
 		ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 		defer cancel()
@@ -691,7 +691,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 		return !items[i].commit && items[j].commit
 	})
 	commits, msgs := 0, 0
-	start := g.mls.Epoch()
+	start, outranked := g.mls.Epoch(), g.outranked
 	overlap := false // p has the commit of an epoch we were in: it knows our part of history
 	for _, it := range items {
 		overlap = overlap || (it.commit && it.epoch <= start)
@@ -724,15 +724,19 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 	g.debug("sync applied", "from", p, "items", len(items), "commits", commits, "messages", msgs, "more", resp.More)
 	g.c.emit(SyncProgress{Group: g.gid, Peer: p, Commits: commits, Messages: msgs, Done: !resp.More})
 	if commits == 0 && want&proto.WantCommits != 0 && !resp.More {
-		if overlap {
+		switch {
+		case g.outranked != outranked:
+			// p is on a branch that loses to ours: it comes over when it judges ours.
+			g.debug("their branch loses", "with", p)
+		case overlap:
 			g.fruitlessSync(p)
-		} else {
+		default:
 			g.syncElsewhere(p)
 		}
 	}
 	if resp.More {
 		req.After = resp.Next
-		g.requestSync(p, req)
+		g.requestSync("more", p, req)
 	}
 }
 

@@ -64,6 +64,7 @@ type group struct {
 	stuck     map[string]*mismatch
 	rejoining bool
 	lastFork  time.Time
+	outranked int // competing commits judged to lose to our branch (compared around a sync)
 
 	intents   []*intent
 	removers  map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch
@@ -110,7 +111,8 @@ type peerInfo struct {
 	heard    time.Time
 	nick     string
 	online   bool
-	hbEpoch  uint64 // from its last heartbeat
+	added    time.Time // when a commit we applied added it (it counts as online for a while, see onlineRank)
+	hbEpoch  uint64    // from its last heartbeat
 	hbAuth   []byte
 	claimed  map[uint64]uint32 // the message counts its last heartbeat gave, by epoch
 	heardN   map[uint64]uint32 // the highest count its messages gave (payload.N), by epoch
@@ -222,7 +224,7 @@ func prekeysOf(ms []mlsgroup.Member) map[string][]byte {
 }
 
 // syncPeers gives the signal layer the prekey bundles of the members that are new or have
-// a new leaf since before (nil: all of them), and forgets removed members.
+// a new leaf since before (nil: all of them), and tells it of removed members.
 func (g *group) syncPeers(before map[string][]byte) error {
 	if g.sig == nil {
 		return nil
@@ -249,6 +251,16 @@ func (g *group) syncPeers(before map[string][]byte) error {
 			g.sig.RemovePeer([]byte(id))
 		}
 	}
+	// A removed member's messages open until the last epoch it was in leaves the
+	// epochs we keep (MLS refuses them then anyway).
+	g.sig.ForgetRemoved(func(member []byte) bool {
+		for _, rec := range g.hist {
+			if rec.idents[string(member)] {
+				return true
+			}
+		}
+		return false
+	})
 	return nil
 }
 

@@ -11,8 +11,9 @@ package chat
 //
 // Changes (adds, removes, renames, leaves) are intents, kept until the group's state
 // shows them done. The member ranked first for the epoch among those online commits;
-// the others send proposals and commit themselves only after Config.CommitTimeout times
-// their rank, so a committer that went away is replaced.
+// the others send proposals and commit themselves only after Config.CommitTimeout
+// (grown with the group's size) times their rank, so a committer that went away is
+// replaced.
 
 import (
 	"bytes"
@@ -98,18 +99,34 @@ func (g *group) onlineRank() int {
 	// Until we have heard the group for a few heartbeats (just joined, or restarted),
 	// everyone counts as online: a member that sees few peers yet must not think itself
 	// first.
-	all := time.Since(g.started) < 3*g.beat()
+	// A member just added counts as online too, until it has had time to say so: else
+	// every member that has not heard it yet ranks itself before it, and two commit.
+	wait := 3 * g.beat()
+	all := time.Since(g.started) < wait
 	r := 0
 	for _, m := range rankOrder(g.mls) {
 		if m.LeafIndex == me {
 			return r
 		}
 		pi := g.peers[string(m.Identity)]
-		if all || (pi != nil && pi.online) || topic[peerOf(m.Identity)] {
+		if all || (pi != nil && (pi.online || time.Since(pi.added) < wait)) || topic[peerOf(m.Identity)] {
 			r++
 		}
 	}
 	return r
+}
+
+// noteAdded records that a commit we applied just added the member ident.
+func (g *group) noteAdded(ident []byte) {
+	if bytes.Equal(ident, g.c.self) {
+		return
+	}
+	pi := g.peers[string(ident)]
+	if pi == nil {
+		pi = &peerInfo{}
+		g.peers[string(ident)] = pi
+	}
+	pi.added = time.Now()
 }
 
 func (g *group) pushHist(r epochRec) {
@@ -147,7 +164,9 @@ func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bo
 				g.errorf("chat: a commit for epoch %d that was already applied came again; ignored", f.epoch)
 			}
 		case g.seen.has(hh):
-			// a competing commit already judged
+			// A competing commit already judged: it lost (we would be on its branch
+			// otherwise), or its branch lost since.
+			g.outranked++
 		case rec == nil:
 			g.debug("a commit older than the epochs kept was ignored", "for", f.epoch)
 		default:
@@ -254,6 +273,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	g.lastFork = time.Now()
 	g.c.emit(ForkDetected{Group: g.gid, Peer: from, Epoch: f.epoch})
 	if !key.less(rec.key) {
+		g.outranked++
 		g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "kept"})
 		return
 	}
@@ -326,6 +346,7 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	after := idents(g.mls.Members())
 	for _, m := range g.mls.Members() {
 		if _, was := old[string(m.Identity)]; !was {
+			g.noteAdded(m.Identity)
 			g.c.emit(MemberJoined{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})
 		}
 	}
@@ -577,7 +598,7 @@ func (g *group) drive() {
 		readd = readd || in.kind == intentReadd
 	}
 	if rank > 0 && !readd { // a re-add, rare and waited for, is committed at once
-		delay = time.Duration(rank) * g.c.cfg.CommitTimeout
+		delay = time.Duration(rank) * g.scaled(g.c.cfg.CommitTimeout, beatGroup)
 	}
 	g.debug("commit timer", "rank", rank, "delay", delay, "intents", len(mine), "proposals", g.proposals)
 	g.timer, g.timerAt = time.NewTimer(delay), cur
