@@ -168,7 +168,7 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	case errors.Is(err, layers.ErrNoKey):
 		// An epoch we have not reached yet, or (the sender known) a sender key we do
 		// not have: the message that carried it was lost on the way.
-		g.stash(clone(frame))
+		g.keep(clone(frame), actx.Sender)
 		if len(actx.Sender) > 0 && !fromSync {
 			g.notePeer(actx.Sender, "") // MLS authenticated it: a member, and there
 			g.lackKey(actx.Sender)
@@ -223,7 +223,7 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	} else if g.flushTimer == nil {
 		g.flushTimer = time.NewTimer(flushDelay)
 	}
-	g.retryFuture() // a message may carry a sender key that kept messages need
+	g.retryFuture(actx.Sender) // it may carry the sender key that kept messages of its sender need
 }
 
 // Received messages are saved in batches, and the group state that opened them at most

@@ -51,9 +51,10 @@ type group struct {
 	sigID  *signal.Identity // our signal keys in this group (nil without a signal layer)
 	sig    *signal.Layer    // nil without a signal layer
 
-	joinEpoch uint64     // the epoch we entered the group at
-	hist      []epochRec // the last epochs of our branch, oldest first
-	future    [][]byte   // frames that could not be handled yet
+	joinEpoch uint64            // the epoch we entered the group at
+	hist      []epochRec        // the last epochs of our branch, oldest first
+	future    []keptFrame       // frames that could not be handled yet, oldest first
+	kept      map[[32]byte]bool // the hashes of future's frames
 	retrying  bool
 	seen      *seenSet                     // frames already handled
 	sent      map[uint64]uint32            // our application messages per epoch (this branch)
@@ -138,7 +139,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		c: c, gid: groupIDOf(mg.GroupID()), id: mg.GroupID(), name: name, room: room,
 		mls: mg, pol: pol, ops: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}), key: key,
 		aesApp:    aes.New(key, nil),
-		joinEpoch: mg.Epoch(), seen: newSeenSet(8192),
+		joinEpoch: mg.Epoch(), seen: newSeenSet(8192), kept: map[[32]byte]bool{},
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
 		removers: map[uint32]uint32{},
@@ -696,33 +697,62 @@ func (g *group) receive(from peer.ID, data []byte, quiet bool) {
 	}
 }
 
-// stash keeps a frame that cannot be handled yet (an epoch we have not reached, a sender
-// key we do not have yet), for after the next commit or message.
-func (g *group) stash(frame []byte) {
-	for _, f := range g.future {
-		if bytes.Equal(f, frame) {
-			return
-		}
-	}
-	if len(g.future) >= maxFuture {
-		g.future = g.future[1:]
-	}
-	g.future = append(g.future, frame)
+// keptFrame is a frame that could not be handled yet.
+type keptFrame struct {
+	frame  []byte
+	hash   [32]byte
+	sender string // for a message that lacked its sender's signal key: the sender ("" otherwise)
 }
 
-// retryFuture handles again the frames kept for later.
-func (g *group) retryFuture() {
+// stash keeps a frame that cannot be handled yet (an epoch we have not reached, a
+// proposal a commit refers to), for after the next commit.
+func (g *group) stash(frame []byte) { g.keep(frame, nil) }
+
+// keep keeps a frame that cannot be handled yet; sender, if not nil, is the sender of a
+// message whose signal sender key we lack, to try it again after the next message of the
+// same sender (the one that carries the key) rather than after every message.
+func (g *group) keep(frame []byte, sender []byte) {
+	h := frameHash(frame)
+	if g.kept[h] {
+		return
+	}
+	if len(g.future) >= maxFuture {
+		delete(g.kept, g.future[0].hash)
+		g.future = g.future[1:]
+	}
+	g.kept[h] = true
+	g.future = append(g.future, keptFrame{frame: frame, hash: h, sender: string(sender)})
+}
+
+// retryFuture handles again the frames kept for later: all of them (sender nil, after a
+// commit), or the messages of one sender whose key we lacked (after a message of that
+// sender opened). Opening a message costs an MLS decryption and a signature check: trying
+// every kept frame after every message made a large group's backlog quadratic.
+func (g *group) retryFuture(sender []byte) {
 	if g.retrying || len(g.future) == 0 {
 		return
 	}
 	g.retrying = true
 	defer func() { g.retrying = false }()
-	for n := -1; n != len(g.future); {
-		n = len(g.future)
-		fut := g.future
-		g.future = nil
-		for _, f := range fut {
-			g.receive("", f, true) // what still cannot be handled goes back to g.future
+	for {
+		var retry []keptFrame
+		rest := g.future[:0:0]
+		for _, k := range g.future {
+			if sender == nil || k.sender == string(sender) {
+				retry = append(retry, k)
+				delete(g.kept, k.hash)
+			} else {
+				rest = append(rest, k)
+			}
+		}
+		g.future = rest
+		for _, k := range retry {
+			g.receive("", k.frame, true) // what still cannot be handled is kept again
+		}
+		// Handling one may have made another possible (a commit, a sender key): again
+		// until a round handles none.
+		if len(retry) == 0 || len(g.future)-len(rest) == len(retry) {
+			return
 		}
 	}
 }

@@ -388,7 +388,7 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 		g.intents = nil
 		return
 	}
-	g.retryFuture()
+	g.retryFuture(nil)
 	g.checkIntents(f)
 	// A member re-added with a fresh leaf (it came back from a lost branch) cannot read
 	// what was sent while it was away: our own recent messages go out again for it.
@@ -733,7 +733,7 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: clone(raw)}}}); err != nil {
 		g.errorf("chat: save: %w", err)
 	}
-	g.retryFuture() // a commit may have been waiting for it
+	g.retryFuture(nil) // a commit may have been waiting for it
 	if g.mls.Epoch() == cur {
 		g.drive()
 	}

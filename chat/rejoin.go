@@ -133,7 +133,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 		g.name = string(n)
 	}
 	g.metaSaved = false // the signal identity changed
-	g.hist, g.future = nil, nil
+	g.hist, g.future, g.kept = nil, nil, map[[32]byte]bool{}
 	g.joinEpoch = mg.Epoch()
 	g.started = time.Now()
 	g.confirmed = false
