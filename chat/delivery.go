@@ -243,7 +243,7 @@ type pending struct {
 
 // flush saves the messages received since the last save. The group state that opened
 // them (the layers' used-up keys, the delivery counts) is saved with them only if it was
-// last saved stateEvery ago, else stateEvery after that save: encoding the state of a
+// last saved stateEvery ago (grown with the group's size), else that long after that save: encoding the state of a
 // large group for every burst of messages costs more than anything else a member does. A
 // crash in between loses nothing: the state on disk is older, so the messages open again
 // when sync brings them back, and the store skips the copies. (Our own messages are
@@ -252,8 +252,11 @@ func (g *group) flush() {
 	if len(g.pend.msgs) == 0 {
 		return
 	}
+	// A larger group's state is larger (every member's leaf and signal keys), and is
+	// saved less often: writing it is most of what saving costs.
+	every := g.scaled(stateEvery, beatGroup)
 	since := time.Since(g.stateSaved)
-	if since >= stateEvery {
+	if since >= every {
 		if err := g.save(g.c.ctx, nil); err != nil {
 			g.errorf("chat: save: %w", err)
 		}
@@ -264,7 +267,7 @@ func (g *group) flush() {
 		return
 	}
 	if g.stateTimer == nil {
-		g.stateTimer = time.NewTimer(stateEvery - since)
+		g.stateTimer = time.NewTimer(every - since)
 	}
 }
 
@@ -335,6 +338,7 @@ func (g *group) lackKey(sender []byte) {
 		return
 	}
 	pi.lackKey = true
+	g.debug("a message lacks its sender key", "from", peerOf(sender))
 	if pi.gapAt.IsZero() {
 		pi.gapAt = time.Now()
 	}

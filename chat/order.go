@@ -648,7 +648,7 @@ func (g *group) propose(in *intent) {
 	}
 	frame := (&proposalFrame{epoch: cur, hs: sealed}).marshal()
 	g.seen.add(frameHash(frame))
-	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: frame}}}); err != nil {
+	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: frame, Sender: g.c.self}}}); err != nil {
 		g.errorf("chat: save: %w", err)
 		return
 	}
@@ -730,7 +730,12 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 		}
 	}
 	// Logged for sync: a member catching up needs it before the commit that refers to it.
-	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: clone(raw)}}}); err != nil {
+	// Logged with its sender, so that a sync for another sender's messages leaves it out.
+	var proposer []byte
+	if p.SenderKind == mlsgroup.SenderMember {
+		proposer = identityAt(g.mls.Members(), p.Sender)
+	}
+	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: clone(raw), Sender: proposer}}}); err != nil {
 		g.errorf("chat: save: %w", err)
 	}
 	g.retryFuture(nil) // a commit may have been waiting for it
