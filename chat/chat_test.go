@@ -432,3 +432,64 @@ func TestInviterRefusesExpired(t *testing.T) {
 		t.Fatalf("group changed: %+v %v", s, err)
 	}
 }
+
+// A joiner hands its sender key to the members as soon as it is in, in a message of its
+// own that is logged for sync but not shown: its first real message then carries no
+// pairwise handshake, and is as small (and as quick) as the ones after it.
+func TestJoinerHandsOutItsKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	gid, err := a.CreateGroup("keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []*testClient{b, c} {
+		tok, err := a.Invite(gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Join(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromC := func(tc *testClient) []store.WireItem {
+		items, _, err := tc.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: c.self})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return items
+	}
+	for len(fromC(a)) == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("A never got C's sender key")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if hist, _, err := a.History(ctx, gid, 0, 10); err != nil || len(hist) != 0 {
+		t.Fatalf("A's history after C's key: %v, %v", hist, err)
+	}
+	if _, err := c.Send(ctx, gid, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*testClient{a, b} {
+		m.waitFor(t, "hello", func(ev Event) bool {
+			e, ok := ev.(MessageReceived)
+			return ok && e.Text == "hello"
+		})
+	}
+	if hist, _, err := a.History(ctx, gid, 0, 10); err != nil || len(hist) != 1 {
+		t.Fatalf("A's history: %v, %v", hist, err)
+	}
+	items := fromC(a)
+	if len(items) != 2 {
+		t.Fatalf("%d frames of C in A's wire log, want its key and hello", len(items))
+	}
+	if key, hello := len(items[0].Data), len(items[1].Data); hello >= key-1000 {
+		t.Fatalf("C's first message is %d bytes, its key message %d: the first message still carries the handshakes", hello, key)
+	}
+}

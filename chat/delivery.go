@@ -35,7 +35,14 @@ type payload struct {
 	// N is how many messages the sender has sent in the epoch it sealed this one in,
 	// this one included: a receiver that has fewer of them lost some on the way.
 	N uint32 `json:"n,omitempty"`
+	// Kind is empty for a chat message. Any other kind is counted and logged like a
+	// message, but is not one: it is not stored in the history or told about.
+	Kind string `json:"k,omitempty"`
 }
+
+// kindKey is a message that only hands our signal sender key to the members (see
+// handOutKey).
+const kindKey = "key"
 
 // outboxEntry is what the outbox keeps of an own message until its epoch is final: the
 // authenticator of the epoch it went out in (on another branch it must go out again) and
@@ -116,6 +123,23 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 	return nil
 }
 
+// handOutKey sends our signal sender key to the members in a message of its own, right
+// after we joined: else our first message carries one pairwise handshake per member,
+// and in a large group that makes it the slowest message we send.
+func (g *group) handOutKey() {
+	if g.sig == nil || !g.active() || len(g.recipients()) < 2 {
+		return // no signal layer, or one other member: messages go pairwise, no sender key
+	}
+	idb := make([]byte, 16)
+	if _, err := rand.Read(idb); err != nil {
+		return
+	}
+	p := payload{ID: hex.EncodeToString(idb), Time: g.c.cfg.Now().UnixMilli(), Epoch: g.mls.Epoch(), Kind: kindKey}
+	if err := g.sendPayload(g.c.ctx, p, nil); err != nil {
+		g.errorf("chat: hand out our sender key: %w", err)
+	}
+}
+
 // maxHeld bounds the frames held back for want of peers on the topic.
 const maxHeld = 256
 
@@ -174,6 +198,12 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 			g.lackKey(actx.Sender)
 		}
 		return
+	case errors.Is(err, layers.ErrExpired):
+		// Of an epoch before we joined (a joiner hands out its sender key as soon as it
+		// is in, see handOutKey; one that joined after cannot read it), or older than
+		// the epochs we keep: it never opens here, and no one can do anything about it.
+		g.debug("a message of an epoch we do not have", "sync", fromSync)
+		return
 	default:
 		// Not marked as seen: a message of another branch opens once we are on it.
 		g.debug("message did not open", "err", err, "sync", fromSync)
@@ -210,15 +240,18 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	g.notePeer(actx.Sender, p.Nick)
 	g.noteCount(actx.Epoch, actx.Sender, p.N)
 	// Saved at most flushDelay from now (or sooner when many come), in one transaction
-	// for a burst of messages; see flush.
-	g.pend.msgs = append(g.pend.msgs, store.Message{
-		GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(sender),
-		SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
-	})
+	// for a burst of messages; see flush. Logged for sync whatever its kind: a member
+	// that lacks the sender key it carries asks for it.
 	g.pend.wire = append(g.pend.wire, store.WireItem{Epoch: actx.Epoch, Kind: store.WireMessage, Data: clone(frame), Sender: clone(actx.Sender)})
-	g.pend.events = append(g.pend.events, MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
-		Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
-	if len(g.pend.msgs) >= maxPendingSave {
+	if p.Kind == "" {
+		g.pend.msgs = append(g.pend.msgs, store.Message{
+			GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(sender),
+			SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
+		})
+		g.pend.events = append(g.pend.events, MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
+			Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
+	}
+	if len(g.pend.wire) >= maxPendingSave {
 		g.flush()
 	} else if g.flushTimer == nil {
 		g.flushTimer = time.NewTimer(flushDelay)
@@ -249,7 +282,7 @@ type pending struct {
 // when sync brings them back, and the store skips the copies. (Our own messages are
 // different: the state that sealed one is saved before it leaves, see sendPayload.)
 func (g *group) flush() {
-	if len(g.pend.msgs) == 0 {
+	if len(g.pend.wire) == 0 {
 		return
 	}
 	// A larger group's state is larger (every member's leaf and signal keys), and is

@@ -432,7 +432,7 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		ch = &change{}
 	}
 	pend, own := g.pend, ch.msgs
-	if len(pend.msgs) > 0 {
+	if len(pend.msgs) > 0 || len(pend.wire) > 0 {
 		ch.msgs = append(pend.msgs, ch.msgs...)
 		ch.wire = append(pend.wire, ch.wire...)
 	}
@@ -603,7 +603,7 @@ func (g *group) run() {
 		}
 		select {
 		case <-g.c.ctx.Done():
-			if len(g.pend.msgs) > 0 || g.stateTimer != nil {
+			if len(g.pend.wire) > 0 || g.stateTimer != nil {
 				if err := g.save(context.Background(), nil); err != nil {
 					g.c.cfg.Logger.Warn("chat: save at close: " + err.Error())
 				}

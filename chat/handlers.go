@@ -64,6 +64,7 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 	if err := c.start(g); err != nil {
 		return "", err
 	}
+	g.post(g.handOutKey)
 	c.emit(EpochChanged{Group: g.gid, Epoch: mg.Epoch(), Authenticator: mg.EpochAuthenticator()[:authPrefix]})
 	return g.gid, nil
 }

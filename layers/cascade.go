@@ -114,6 +114,9 @@ func (c *Cascade) Open(ctx *Context, msg []byte) ([]byte, error) {
 				ctx.Sender, ctx.Epoch = local.Sender, local.Epoch
 				return nil, ErrNoKey
 			}
+			if err == ErrExpired {
+				return nil, ErrExpired
+			}
 			return nil, ErrAuth
 		}
 		commits = append(commits, commit)

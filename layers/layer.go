@@ -23,7 +23,7 @@ const (
 // ErrAuth is the one error for every authentication failure: a flipped bit,
 // a truncated or replayed message, a stripped, added or reordered layer, the
 // wrong group, the wrong key, a removed sender. Layers return exactly this
-// value (or ErrNoKey) from Open and the Cascade passes it on unchanged, so
+// value (or ErrNoKey, or ErrExpired) from Open and the Cascade passes it on unchanged, so
 // that a failure says nothing about which check failed.
 var ErrAuth = errors.New("layers: message authentication failed")
 
@@ -39,6 +39,19 @@ type noKeyError struct{}
 
 func (noKeyError) Error() string        { return "layers: no key for this message yet" }
 func (noKeyError) Is(target error) bool { return target == ErrAuth }
+
+// ErrExpired reports that a message is of an MLS epoch whose keys this member
+// does not have and never will: one before it joined, or one older than the
+// epochs it keeps. Such a message is expected now and then (a member that
+// joined just after it was sent, a message delayed for long), not a sign of
+// tampering; callers may drop it quietly. It is also ErrAuth, and nothing
+// changed.
+var ErrExpired error = expiredError{}
+
+type expiredError struct{}
+
+func (expiredError) Error() string        { return "layers: message of an epoch whose keys are gone" }
+func (expiredError) Is(target error) bool { return target == ErrAuth }
 
 // ErrTooLarge is returned by Seal for a plaintext over MaxPlaintext.
 var ErrTooLarge = fmt.Errorf("layers: plaintext larger than %d bytes", MaxPlaintext)

@@ -15,6 +15,11 @@ import (
 // reached yet: keep it and try again after the next commit.
 var ErrFutureEpoch = errors.New("mls: message from a future epoch")
 
+// ErrPastEpoch is returned (with ErrAuth) for an application message of a past epoch
+// whose keys this member does not keep: one before it joined, or one older than the
+// epochs kept. It will never open.
+var ErrPastEpoch = errors.New("mls: message from an epoch not kept")
+
 // The compact application format is a PrivateMessage (RFC 9420, Section 6.3) without what a
 // transport that already names the group carries anyway: no MLSMessage header, no group id
 // (the receiver's own is put back before decryption, and every AEAD in the message
@@ -100,7 +105,7 @@ func (g *Group) OpenApplication(sealed []byte) (*Opened, func() error, error) {
 			}
 		}
 		if !found {
-			return nil, nil, ErrAuth
+			return nil, nil, fmt.Errorf("%w: %w (epoch %d)", ErrAuth, ErrPastEpoch, pm.Epoch)
 		}
 	}
 	ac, consume, err := keys.PeekPrivate(pm)

@@ -91,3 +91,33 @@ func TestCompactApplicationMessages(t *testing.T) {
 		t.Fatalf("future message after the commit: %+v %v", o, err)
 	}
 }
+
+// TestPastEpochNotKept: a message of an epoch before a member joined never opens for it,
+// and says so (ErrPastEpoch, which is also ErrAuth); a member that keeps the epoch opens
+// it, marked late.
+func TestPastEpochNotKept(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	alice, bob, carol := threeMembers(t, cs)
+	before, err := alice.g.SealApplication([]byte("before dave"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := newMember(t, cs, "dave")
+	add(t, alice, []*member{bob, carol}, dave)
+	_, _, err = dave.g.OpenApplication(before)
+	if !errors.Is(err, ErrPastEpoch) || !errors.Is(err, ErrAuth) {
+		t.Fatalf("dave opening a message of before he joined: %v", err)
+	}
+	o, _, err := bob.g.OpenApplication(before)
+	if err != nil || !o.Late || string(o.Data) != "before dave" {
+		t.Fatalf("bob: %+v, %v", o, err)
+	}
+	// A message of the epoch he joined in opens.
+	now, err := alice.g.SealApplication([]byte("now"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := dave.g.OpenApplication(now); err != nil {
+		t.Fatalf("dave opening a current message: %v", err)
+	}
+}

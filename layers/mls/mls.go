@@ -73,7 +73,8 @@ func (l *Layer) groupID() []byte {
 // returned Commit deletes the message's key generation. It sets ctx.Sender to the sender's
 // credential identity (or, if the caller named a sender, refuses a message from anyone
 // else) and ctx.Epoch. A message of a future epoch gives layers.ErrNoKey (keep it for
-// after the next commit); everything else refused gives layers.ErrAuth.
+// after the next commit), one of a past epoch not kept layers.ErrExpired; everything
+// else refused gives layers.ErrAuth.
 func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -83,6 +84,9 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 	o, consume, err := l.g.OpenApplication(sealed)
 	if errors.Is(err, mlsgroup.ErrFutureEpoch) {
 		return nil, nil, layers.ErrNoKey
+	}
+	if errors.Is(err, mlsgroup.ErrPastEpoch) {
+		return nil, nil, layers.ErrExpired
 	}
 	if err != nil {
 		return nil, nil, layers.ErrAuth
