@@ -97,6 +97,22 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// At B's epoch, so that B tries its keys on it (a message of an epoch B never had,
+	// such as one before it joined, is dropped quietly: B cannot tell it from a member's
+	// message of before its join).
+	bState, err := b.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fake.Epoch() < bState.Epoch {
+		pc, err := fake.Commit(mlsgroup.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fake.Merge(pc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	key, err := aes.NewKey(inv.RoomSecret)
 	if err != nil {
 		t.Fatal(err)

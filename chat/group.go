@@ -112,7 +112,7 @@ type peerInfo struct {
 	heard    time.Time
 	nick     string
 	online   bool
-	added    time.Time // when a commit we applied added it (it counts as online for a while, see onlineRank)
+	added    time.Time // when a commit we applied added it (it does not commit for a while, see onlineRank)
 	hbEpoch  uint64    // from its last heartbeat
 	hbAuth   []byte
 	claimed  map[uint64]uint32 // the message counts its last heartbeat gave, by epoch
