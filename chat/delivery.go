@@ -125,10 +125,22 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 
 // handOutKey sends our signal sender key to the members in a message of its own, right
 // after we joined: else our first message carries one pairwise handshake per member,
-// and in a large group that makes it the slowest message we send.
+// and in a group of dozens that makes it the slowest message we send.
+//
+// Not in groups of more than maxKeyHandout: the message grows by a handshake (about
+// 1.3 KB, most of it ML-KEM) per member and gossip floods it to everyone, so members
+// joining a large group together (100 on the simulated network) swamp the group while
+// it commits their adds, and it forks. There the first message carries the key, as
+// Signal does it. Handing keys over pairwise streams instead of the group topic would
+// lift this.
 func (g *group) handOutKey() {
-	if g.sig == nil || !g.active() || len(g.recipients()) < 2 {
-		return // no signal layer, or one other member: messages go pairwise, no sender key
+	if g.sig == nil || !g.active() || len(g.recipients()) < 2 || len(g.recipients()) > maxKeyHandout {
+		return // no signal layer, or one other member (messages go pairwise), or too many
+	}
+	for _, n := range g.sent {
+		if n > 0 {
+			return // a message of ours went out already, with the key
+		}
 	}
 	idb := make([]byte, 16)
 	if _, err := rand.Read(idb); err != nil {
@@ -139,6 +151,10 @@ func (g *group) handOutKey() {
 		g.errorf("chat: hand out our sender key: %w", err)
 	}
 }
+
+// maxKeyHandout is the largest number of other members a joiner hands its sender key to
+// in a message of its own; see handOutKey.
+const maxKeyHandout = 64
 
 // maxHeld bounds the frames held back for want of peers on the topic.
 const maxHeld = 256

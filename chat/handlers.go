@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -61,10 +62,13 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 	if err := g.save(ctx, nil); err != nil {
 		return "", err
 	}
+	// Our sender key goes out at a random point within a heartbeat, so that members
+	// joining together do not all flood the group with their keys at once.
+	keyAfter := mrand.N(g.beat())
 	if err := c.start(g); err != nil {
 		return "", err
 	}
-	g.post(g.handOutKey)
+	time.AfterFunc(keyAfter, func() { g.post(g.handOutKey) })
 	c.emit(EpochChanged{Group: g.gid, Epoch: mg.Epoch(), Authenticator: mg.EpochAuthenticator()[:authPrefix]})
 	return g.gid, nil
 }
