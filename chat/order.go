@@ -100,7 +100,8 @@ func identityAt(ms []mlsgroup.Member, leaf uint32) []byte {
 func (g *group) onlineRank() int {
 	order := rankOrder(g.mls)
 	wait := 3 * g.beat()
-	if g.joinEpoch > 0 && len(order) > 1 && time.Since(g.started) < wait {
+	fresh := time.Since(g.started) < wait
+	if fresh && g.joinEpoch > 0 && len(order) > 1 {
 		return len(order) + int(rankOf(order, g.mls.LeafIndex()))
 	}
 	topic := map[peer.ID]bool{}
@@ -117,7 +118,9 @@ func (g *group) onlineRank() int {
 		if pi != nil && time.Since(pi.added) < wait {
 			continue
 		}
-		if (pi != nil && pi.online) || topic[peerOf(m.Identity)] {
+		// The creator restarted counts every member as online until it has heard them:
+		// seeing few peers yet, it must not think itself first.
+		if fresh || (pi != nil && pi.online) || topic[peerOf(m.Identity)] {
 			r++
 		}
 	}
