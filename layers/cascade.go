@@ -77,9 +77,9 @@ func (c *Cascade) Seal(ctx *Context, plaintext []byte) ([]byte, error) {
 // Open checks that msg carries exactly the policy's layers, in order and at
 // the versions configured, then opens it through every layer, outer to
 // inner, and commits the layers' staged state changes only if all opened.
-// Every refusal is ErrAuth (or ErrNoKey) and leaves all state as it was.
-// Open reads ctx.Group and ctx.Sender; on success it writes back what the
-// layers authenticated (Sender, Epoch) and ctx.AD. On ErrNoKey from an inner
+// Every refusal is ErrAuth (or ErrNoKey, or ErrExpired) and leaves all
+// state as it was. Open reads ctx.Group and ctx.Sender; on success it writes
+// back what the layers authenticated (Sender, Epoch) and ctx.AD. On ErrNoKey from an inner
 // layer it writes back the Sender and Epoch the outer layers authenticated, if
 // any, so that the caller knows whose key it lacks.
 func (c *Cascade) Open(ctx *Context, msg []byte) ([]byte, error) {
