@@ -161,3 +161,32 @@ func TestEpochs(t *testing.T) {
 		t.Fatal("the handshake layer sealed application data")
 	}
 }
+
+// TestExpiredEpoch: a message of an epoch the receiver no longer keeps is ErrExpired
+// (also ErrAuth) through the whole cascade, and never opens.
+func TestExpiredEpoch(t *testing.T) {
+	c, err := layersbench.NewConversation(layers.PolicyLarge, 2, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := c.Members[0], c.Members[1]
+	old, err := c.Send(0, []byte("old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range mlsgroup.DefaultPastEpochs + 1 {
+		pc, err := alice.Group.Commit(mlsgroup.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.Group.Process(pc.Message); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.Group.Merge(pc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := c.Receive(1, old); err != layers.ErrExpired || !errors.Is(err, layers.ErrAuth) {
+		t.Fatalf("a message of an epoch no longer kept: %v", err)
+	}
+}
