@@ -320,15 +320,25 @@ func (g *group) flush() {
 	}
 }
 
-// notePeer records that a member was heard from, with the nickname it gave.
-func (g *group) notePeer(ident []byte, nick string) {
+// peerInfo returns what we know of the member ident, made empty if we know nothing yet
+// (nil for ourselves).
+func (g *group) peerInfo(ident []byte) *peerInfo {
 	if bytes.Equal(ident, g.c.self) {
-		return
+		return nil
 	}
 	pi := g.peers[string(ident)]
 	if pi == nil {
 		pi = &peerInfo{}
 		g.peers[string(ident)] = pi
+	}
+	return pi
+}
+
+// notePeer records that a member was heard from, with the nickname it gave.
+func (g *group) notePeer(ident []byte, nick string) {
+	pi := g.peerInfo(ident)
+	if pi == nil {
+		return
 	}
 	pi.heard = time.Now()
 	if nick != "" && nick != pi.nick {

@@ -129,15 +129,9 @@ func (g *group) onlineRank() int {
 
 // noteAdded records that a commit we applied just added the member ident.
 func (g *group) noteAdded(ident []byte) {
-	if bytes.Equal(ident, g.c.self) {
-		return
+	if pi := g.peerInfo(ident); pi != nil {
+		pi.added = time.Now()
 	}
-	pi := g.peers[string(ident)]
-	if pi == nil {
-		pi = &peerInfo{}
-		g.peers[string(ident)] = pi
-	}
-	pi.added = time.Now()
 }
 
 func (g *group) pushHist(r epochRec) {
