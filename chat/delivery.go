@@ -208,7 +208,7 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	case errors.Is(err, layers.ErrNoKey):
 		// An epoch we have not reached yet, or (the sender known) a sender key we do
 		// not have: the message that carried it was lost on the way.
-		g.keep(clone(frame), actx.Sender)
+		g.keep(clone(frame), actx.Sender, fromSync)
 		if len(actx.Sender) > 0 && !fromSync {
 			g.notePeer(actx.Sender, "") // MLS authenticated it: a member, and there
 			g.lackKey(actx.Sender)

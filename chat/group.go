@@ -112,7 +112,7 @@ type peerInfo struct {
 	heard    time.Time
 	nick     string
 	online   bool
-	added    time.Time // when a commit we applied added it (it does not commit for a while, see onlineRank)
+	added    time.Time // when a commit we applied added it (it counts as online for a while, see onlineRank)
 	hbEpoch  uint64    // from its last heartbeat
 	hbAuth   []byte
 	claimed  map[uint64]uint32 // the message counts its last heartbeat gave, by epoch
@@ -699,19 +699,20 @@ func (g *group) receive(from peer.ID, data []byte, quiet bool) {
 
 // keptFrame is a frame that could not be handled yet.
 type keptFrame struct {
-	frame  []byte
-	hash   [32]byte
-	sender string // for a message that lacked its sender's signal key: the sender ("" otherwise)
+	frame    []byte
+	hash     [32]byte
+	sender   string // for a message that lacked its sender's signal key: the sender ("" otherwise)
+	fromSync bool   // a message that came in a sync answer: late, whenever it opens
 }
 
 // stash keeps a frame that cannot be handled yet (an epoch we have not reached, a
 // proposal a commit refers to), for after the next commit.
-func (g *group) stash(frame []byte) { g.keep(frame, nil) }
+func (g *group) stash(frame []byte) { g.keep(frame, nil, false) }
 
 // keep keeps a frame that cannot be handled yet; sender, if not nil, is the sender of a
 // message whose signal sender key we lack, to try it again after the next message of the
 // same sender (the one that carries the key) rather than after every message.
-func (g *group) keep(frame []byte, sender []byte) {
+func (g *group) keep(frame []byte, sender []byte, fromSync bool) {
 	h := frameHash(frame)
 	if g.kept[h] {
 		return
@@ -721,7 +722,7 @@ func (g *group) keep(frame []byte, sender []byte) {
 		g.future = g.future[1:]
 	}
 	g.kept[h] = true
-	g.future = append(g.future, keptFrame{frame: frame, hash: h, sender: string(sender)})
+	g.future = append(g.future, keptFrame{frame: frame, hash: h, sender: string(sender), fromSync: fromSync})
 }
 
 // retryFuture handles again the frames kept for later: all of them (sender nil, after a
@@ -746,8 +747,12 @@ func (g *group) retryFuture(sender []byte) {
 			}
 		}
 		g.future = rest
-		for _, k := range retry {
-			g.receive("", k.frame, true) // what still cannot be handled is kept again
+		for _, k := range retry { // what still cannot be handled is kept again
+			if k.fromSync {
+				g.receiveApp(k.frame, true)
+			} else {
+				g.receive("", k.frame, true)
+			}
 		}
 		// Handling one may have made another possible (a commit, a sender key): again
 		// until a round handles none.

@@ -91,36 +91,25 @@ func identityAt(ms []mlsgroup.Member, leaf uint32) []byte {
 
 // onlineRank is our place in the committer order among the members we believe online.
 //
-// A member that has just joined (or restarted) ranks after every other member for a few
-// heartbeats, and the others leave out a member a commit added that recently: its gossip
-// mesh is still forming, so a commit of its own may reach no one for seconds while the
-// members ranked after it commit in its place (in a 100-member group, that was most
-// forks). Joiners among themselves keep the epoch's order. The group's creator is not a
-// joiner: it is the first member, with no mesh to wait for.
+// Until we have heard the group for a few heartbeats (just joined, or restarted), everyone
+// counts as online: a member that sees few peers yet must not think itself first. A
+// member just added counts as online too, until it has had time to say so: else every
+// member that has not heard it yet ranks itself before it, and two commit.
 func (g *group) onlineRank() int {
-	order := rankOrder(g.mls)
-	wait := 3 * g.beat()
-	fresh := time.Since(g.started) < wait
-	if fresh && g.joinEpoch > 0 && len(order) > 1 {
-		return len(order) + int(rankOf(order, g.mls.LeafIndex()))
-	}
 	topic := map[peer.ID]bool{}
 	for _, p := range g.topic.Peers() {
 		topic[p] = true
 	}
 	me := g.mls.LeafIndex()
+	wait := 3 * g.beat()
+	all := time.Since(g.started) < wait
 	r := 0
-	for _, m := range order {
+	for _, m := range rankOrder(g.mls) {
 		if m.LeafIndex == me {
 			return r
 		}
 		pi := g.peers[string(m.Identity)]
-		if pi != nil && time.Since(pi.added) < wait {
-			continue
-		}
-		// The creator restarted counts every member as online until it has heard them:
-		// seeing few peers yet, it must not think itself first.
-		if fresh || (pi != nil && pi.online) || topic[peerOf(m.Identity)] {
+		if all || (pi != nil && (pi.online || time.Since(pi.added) < wait)) || topic[peerOf(m.Identity)] {
 			r++
 		}
 	}
