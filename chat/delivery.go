@@ -292,8 +292,9 @@ type pending struct {
 
 // flush saves the messages received since the last save. The group state that opened
 // them (the layers' used-up keys, the delivery counts) is saved with them only if it was
-// last saved stateEvery ago (grown with the group's size), else that long after that save: encoding the state of a
-// large group for every burst of messages costs more than anything else a member does. A
+// last saved stateEvery (grown with the group's size) ago, else that long after that
+// save: encoding the state of a large group for every burst of messages costs more than
+// anything else a member does. A
 // crash in between loses nothing: the state on disk is older, so the messages open again
 // when sync brings them back, and the store skips the copies. (Our own messages are
 // different: the state that sealed one is saved before it leaves, see sendPayload.)

@@ -432,7 +432,7 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		ch = &change{}
 	}
 	pend, own := g.pend, ch.msgs
-	if len(pend.msgs) > 0 || len(pend.wire) > 0 {
+	if len(pend.wire) > 0 { // every pending message has its frame in pend.wire
 		ch.msgs = append(pend.msgs, ch.msgs...)
 		ch.wire = append(pend.wire, ch.wire...)
 	}
