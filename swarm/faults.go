@@ -76,6 +76,7 @@ func (pg peerGate) InterceptUpgraded(network.Conn) (bool, control.DisconnectReas
 // multistream, yamux, Noise and TCP framing around them.
 type meter struct {
 	sent    []atomic.Int64
+	byProto sync.Map // protocol.ID -> *atomic.Int64: bytes both ways, all peers
 	dropP   float64
 	paused  atomic.Bool // no drops for now (tests)
 	dropped atomic.Int64
@@ -93,6 +94,22 @@ func (m *meter) drop() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.rng.Float64() < m.dropP
+}
+
+// protoCounter returns the byte counter of protocol pid.
+func (m *meter) protoCounter(pid protocol.ID) *atomic.Int64 {
+	c, _ := m.byProto.LoadOrStore(pid, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
+
+// byProtocol returns the bytes counted per protocol.
+func (m *meter) byProtocol() map[string]int64 {
+	out := map[string]int64{}
+	m.byProto.Range(func(k, v any) bool {
+		out[string(k.(protocol.ID))] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
 }
 
 func (m *meter) total() int64 {
@@ -115,6 +132,7 @@ func instrument(h host.Host, self int, m *meter, byID map[peer.ID]int) error {
 			return err
 		}
 		gossip := strings.HasPrefix(string(pid), "/meshsub/") || strings.HasPrefix(string(pid), "/floodsub/")
+		count := m.protoCounter(pid)
 		mux.AddHandler(pid, func(p protocol.ID, rwc io.ReadWriteCloser) error {
 			s, ok := rwc.(network.Stream)
 			if !ok {
@@ -124,7 +142,7 @@ func instrument(h host.Host, self int, m *meter, byID map[peer.ID]int) error {
 			if !known {
 				remote = -1
 			}
-			ms := &meteredStream{Stream: s, m: m, local: self, remote: remote}
+			ms := &meteredStream{Stream: s, m: m, proto: count, local: self, remote: remote}
 			if gossip && m.dropP > 0 {
 				return orig(p, &dropStream{meteredStream: ms, r: bufio.NewReader(ms)})
 			}
@@ -163,6 +181,7 @@ func (m *memRWC) Close() error                { return nil }
 type meteredStream struct {
 	network.Stream
 	m             *meter
+	proto         *atomic.Int64
 	local, remote int
 }
 
@@ -170,6 +189,7 @@ func (s *meteredStream) Read(b []byte) (int, error) {
 	n, err := s.Stream.Read(b)
 	if s.remote >= 0 {
 		s.m.sent[s.remote].Add(int64(n))
+		s.proto.Add(int64(n))
 	}
 	return n, err
 }
@@ -177,6 +197,7 @@ func (s *meteredStream) Read(b []byte) (int, error) {
 func (s *meteredStream) Write(b []byte) (int, error) {
 	n, err := s.Stream.Write(b)
 	s.m.sent[s.local].Add(int64(n))
+	s.proto.Add(int64(n))
 	return n, err
 }
 

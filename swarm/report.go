@@ -3,7 +3,9 @@ package swarm
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -43,6 +45,8 @@ type Report struct {
 	FinalEpochsAgree bool `json:"final_epochs_agree"`
 	// BytesSentPerPeer: libp2p stream payload bytes sent, averaged over the peers.
 	BytesSentPerPeer int64 `json:"bytes_sent_per_peer"`
+	// BytesByProtocol: the same bytes, summed over the peers, by libp2p protocol.
+	BytesByProtocol map[string]int64 `json:"bytes_by_protocol,omitempty"`
 	// PeakRSSMB: the process's peak resident set (VmHWM), in MiB.
 	PeakRSSMB float64 `json:"peak_rss_mb"`
 
@@ -81,6 +85,13 @@ func (r *Report) String() string {
 	line("forks", fmt.Sprintf("%d detected, %d resolved", r.ForksDetected, r.ForksResolved))
 	line("final_epochs_agree", r.FinalEpochsAgree)
 	line("bytes_sent_per_peer", fmt.Sprintf("%d (%.1f MiB)", r.BytesSentPerPeer, float64(r.BytesSentPerPeer)/(1<<20)))
+	protos := slices.Collect(maps.Keys(r.BytesByProtocol))
+	slices.SortFunc(protos, func(a, b string) int { return cmp.Compare(r.BytesByProtocol[b], r.BytesByProtocol[a]) })
+	for _, p := range protos {
+		if n := r.BytesByProtocol[p]; n > 0 {
+			line("  "+p, fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)))
+		}
+	}
 	line("peak_rss_mb", fmt.Sprintf("%.0f", r.PeakRSSMB))
 	line("gossip_dropped", r.GossipDropped)
 	if r.JoinFailures > 0 || r.SendFailures > 0 || r.ErrorEvents > 0 {

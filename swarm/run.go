@@ -500,6 +500,7 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 		r.Commits = max(r.Commits, v.epoch)
 	}
 	r.BytesSentPerPeer = s.meter.total() / int64(len(s.peers))
+	r.BytesByProtocol = s.meter.byProtocol()
 	r.ForksDetected = s.col.forksDetected.Load()
 	r.ForksResolved = s.col.forksResolved.Load()
 	r.EpochChanges = s.col.epochChanges.Load()

@@ -64,6 +64,18 @@ func TestRunSmall(t *testing.T) {
 	if r.BytesSentPerPeer == 0 || r.PeakRSSMB == 0 || r.LatencyP99Ms <= 0 {
 		t.Errorf("bytes %d, rss %v, p99 %v", r.BytesSentPerPeer, r.PeakRSSMB, r.LatencyP99Ms)
 	}
+	// Every byte counted is counted under its protocol (read a moment later, while
+	// heartbeats still flow), and the messages went by gossip.
+	var sum, gossip int64
+	for p, n := range r.BytesByProtocol {
+		sum += n
+		if strings.HasPrefix(p, "/meshsub/") {
+			gossip += n
+		}
+	}
+	if per := sum / int64(r.Peers); per < r.BytesSentPerPeer || per > r.BytesSentPerPeer*101/100 || gossip == 0 {
+		t.Errorf("by protocol %v: %d per peer, report says %d", r.BytesByProtocol, per, r.BytesSentPerPeer)
+	}
 }
 
 // Eight peers, with a twentieth of the gossip lost, a partition healed mid-run and a
