@@ -417,7 +417,7 @@ func (c *Client) InviteWith(id GroupID, ttl time.Duration, maxUses int) (string,
 }
 
 // Join joins the group of an invite token: it checks the token, dials the inviter, sends a
-// KeyPackage with proof of the token over /tchat/join/1 and joins from the Welcome.
+// KeyPackage with proof of the token over /tchat/join/2 and joins from the Welcome.
 func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	inv, err := ParseInvite(token)
 	if err != nil {
@@ -449,7 +449,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	if err != nil {
 		return "", err
 	}
-	mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, c.mlsOptions())
+	mg, err := mlsgroup.Join(resp.Welcome, bundle, resp.RatchetTree, c.mlsOptions())
 	if err != nil {
 		return "", fmt.Errorf("chat: welcome: %w", err)
 	}

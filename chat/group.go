@@ -51,21 +51,22 @@ type group struct {
 	sigID  *signal.Identity // our signal keys in this group (nil without a signal layer)
 	sig    *signal.Layer    // nil without a signal layer
 
-	joinEpoch uint64            // the epoch we entered the group at
-	hist      []epochRec        // the last epochs of our branch, oldest first
-	future    []keptFrame       // frames that could not be handled yet, oldest first
-	kept      map[[32]byte]bool // the hashes of future's frames
-	retrying  bool
-	seen      *seenSet                     // frames already handled
-	sent      map[uint64]uint32            // our application messages per epoch (this branch)
-	got       map[uint64]map[string]uint32 // received application messages per epoch and sender
-	peers     map[string]*peerInfo         // by identity
-	syncing   map[peer.ID]bool
-	forkSeen  map[string]uint64 // peer → the epoch of the last fork reported with it
-	stuck     map[string]*mismatch
-	rejoining bool
-	lastFork  time.Time
-	outranked int // competing commits judged to lose to our branch (compared around a sync)
+	joinEpoch    uint64            // the epoch we entered the group at
+	hist         []epochRec        // the last epochs of our branch, oldest first
+	future       []keptFrame       // frames that could not be handled yet, oldest first
+	kept         map[[32]byte]bool // the hashes of future's frames
+	retrying     bool
+	seen         *seenSet                     // frames already handled
+	sent         map[uint64]uint32            // our application messages per epoch (this branch)
+	got          map[uint64]map[string]uint32 // received application messages per epoch and sender
+	peers        map[string]*peerInfo         // by identity
+	syncing      map[peer.ID]bool
+	forkSeen     map[string]uint64 // peer → the epoch of the last fork reported with it
+	stuck        map[string]*mismatch
+	rejoining    bool
+	fetchingTree bool // readdedBy asks a member for a tree
+	lastFork     time.Time
+	outranked    int // competing commits judged to lose to our branch (compared around a sync)
 
 	intents   []*intent
 	removers  map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch

@@ -75,7 +75,7 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 
 type joinHandler struct{ c *Client }
 
-// HandleJoin answers /tchat/join/1: it checks the proof and the invite, asks the group to
+// HandleJoin answers /tchat/join/2: it checks the proof and the invite, asks the group to
 // add the joiner, and returns the Welcome once the commit that adds it has settled.
 func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.JoinRequest) (*proto.JoinResponse, error) {
 	g, err := h.c.group(groupIDOf(req.GroupID))
@@ -95,7 +95,7 @@ func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.Jo
 	if err == nil {
 		var r intentResult
 		if r, err = g.wait(ctx, in); err == nil {
-			return &proto.JoinResponse{Welcome: r.welcome}, nil
+			return &proto.JoinResponse{Welcome: r.welcome, RatchetTree: r.tree}, nil
 		}
 	}
 	var re *proto.RemoteError
@@ -311,7 +311,7 @@ func (h kpHandler) HandleKeyPackage(ctx context.Context, from peer.ID, req *prot
 
 type welcomeHandler struct{ c *Client }
 
-// HandleWelcome answers /tchat/welcome/1: a member added us with one of the KeyPackages
+// HandleWelcome answers /tchat/welcome/2: a member added us with one of the KeyPackages
 // we handed it, and sends the Welcome with the group's room secret and name.
 func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *proto.WelcomeRequest) (*proto.WelcomeResponse, error) {
 	c := h.c
@@ -336,7 +336,7 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	}
 	c.mu.Unlock()
 	for _, o := range offers {
-		mg, err := mlsgroup.Join(req.Welcome, o.bundle, nil, c.mlsOptions())
+		mg, err := mlsgroup.Join(req.Welcome, o.bundle, req.RatchetTree, c.mlsOptions())
 		if err != nil {
 			continue
 		}
@@ -361,7 +361,7 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 
 // Add adds a known peer to a group: its KeyPackage is fetched from it over /tchat/kp/1,
 // a commit adds it, and once the commit has settled the Welcome, the room secret and the
-// group's name go to it over /tchat/welcome/1.
+// group's name go to it over /tchat/welcome/2.
 func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 	g, err := c.group(id)
 	if err != nil {
@@ -401,7 +401,7 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.node.Welcome(ctx, p.ID, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name}); err != nil {
+	if _, err := c.node.Welcome(ctx, p.ID, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name, RatchetTree: r.tree}); err != nil {
 		// A member that cannot read the group must not stay in it.
 		if rerr := c.Remove(ctx, id, p.ID); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("and removing it again failed: %w", rerr))

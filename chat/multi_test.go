@@ -686,7 +686,7 @@ func TestAdmittedByAnyMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, d.mlsOptions())
+	mg, err := mlsgroup.Join(resp.Welcome, bundle, resp.RatchetTree, d.mlsOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -785,4 +785,68 @@ func TestRestartRedials(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReceived(t, "are you back?", b)
+}
+
+// A joiner whose branch loses, and who is added again with the same KeyPackage on the
+// branch that wins, moves there from the commit it sees on the topic. That commit's
+// Welcome carries no ratchet tree: the joiner asks a member of the branch for it.
+func TestReaddedOnAnotherBranch(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, j := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "J")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	connectAll(t, ctx, []*testClient{a, b, j})
+	sigID, bundle, err := j.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga, _ := a.group(gid)
+	// The losing branch, made on a copy of A's state and never published: J added
+	// along with a new name, so that it differs from the commit A makes next.
+	var welcome, tree, room []byte
+	err = ga.do(ctx, func() error {
+		state, err := ga.mls.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		x, err := mlsgroup.Restore(state, a.mlsOptions())
+		if err != nil {
+			return err
+		}
+		pc, err := x.Commit(mlsgroup.CommitOptions{Add: [][]byte{bundle.KeyPackage()}, Extensions: ga.extensionsWithName("lost")})
+		if err != nil {
+			return err
+		}
+		welcome, tree, room = pc.Welcome, pc.RatchetTree, bytes.Clone(ga.room)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mg, err := mlsgroup.Join(welcome, bundle, tree, j.mlsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.joined(ctx, mg, "lost", room, sigID, bundle); err != nil {
+		t.Fatal(err)
+	}
+	j.waitMesh(t, gid, 2)
+	// The winning branch: A adds J with the same KeyPackage, and publishes the commit.
+	err = ga.do(ctx, func() error {
+		ga.want(&intent{kind: intentAdd, kp: bundle.KeyPackage(), who: j.self})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.waitFor(t, "re-added", func(ev Event) bool { e, ok := ev.(ForkResolved); return ok && e.How == "re-added" })
+	s := waitAgree(t, ctx, gid, []*testClient{a, b, j}, 3)
+	if s.Name != "test group" {
+		t.Fatalf("J is on the branch named %q", s.Name)
+	}
+	if _, err := j.Send(ctx, gid, "from the winning branch"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "from the winning branch", a, b)
 }

@@ -138,7 +138,7 @@ func (g *group) receiveCommit(from peer.ID, f *commitFrame, raw []byte, quiet bo
 		return
 	}
 	hh := sha256.Sum256(f.hs)
-	if g.readdedBy(f) {
+	if g.readdedBy(from, f) {
 		return
 	}
 	cur := g.mls.Epoch()
@@ -374,9 +374,9 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 		g.stopTimer()
 		for _, in := range g.intents {
 			if in.kind == intentLeave {
-				in.finish(nil, nil)
+				in.finish(nil)
 			} else {
-				in.finish(nil, ErrNotMember)
+				in.finish(ErrNotMember)
 			}
 		}
 		g.intents = nil
@@ -426,6 +426,7 @@ type intent struct {
 	at       *commitRef // the commit of our branch that did it (nil: not done)
 	doneAt   time.Time  // when that commit was applied
 	welcome  []byte     // add: the Welcome of the commit that added the joiner
+	tree     []byte     // add: the ratchet tree of the epoch it made (not in the Welcome)
 	finished bool       // the caller has its result; kept until the commit is final
 	done     chan intentResult
 }
@@ -437,13 +438,19 @@ type commitRef struct {
 }
 
 type intentResult struct {
-	welcome []byte
-	err     error
+	welcome, tree []byte // an add's Welcome, and the tree the joiner needs with it
+	err           error
 }
 
-func (in *intent) finish(welcome []byte, err error) {
+// finish gives the intent's caller its result: err, or done (with the Welcome and tree
+// of an add).
+func (in *intent) finish(err error) {
+	r := intentResult{err: err}
+	if err == nil {
+		r.welcome, r.tree = in.welcome, in.tree
+	}
 	select {
-	case in.done <- intentResult{welcome, err}:
+	case in.done <- r:
 	default:
 	}
 }
@@ -488,7 +495,7 @@ func (g *group) checkIntents(f *commitFrame) {
 			if (r != nil && r.key.hash == in.at.hash) || (r == nil && in.at.epoch < g.oldestEpoch()) {
 				continue // still on our branch
 			}
-			in.at, in.doneAt, in.welcome = nil, time.Time{}, nil
+			in.at, in.doneAt, in.welcome, in.tree = nil, time.Time{}, nil, nil
 			if in.finished {
 				in.created = time.Now() // its time to be done again starts now
 			}
@@ -497,7 +504,14 @@ func (g *group) checkIntents(f *commitFrame) {
 			in.at = &commitRef{f.epoch, sha256.Sum256(f.hs)}
 			in.doneAt = time.Now()
 			if in.kind == intentAdd || in.kind == intentReadd {
+				// The Welcome went to every member with the commit; the tree, as large
+				// as the group, goes to the joiner alone, from whoever answers it.
 				in.welcome = f.welcome
+				tree, err := g.mls.RatchetTree()
+				if err != nil {
+					g.errorf("chat: %w", err)
+				}
+				in.tree = tree
 			}
 		}
 	}
@@ -520,13 +534,13 @@ func (g *group) settle() {
 			}
 		case in.at != nil && time.Since(in.doneAt) >= g.c.cfg.Settle:
 			if (in.kind == intentAdd || in.kind == intentReadd) && in.welcome == nil {
-				in.finish(nil, errors.New("chat: the member was added, but its Welcome was not seen here"))
+				in.finish(errors.New("chat: the member was added, but its Welcome was not seen here"))
 				continue
 			}
-			in.finish(in.welcome, nil)
+			in.finish(nil)
 			in.finished = true
 		case in.at == nil && !in.finished && time.Since(in.created) > g.c.cfg.IntentTimeout:
-			in.finish(nil, fmt.Errorf("chat: the change was not committed within %v", g.c.cfg.IntentTimeout))
+			in.finish(fmt.Errorf("chat: the change was not committed within %v", g.c.cfg.IntentTimeout))
 			continue
 		case in.at == nil && in.finished && time.Since(in.created) > g.c.cfg.IntentTimeout:
 			g.errorf("chat: a change undone by a fork could not be made again")
@@ -620,7 +634,7 @@ func (g *group) propose(in *intent) {
 	}
 	msg, err := g.mls.Propose(p, false)
 	if err != nil {
-		in.finish(nil, fmt.Errorf("chat: propose: %w", err))
+		in.finish(fmt.Errorf("chat: propose: %w", err))
 		g.dropIntent(in)
 		return
 	}
@@ -752,7 +766,9 @@ func (g *group) commitDue() {
 		}
 	}
 	build := func(byRef bool) mlsgroup.CommitOptions {
-		opts := mlsgroup.CommitOptions{ReferencePending: byRef, RatchetTreeInWelcome: true}
+		// The Welcome travels with the commit to every member; its tree would make
+		// that O(members) per member, so joiners get the tree over a stream.
+		opts := mlsgroup.CommitOptions{ReferencePending: byRef}
 		for _, in := range mine {
 			if byRef && in.proposed == cur+1 {
 				continue // in the pending proposals
@@ -792,7 +808,7 @@ func (g *group) commitDue() {
 	}
 	if err != nil {
 		for _, in := range mine {
-			in.finish(nil, fmt.Errorf("chat: commit: %w", err))
+			in.finish(fmt.Errorf("chat: commit: %w", err))
 			g.dropIntent(in)
 		}
 		return

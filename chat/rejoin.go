@@ -16,7 +16,7 @@ import (
 )
 
 // The last rungs of the recovery ladder: a member on a branch that syncing cannot bring
-// back asks a member of the other branch, over /tchat/join/1 with no invite proof, to
+// back asks a member of the other branch, over /tchat/join/2 with no invite proof, to
 // re-add it: that member, which still has us in its tree, commits the removal of our old
 // leaf and the addition of a fresh KeyPackage, and answers with the Welcome. Our own
 // messages of the lost branch then go out again.
@@ -100,7 +100,7 @@ func (g *group) rejoin(p peer.ID) {
 				g.errorf("chat: asking %s to re-add us: %w", p, err)
 				return
 			}
-			mg, err := mlsgroup.Join(resp.Welcome, bundle, nil, g.c.mlsOptions())
+			mg, err := mlsgroup.Join(resp.Welcome, bundle, resp.RatchetTree, g.c.mlsOptions())
 			if err != nil || !bytes.Equal(mg.GroupID(), g.id) {
 				g.errorf("chat: the Welcome from %s to re-add us does not open: %v", p, err)
 				return
@@ -168,22 +168,62 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 }
 
 // readdedBy moves us to the branch of commit f if f adds us again, with the KeyPackage
-// we joined with, to another branch than ours.
-func (g *group) readdedBy(f *commitFrame) bool {
-	if f.welcome == nil || g.joinBundle == nil || g.confirmed || time.Now().After(g.joinUntil) {
+// we joined with, to another branch than ours. The Welcome does not carry the tree: we
+// ask from, which passed the commit on, for the tree of that branch.
+func (g *group) readdedBy(from peer.ID, f *commitFrame) bool {
+	if !g.mayBeReadded() || f.welcome == nil {
 		return false
 	}
-	mg, err := mlsgroup.Join(f.welcome, g.joinBundle, nil, g.c.mlsOptions())
-	if err != nil || !bytes.Equal(mg.GroupID(), g.id) {
+	pj, err := g.joinBundle.OpenWelcome(f.welcome, mlsgroup.PSKs{})
+	if err != nil || !bytes.Equal(pj.GroupID(), g.id) {
 		return false
 	}
 	// On our branch (the commit that added us, seen again), or too far back to tell.
-	if a := g.chainAuth(mg.Epoch()); a == nil || bytes.Equal(a, mg.EpochAuthenticator()) {
+	if a := g.chainAuth(pj.Epoch()); a == nil || bytes.Equal(a, pj.EpochAuthenticator()) {
 		return false
 	}
 	g.debug("added again on another branch")
-	g.replaceState(mg, g.joinSig, "re-added")
+	if pj.HasTree() {
+		mg, err := pj.Join(nil, g.c.mlsOptions())
+		if err != nil {
+			return false
+		}
+		g.replaceState(mg, g.joinSig, "re-added")
+		return true
+	}
+	if g.fetchingTree || from == "" {
+		return true
+	}
+	g.fetchingTree = true
+	welcome := f.welcome
+	go func() {
+		ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
+		defer cancel()
+		resp, err := g.c.node.Sync(ctx, from, &proto.SyncRequest{GroupID: g.id, Want: proto.WantGroupInfo, MaxItems: 1})
+		g.post(func() {
+			g.fetchingTree = false
+			if err == nil {
+				var tree []byte
+				if tree, err = mlsgroup.GroupInfoRatchetTree(resp.GroupInfo); err == nil && g.mayBeReadded() {
+					var mg *mlsgroup.Group
+					// The tree is checked against the Welcome's GroupContext: one from
+					// another epoch or branch does not fit.
+					if mg, err = mlsgroup.Join(welcome, g.joinBundle, tree, g.c.mlsOptions()); err == nil {
+						g.replaceState(mg, g.joinSig, "re-added")
+						return
+					}
+				}
+			}
+			g.debug("the tree for the Welcome that re-adds us did not come", "from", from, "err", err)
+		})
+	}()
 	return true
+}
+
+// mayBeReadded: we joined lately and no member has confirmed our branch yet, so a
+// Welcome for the KeyPackage we joined with may move us to another branch.
+func (g *group) mayBeReadded() bool {
+	return g.joinBundle != nil && !g.confirmed && time.Now().Before(g.joinUntil)
 }
 
 // readmit checks a request to be re-added from a member of our branch (a join request

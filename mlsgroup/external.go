@@ -1,6 +1,7 @@
 package mlsgroup
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -56,6 +57,21 @@ func (g *Group) GroupInfo(withTree bool) ([]byte, error) {
 }
 
 // decodeGroupInfo accepts a GroupInfo bare or wrapped in an MLSMessage.
+// GroupInfoRatchetTree returns the ratchet_tree extension of a GroupInfo (an MLSMessage
+// or a bare GroupInfo) in the encoding Join takes, or ErrNoTree. The tree is not checked
+// here: Join checks it against the GroupContext it joins.
+func GroupInfoRatchetTree(groupInfo []byte) ([]byte, error) {
+	info, err := decodeGroupInfo(groupInfo)
+	if err != nil {
+		return nil, err
+	}
+	ext := info.Extensions.Find(wire.ExtensionTypeRatchetTree)
+	if ext == nil {
+		return nil, ErrNoTree
+	}
+	return bytes.Clone(ext.ExtensionData), nil
+}
+
 func decodeGroupInfo(data []byte) (*wire.GroupInfo, error) {
 	var m wire.MLSMessage
 	if codec.Unmarshal(data, &m) == nil {

@@ -73,3 +73,25 @@ func FuzzJoin(f *testing.F) {
 		_, _ = Join(welcome, bundle, tree, Options{})
 	})
 }
+
+// FuzzGroupInfo: a GroupInfo from the network (a sync answer) never panics the tree
+// extraction or an external join, seeded with real ones with and without the tree.
+func FuzzGroupInfo(f *testing.F) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	alice, bob := newMember(f, cs, "alice"), newMember(f, cs, "bob")
+	g, err := Create(alice.key, []byte("alice"), nil, Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, withTree := range []bool{true, false} {
+		info, err := g.GroupInfo(withTree)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(info)
+	}
+	f.Fuzz(func(t *testing.T, info []byte) {
+		_, _ = GroupInfoRatchetTree(info)
+		_, _, _ = JoinExternal(info, bob.key, []byte("bob"), nil, Options{})
+	})
+}

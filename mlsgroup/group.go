@@ -260,7 +260,7 @@ func (g *Group) loadTree(info *wire.GroupInfo, ratchetTree []byte) (*ratchettree
 			return nil, fmt.Errorf("mls: ratchet tree: %w", err)
 		}
 	} else {
-		return nil, errors.New("mls: the group info carries no ratchet tree and none was given")
+		return nil, ErrNoTree
 	}
 	tree, err := ratchettree.FromWire(g.suite, rt)
 	if err != nil {
@@ -434,6 +434,12 @@ type Member struct {
 	SignatureKey []byte
 	// Extensions are the leaf node's extensions, by type.
 	Extensions map[uint16][]byte
+}
+
+// RatchetTree returns the current epoch's ratchet tree (optional<Node> ratchet_tree<V>),
+// for a joiner whose Welcome does not carry it. It costs O(group size).
+func (g *Group) RatchetTree() ([]byte, error) {
+	return codec.Marshal(ptr(g.cur.tree.Wire()))
 }
 
 // Members returns the current roster, by leaf index.

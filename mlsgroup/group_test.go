@@ -811,3 +811,74 @@ func TestExtensionsProposal(t *testing.T) {
 	}
 	agree(t, alice, bob)
 }
+
+// A Welcome without the tree: the joiner learns the epoch and its authenticator from the
+// Welcome alone, needs the tree to join (ErrNoTree), and takes it from any member's
+// RatchetTree or GroupInfo of that epoch, but not from another epoch.
+func TestJoinWithTreeApart(t *testing.T) {
+	cs := X25519_AES128GCM_SHA256_Ed25519
+	alice, bob, carol := newMember(t, cs, "alice"), newMember(t, cs, "bob"), newMember(t, cs, "carol")
+	g, err := Create(alice.key, []byte("alice"), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g = g
+	add(t, alice, nil, bob)
+	before, err := bob.g.RatchetTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := NewKeyPackage(carol.key, []byte("carol"), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := alice.g.Commit(CommitOptions{Add: [][]byte{kp.KeyPackage()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(pc.Message); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.g.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	pj, err := kp.OpenWelcome(pc.Welcome, PSKs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pj.HasTree() || pj.Epoch() != bob.g.Epoch() || !bytes.Equal(pj.EpochAuthenticator(), bob.g.EpochAuthenticator()) {
+		t.Fatalf("pending join: tree %v, epoch %d, authenticator %x; bob at %d %x", pj.HasTree(), pj.Epoch(),
+			pj.EpochAuthenticator(), bob.g.Epoch(), bob.g.EpochAuthenticator())
+	}
+	if _, err := Join(pc.Welcome, kp, nil, Options{}); !errors.Is(err, ErrNoTree) {
+		t.Fatalf("joined without a tree: %v", err)
+	}
+	if _, err := Join(pc.Welcome, kp, before, Options{}); err == nil {
+		t.Fatal("joined with the tree of the epoch before")
+	}
+	fromBob, err := bob.g.RatchetTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fromBob, pc.RatchetTree) {
+		t.Fatal("bob's tree is not the commit's")
+	}
+	info, err := bob.g.GroupInfo(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromInfo, err := GroupInfoRatchetTree(info)
+	if err != nil || !bytes.Equal(fromInfo, fromBob) {
+		t.Fatalf("tree from the group info: %v", err)
+	}
+	if info, err = bob.g.GroupInfo(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GroupInfoRatchetTree(info); !errors.Is(err, ErrNoTree) {
+		t.Fatalf("tree from a group info without one: %v", err)
+	}
+	if carol.g, err = Join(pc.Welcome, kp, fromInfo, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, alice, bob, carol)
+}

@@ -45,4 +45,7 @@ var (
 	ErrAuth = errors.New("mls: authentication failed")
 	// ErrUnknownPSK: a pre-shared key the message needs is not available.
 	ErrUnknownPSK = errors.New("mls: unknown pre-shared key")
+	// ErrNoTree: joining needs the ratchet tree, and neither the Welcome or GroupInfo
+	// nor the caller gave it.
+	ErrNoTree = errors.New("mls: the group info carries no ratchet tree and none was given")
 )

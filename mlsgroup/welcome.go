@@ -1,6 +1,7 @@
 package mlsgroup
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
@@ -171,3 +172,13 @@ func (p *PendingJoin) GroupID() []byte { return append([]byte(nil), p.info.Group
 
 // Epoch returns the epoch the joiner enters.
 func (p *PendingJoin) Epoch() uint64 { return p.info.GroupContext.Epoch }
+
+// EpochAuthenticator returns the epoch authenticator of the epoch the joiner enters
+// (RFC 9420, Section 8.7). It is known before the tree: the Welcome's confirmation tag
+// has been checked, but not the GroupInfo's signature, which needs the tree.
+func (p *PendingJoin) EpochAuthenticator() []byte { return bytes.Clone(p.epoch.EpochAuthenticator) }
+
+// HasTree reports whether the Welcome carries the ratchet tree (else Join needs it).
+func (p *PendingJoin) HasTree() bool {
+	return p.info.Extensions.Find(wire.ExtensionTypeRatchetTree) != nil
+}

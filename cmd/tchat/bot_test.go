@@ -524,7 +524,7 @@ func testTwoBots(t *testing.T, bin, home, passFile string) {
 		t.Errorf("after rename: %v", g)
 	}
 
-	// A direct add (/tchat/kp/1, then /tchat/welcome/1): Carol, with --auto-accept, is
+	// A direct add (/tchat/kp/1, then /tchat/welcome/2): Carol, with --auto-accept, is
 	// in; she is told who added her, the others see her join, and she can send.
 	if r := alice.call("add", map[string]any{"groupId": gid, "peerId": carolID, "addrs": carolInfo["addrs"]}).(map[string]any); len(r) != 0 {
 		t.Errorf("add: %v", r)

@@ -62,8 +62,9 @@ import (
 // path secrets, in the worst case of a sparse tree, number up to one per
 // member: 1,000 × about 1.2 KiB. A commit adding many members by value carries
 // their KeyPackages (about 3 KiB each with X-Wing). 4 MiB covers both with room
-// for the cascade's envelope; Welcomes and GroupInfo go over /tchat/join/1 and
-// /tchat/sync/1 instead.
+// for the cascade's envelope. A commit that adds members travels with their
+// Welcome, but not its ratchet tree: that and GroupInfo go over /tchat/join/2,
+// /tchat/welcome/2 and /tchat/sync/1.
 const DefaultMaxMessageSize = 4 << 20
 
 // rpcOverhead is what a gossipsub RPC adds around one message (topic name,

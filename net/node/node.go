@@ -408,7 +408,7 @@ func (n *Node) GossipStats() gossip.Stats { return n.gossip.Stats() }
 // Blacklisted reports whether gossip ignores p for a low score.
 func (n *Node) Blacklisted(p peer.ID) bool { return n.gossip.Blacklisted(p) }
 
-// Join asks p to add us to a group (/tchat/join/1) and returns its Welcome.
+// Join asks p to add us to a group (/tchat/join/2) and returns its Welcome.
 func (n *Node) Join(ctx context.Context, p peer.ID, req *proto.JoinRequest) (*proto.JoinResponse, error) {
 	return n.client.Join(ctx, p, req)
 }
@@ -424,7 +424,7 @@ func (n *Node) KeyPackage(ctx context.Context, p peer.ID, req *proto.KeyPackageR
 }
 
 // Welcome pushes a Welcome, with the group's room secret and name, to a peer
-// our commit added directly (/tchat/welcome/1), and waits for its
+// our commit added directly (/tchat/welcome/2), and waits for its
 // acknowledgement.
 func (n *Node) Welcome(ctx context.Context, p peer.ID, req *proto.WelcomeRequest) (*proto.WelcomeResponse, error) {
 	return n.client.Welcome(ctx, p, req)

@@ -16,7 +16,10 @@ import (
 //	    opaque invite_proof<0..2^32-1>;
 //	} JoinRequest;
 //
-//	struct { opaque welcome<0..2^32-1>; } JoinResponse;
+//	struct {
+//	    opaque welcome<0..2^32-1>;
+//	    opaque ratchet_tree<0..2^32-1>; /* optional<Node> ratchet_tree<V> of the new epoch; */
+//	} JoinResponse;                     /*   empty: the Welcome carries it */
 //
 //	struct {
 //	    opaque group_id<0..255>;
@@ -50,6 +53,7 @@ import (
 //	    opaque welcome<1..2^32-1>;
 //	    opaque room_secret<1..64>;
 //	    opaque name<0..255>;      /* UTF-8 */
+//	    opaque ratchet_tree<0..2^32-1>; /* as in JoinResponse */
 //	} WelcomeRequest;
 //
 //	struct {} WelcomeResponse;    /* empty: an acknowledgement */
@@ -93,7 +97,7 @@ const (
 	wantAll = WantCommits | WantRecent | WantGroupInfo
 )
 
-// JoinRequest is sent on /tchat/join/1 by a peer that wants to be added to a
+// JoinRequest is sent on /tchat/join/2 by a peer that wants to be added to a
 // group: its KeyPackage (RFC 9420, Section 10) and a proof that it holds an
 // invite. Both are opaque here; the chat core checks them.
 type JoinRequest struct {
@@ -102,9 +106,13 @@ type JoinRequest struct {
 	InviteProof []byte
 }
 
-// JoinResponse carries the Welcome (RFC 9420, Section 12.4.3.1) for the joiner.
+// JoinResponse carries the Welcome (RFC 9420, Section 12.4.3.1) for the joiner,
+// and the ratchet tree of the epoch it joins when the Welcome does not carry it.
+// (The Welcome also travels with its commit on the group's topic, to every member:
+// the tree, about 1.4 KB per member with post-quantum keys, goes only to the joiner.)
 type JoinResponse struct {
-	Welcome []byte
+	Welcome     []byte
+	RatchetTree []byte
 }
 
 // SyncRequest asks on /tchat/sync/1 for what a member missed of a group.
@@ -171,7 +179,7 @@ type KeyPackageResponse struct {
 	KeyPackage []byte
 }
 
-// WelcomeRequest is sent on /tchat/welcome/1 by a member that added the
+// WelcomeRequest is sent on /tchat/welcome/2 by a member that added the
 // receiving peer to a group directly (with a KeyPackage fetched over
 // /tchat/kp/1): the Welcome (RFC 9420, Section 12.4.3.1), the group's room
 // secret and its name, which the peer could not otherwise learn since it
@@ -183,6 +191,9 @@ type WelcomeRequest struct {
 	RoomSecret []byte
 	// Name is the group's name (UTF-8, at most MaxGroupName bytes; may be empty).
 	Name string
+	// RatchetTree is the tree of the epoch the Welcome is for, when the Welcome does
+	// not carry it (see JoinResponse).
+	RatchetTree []byte
 }
 
 // WelcomeResponse acknowledges a WelcomeRequest: the peer took the Welcome.
@@ -296,14 +307,17 @@ func (m *JoinRequest) UnmarshalBinary(data []byte) error {
 
 // MarshalBinary encodes the response.
 func (m *JoinResponse) MarshalBinary() ([]byte, error) {
-	return build(func(b *cryptobyte.Builder) { addOpaque32(b, m.Welcome) })
+	return build(func(b *cryptobyte.Builder) {
+		addOpaque32(b, m.Welcome)
+		addOpaque32(b, m.RatchetTree)
+	})
 }
 
 // UnmarshalBinary decodes a response. The fields alias data.
 func (m *JoinResponse) UnmarshalBinary(data []byte) error {
 	s := cryptobyte.String(data)
 	var v JoinResponse
-	if !readOpaque32(&s, &v.Welcome) || !s.Empty() {
+	if !readOpaque32(&s, &v.Welcome) || !readOpaque32(&s, &v.RatchetTree) || !s.Empty() {
 		return ErrMalformed
 	}
 	*m = v
@@ -451,6 +465,7 @@ func (m *WelcomeRequest) MarshalBinary() ([]byte, error) {
 		addOpaque32(b, m.Welcome)
 		addOpaque8(b, m.RoomSecret)
 		addOpaque8(b, []byte(m.Name))
+		addOpaque32(b, m.RatchetTree)
 	})
 }
 
@@ -460,7 +475,7 @@ func (m *WelcomeRequest) UnmarshalBinary(data []byte) error {
 	var v WelcomeRequest
 	var name []byte
 	if !readOpaque8(&s, &v.GroupID) || !readOpaque32(&s, &v.Welcome) ||
-		!readOpaque8(&s, &v.RoomSecret) || !readOpaque8(&s, &name) || !s.Empty() {
+		!readOpaque8(&s, &v.RoomSecret) || !readOpaque8(&s, &name) || !readOpaque32(&s, &v.RatchetTree) || !s.Empty() {
 		return ErrMalformed
 	}
 	v.Name = string(name)

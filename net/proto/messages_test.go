@@ -21,14 +21,15 @@ type message interface {
 func sampleMessages() []message {
 	return []message{
 		&JoinRequest{GroupID: []byte("group"), KeyPackage: []byte("kp"), InviteProof: []byte("proof")},
-		&JoinResponse{Welcome: []byte("welcome")},
+		&JoinResponse{Welcome: []byte("welcome"), RatchetTree: []byte("tree")},
 		&SyncRequest{GroupID: []byte("g"), SinceEpoch: 1 << 40, Want: WantCommits | WantGroupInfo, MaxItems: 77,
 			RecentSince: 1<<40 - 3, Sender: []byte("alice"), After: SyncCursor{Epoch: 1<<40 + 1, Seq: 1 << 33}},
 		&SyncResponse{Commits: [][]byte{[]byte("c1"), []byte("c2")}, Recent: [][]byte{[]byte("r")},
 			GroupInfo: []byte("gi"), More: true, Next: SyncCursor{Epoch: 1<<40 + 2, Seq: 1<<33 + 9}},
 		&KeyPackageRequest{GroupID: []byte("g"), CipherSuite: 0xF001},
 		&KeyPackageResponse{KeyPackage: []byte("kp")},
-		&WelcomeRequest{GroupID: []byte("group"), Welcome: []byte("welcome"), RoomSecret: bytes.Repeat([]byte{0x42}, 32), Name: "Café ☕"},
+		&WelcomeRequest{GroupID: []byte("group"), Welcome: []byte("welcome"), RoomSecret: bytes.Repeat([]byte{0x42}, 32), Name: "Café ☕",
+			RatchetTree: []byte("tree")},
 		&WelcomeResponse{},
 	}
 }
@@ -40,6 +41,7 @@ func newLike(m message) message {
 func TestMessagesRoundTrip(t *testing.T) {
 	for _, m := range append(sampleMessages(),
 		&JoinRequest{}, &SyncResponse{}, &SyncRequest{}, &KeyPackageRequest{},
+		&JoinResponse{Welcome: []byte("welcome")}, // the tree in the Welcome
 		&SyncRequest{GroupID: bytes.Repeat([]byte{1}, MaxGroupID), Sender: bytes.Repeat([]byte{2}, MaxSender),
 			SinceEpoch: ^uint64(0), RecentSince: ^uint64(0), Want: wantAll, MaxItems: ^uint32(0),
 			After: SyncCursor{Epoch: ^uint64(0), Seq: ^uint64(0)}},
@@ -170,16 +172,20 @@ func TestSyncRequestRecentFrom(t *testing.T) {
 	}
 }
 
-// welcomeEncoding encodes a WelcomeRequest by hand, without the checks of
-// MarshalBinary.
+// welcomeEncoding encodes a WelcomeRequest (with no ratchet tree) by hand,
+// without the checks of MarshalBinary.
 func welcomeEncoding(groupID, welcome, roomSecret []byte, name string) []byte {
 	var b cryptobyte.Builder
 	addOpaque8(&b, groupID)
 	addOpaque32(&b, welcome)
 	addOpaque8(&b, roomSecret)
 	addOpaque8(&b, []byte(name))
+	addOpaque32(&b, nil)
 	return b.BytesOrPanic()
 }
+
+// treeLen is the length prefix of the ratchet tree that ends a WelcomeRequest.
+const treeLen = 4
 
 func TestWelcomeRequestBadValues(t *testing.T) {
 	g, w, rs := []byte("g"), []byte("w"), []byte("secret")
@@ -212,7 +218,7 @@ func TestWelcomeRequestBadValues(t *testing.T) {
 	// A name length that overstates the bytes left; a response that is not
 	// empty.
 	enc := welcomeEncoding(g, w, rs, "")
-	enc[len(enc)-1] = 5
+	enc[len(enc)-treeLen-1] = 5
 	if err := new(WelcomeRequest).UnmarshalBinary(append(enc, "abc"...)); !errors.Is(err, ErrMalformed) {
 		t.Fatal(err)
 	}
@@ -225,7 +231,7 @@ func TestWelcomeRequestBadValues(t *testing.T) {
 	if err := req.UnmarshalBinary(enc); err != nil {
 		t.Fatal(err)
 	}
-	enc[len(enc)-1] = 'X'
+	enc[len(enc)-treeLen-1] = 'X'
 	if req.Name != "name" {
 		t.Fatalf("name aliases the buffer: %q", req.Name)
 	}

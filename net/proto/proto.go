@@ -1,10 +1,10 @@
 // Package proto implements tchat's direct stream protocols, the request and
 // response exchanges that do not fit a group's gossip topic:
 //
-//	/tchat/join/1     JoinRequest (KeyPackage and invite proof) in, JoinResponse (Welcome) out
+//	/tchat/join/2     JoinRequest (KeyPackage and invite proof) in, JoinResponse (Welcome, ratchet tree) out
 //	/tchat/sync/1     SyncRequest in, SyncResponse (commits, recent ciphertexts, GroupInfo) out
 //	/tchat/kp/1       KeyPackageRequest in, KeyPackageResponse out
-//	/tchat/welcome/1  WelcomeRequest (Welcome, room secret, group name) in, WelcomeResponse (empty) out
+//	/tchat/welcome/2  WelcomeRequest (Welcome, room secret, group name, ratchet tree) in, WelcomeResponse (empty) out
 //
 // The welcome protocol runs the other way round from join: a member that added
 // a known peer directly (it fetched the peer's KeyPackage over /tchat/kp/1 and
@@ -47,10 +47,10 @@ import (
 
 // The protocol ids.
 const (
-	JoinID       protocol.ID = "/tchat/join/1"
+	JoinID       protocol.ID = "/tchat/join/2"
 	SyncID       protocol.ID = "/tchat/sync/1"
 	KeyPackageID protocol.ID = "/tchat/kp/1"
-	WelcomeID    protocol.ID = "/tchat/welcome/1"
+	WelcomeID    protocol.ID = "/tchat/welcome/2"
 )
 
 // ServiceName is the libp2p resource-manager service the streams are accounted to.

@@ -14,7 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// JoinHandler answers /tchat/join/1. It may block until a member's commit has
+// JoinHandler answers /tchat/join/2. It may block until a member's commit has
 // added the joiner (up to Limits.JoinTimeout, after which ctx is done).
 type JoinHandler interface {
 	HandleJoin(ctx context.Context, from peer.ID, req *JoinRequest) (*JoinResponse, error)
@@ -30,7 +30,7 @@ type KeyPackageHandler interface {
 	HandleKeyPackage(ctx context.Context, from peer.ID, req *KeyPackageRequest) (*KeyPackageResponse, error)
 }
 
-// WelcomeHandler answers /tchat/welcome/1: a member added us to a group
+// WelcomeHandler answers /tchat/welcome/2: a member added us to a group
 // directly and pushes the Welcome. The handler checks it (the Welcome must
 // match a KeyPackage of ours; whether to accept groups from this member is the
 // chat core's choice) and returns an empty WelcomeResponse once it has taken
@@ -228,7 +228,7 @@ func (s *Service) serveKeyPackage(st network.Stream) {
 	})
 }
 
-// serveWelcome serves /tchat/welcome/1, whose request carries a Welcome as
+// serveWelcome serves /tchat/welcome/2, whose request carries a Welcome as
 // large as a response: it is read under MaxWelcome and WriteTimeout, and
 // MaxWelcomeStreams bounds how many such requests are held at once.
 func (s *Service) serveWelcome(st network.Stream) {
