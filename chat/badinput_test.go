@@ -204,3 +204,65 @@ func TestForgedHeartbeat(t *testing.T) {
 		t.Fatal("another group's heartbeat was accepted")
 	}
 }
+
+// A sender key handed over on its own is taken only from a member, only if it opens, and
+// only once; what is refused changes nothing.
+func TestBadSenderKey(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, d := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "D")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	connectAll(t, ctx, []*testClient{a, b, d})
+	ga, _ := a.group(gid)
+	gb, _ := b.group(gid)
+	sigState := func() []byte {
+		var st []byte
+		if err := gb.do(ctx, func() error {
+			var err error
+			st, err = gb.sig.MarshalBinary()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	var sealed []byte
+	if err := ga.do(ctx, func() error {
+		ga.sig.Rekey() // a key B does not have yet
+		var err error
+		sealed, _, err = ga.sig.SealSenderKey(b.self, ga.id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(sealed)
+	flipped[len(flipped)-1] ^= 1
+	before := sigState()
+	for _, c := range []struct {
+		what, want string
+		from       *testClient
+		req        proto.SenderKeyRequest
+	}{
+		{"an unknown group", "not found", a, proto.SenderKeyRequest{GroupID: []byte("no such group"), Key: sealed}},
+		{"a non-member", "not a member here", d, proto.SenderKeyRequest{GroupID: ga.id, Key: sealed}},
+		{"garbage", "does not open", a, proto.SenderKeyRequest{GroupID: ga.id, Key: []byte("garbage")}},
+		{"a flipped bit", "does not open", a, proto.SenderKeyRequest{GroupID: ga.id, Key: flipped}},
+	} {
+		_, err := c.from.Node().SenderKey(ctx, b.PeerID(), &c.req)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s: %v, want %q", c.what, err, c.want)
+		}
+		if !bytes.Equal(sigState(), before) {
+			t.Fatalf("%s changed B's signal state", c.what)
+		}
+	}
+	if _, err := a.Node().SenderKey(ctx, b.PeerID(), &proto.SenderKeyRequest{GroupID: ga.id, Key: sealed}); err != nil {
+		t.Fatalf("the genuine key: %v", err)
+	}
+	after := sigState()
+	if _, err := a.Node().SenderKey(ctx, b.PeerID(), &proto.SenderKeyRequest{GroupID: ga.id, Key: sealed}); err == nil ||
+		!strings.Contains(err.Error(), "does not open") || !bytes.Equal(sigState(), after) {
+		t.Fatalf("the same key again: %v", err)
+	}
+}

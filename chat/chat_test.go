@@ -433,9 +433,9 @@ func TestInviterRefusesExpired(t *testing.T) {
 	}
 }
 
-// A joiner hands its sender key to the members as soon as it is in, in a message of its
-// own that is logged for sync but not shown: its first real message then carries no
-// pairwise handshake, and is as small (and as quick) as the ones after it.
+// A joiner hands its sender key to each member over a stream of its own, and each member
+// hands its own to the joiner: no message carries a key, the first ones are as small as
+// the rest, and nothing but the messages is shown or logged.
 func TestJoinerHandsOutItsKey(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -453,43 +453,63 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	connectAll(t, ctx, []*testClient{a, b, c}) // as mDNS would: B and C can reach each other
 	ga, err := a.group(gid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromC := func(tc *testClient) []store.WireItem {
-		items, _, err := tc.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: c.self})
+	// Every member ends up with every other's key, with no message sent.
+	lacking := func(tc *testClient) int {
+		g, err := tc.group(gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := g.do(ctx, func() error { n = len(g.sig.SenderKeyLacking(g.recipients())); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tc := range []*testClient{a, b, c} {
+		for lacking(tc) > 0 {
+			if ctx.Err() != nil {
+				t.Fatalf("%s's sender key never reached every member", tc.name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	frames := func(tc *testClient, from *testClient) []store.WireItem {
+		items, _, err := tc.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: from.self})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return items
 	}
-	for len(fromC(a)) == 0 {
-		if ctx.Err() != nil {
-			t.Fatal("A never got C's sender key")
+	for _, tc := range []*testClient{a, b, c} {
+		if hist, _, err := tc.History(ctx, gid, 0, 10); err != nil || len(hist) != 0 {
+			t.Fatalf("%s's history before any message was sent: %v, %v", tc.name, hist, err)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	if hist, _, err := a.History(ctx, gid, 0, 10); err != nil || len(hist) != 0 {
-		t.Fatalf("A's history after C's key: %v, %v", hist, err)
+	for _, tc := range []*testClient{b, c} { // (A's log has its own proposals)
+		if n := len(frames(a, tc)); n != 0 {
+			t.Fatalf("%d messages of %s in A's log before any was sent", n, tc.name)
+		}
 	}
-	if _, err := c.Send(ctx, gid, "hello"); err != nil {
-		t.Fatal(err)
+	for _, tc := range []*testClient{c, b, b} {
+		if _, err := tc.Send(ctx, gid, "hello from "+tc.name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, m := range []*testClient{a, b} {
-		m.waitFor(t, "hello", func(ev Event) bool {
-			e, ok := ev.(MessageReceived)
-			return ok && e.Text == "hello"
-		})
+		waitReceived(t, "hello from C", m)
 	}
-	if hist, _, err := a.History(ctx, gid, 0, 10); err != nil || len(hist) != 1 {
-		t.Fatalf("A's history: %v, %v", hist, err)
+	waitReceived(t, "hello from B", a)
+	fromC, fromB := frames(a, c), frames(a, b)
+	if len(fromC) != 1 || len(fromB) != 2 {
+		t.Fatalf("%d frames of C and %d of B in A's wire log, want 1 and 2", len(fromC), len(fromB))
 	}
-	items := fromC(a)
-	if len(items) != 2 {
-		t.Fatalf("%d frames of C in A's wire log, want its key and hello", len(items))
-	}
-	if key, hello := len(items[0].Data), len(items[1].Data); hello >= key-1000 {
-		t.Fatalf("C's first message is %d bytes, its key message %d: the first message still carries the handshakes", hello, key)
+	// C's first message is the size of B's second one: it carries no key.
+	if first, later := len(fromC[0].Data), len(fromB[1].Data); first > later+100 {
+		t.Fatalf("C's first message is %d bytes, B's second %d: the first still carries keys", first, later)
 	}
 }

@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
-	ncfg.Handlers = proto.Handlers{Join: joinHandler{c}, Sync: syncHandler{c}, KeyPackage: kpHandler{c}, Welcome: welcomeHandler{c}}
+	ncfg.Handlers = proto.Handlers{Join: joinHandler{c}, Sync: syncHandler{c}, KeyPackage: kpHandler{c}, Welcome: welcomeHandler{c}, SenderKey: senderKeyHandler{c}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.node, err = node.New(ctx, ncfg); err != nil {
 		c.cancel()

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,6 +19,7 @@ import (
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
 	"github.com/tchat-p2p/tchat/layers"
+	"github.com/tchat-p2p/tchat/layers/signal"
 	"github.com/tchat-p2p/tchat/net/proto"
 )
 
@@ -39,10 +42,6 @@ type payload struct {
 	// message, but is not one: it is not stored in the history or told about.
 	Kind string `json:"k,omitempty"`
 }
-
-// kindKey is a message that only hands our signal sender key to the members (see
-// handOutKey).
-const kindKey = "key"
 
 // outboxEntry is what the outbox keeps of an own message until its epoch is final: the
 // authenticator of the epoch it went out in (on another branch it must go out again) and
@@ -123,38 +122,94 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 	return nil
 }
 
-// handOutKey sends our signal sender key to the members in a message of its own, right
-// after we joined: else our first message carries one pairwise handshake per member,
-// and in a group of dozens that makes it the slowest message we send.
-//
-// Not in groups of more than maxKeyHandout: the message grows by a handshake (about
-// 1.3 KB, most of it ML-KEM) per member and gossip floods it to everyone, so members
-// joining a large group together (100 on the simulated network) swamp the group while
-// it commits their adds, and it forks. There the first message carries the key, as
-// Signal does it. Handing keys over pairwise streams instead of the group topic would
-// lift this.
+// handOutKey hands our signal sender key to every member that lacks it, each over a
+// stream of its own (/tchat/senderkey/1), a few at a time: after we join, and after a
+// commit adds members. Our group messages then need not carry the key: there it costs
+// about 1.35 KB per member that lacks it (a PQXDH handshake, most of it ML-KEM), in a
+// message that gossip floods to every member, so a large group's first messages would
+// cost every member O(members²) bytes. A member counts as having the key once it said
+// it installed it; until then, and for a member the key could not reach, our group
+// messages carry it, as in Signal.
 func (g *group) handOutKey() {
-	if g.sig == nil || !g.active() || len(g.recipients()) < 2 || len(g.recipients()) > maxKeyHandout {
-		return // no signal layer, or one other member (messages go pairwise), or too many
-	}
-	for _, n := range g.sent {
-		if n > 0 {
-			return // a message of ours went out already, with the key
-		}
-	}
-	idb := make([]byte, 16)
-	if _, err := rand.Read(idb); err != nil {
+	if g.sig == nil || !g.active() || g.handingOut {
 		return
 	}
-	p := payload{ID: hex.EncodeToString(idb), Time: g.c.cfg.Now().UnixMilli(), Epoch: g.mls.Epoch(), Kind: kindKey}
-	if err := g.sendPayload(g.c.ctx, p, nil); err != nil {
-		g.errorf("chat: hand out our sender key: %w", err)
+	lacking := g.sig.SenderKeyLacking(g.recipients())
+	if len(lacking) == 0 {
+		return
 	}
+	g.handingOut = true
+	sig := g.sig
+	go func() {
+		sem := make(chan struct{}, keyStreams)
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for _, m := range lacking {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if g.giveKey(sig, m) != nil {
+					failed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		g.post(func() {
+			g.handingOut = false
+			if n := failed.Load(); n > 0 && g.keyTries < maxKeyTries {
+				// Members that had not applied the commit that added us (or had not
+				// joined yet), or were out of reach: try again a little later.
+				g.keyTries++
+				g.debug("sender key not handed to every member", "failed", n, "try", g.keyTries)
+				time.AfterFunc(g.beat(), func() { g.post(g.handOutKey) })
+			}
+		})
+	}()
 }
 
-// maxKeyHandout is the largest number of other members a joiner hands its sender key to
-// in a message of its own; see handOutKey.
-const maxKeyHandout = 64
+// Handing our sender key out over streams: streams at once, and rounds of retries.
+const (
+	keyStreams  = 8
+	maxKeyTries = 3
+)
+
+// giveKey gives member our sender key (of layer sig, if it is still ours). It runs
+// outside the group's loop.
+func (g *group) giveKey(sig *signal.Layer, member []byte) error {
+	ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
+	defer cancel()
+	var sealed []byte
+	var keyID uint32
+	err := g.do(ctx, func() error {
+		if g.sig != sig || !g.active() {
+			return ErrNotMember
+		}
+		var err error
+		sealed, keyID, err = sig.SealSenderKey(member, g.id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := g.c.node.SenderKey(ctx, peerOf(member), &proto.SenderKeyRequest{GroupID: g.id, Key: sealed}); err != nil {
+		g.debug("sender key not handed over", "to", peerOf(member), "err", err)
+		return err
+	}
+	g.post(func() { sig.SenderKeySent(member, keyID) }) // a key replaced since is not marked
+	return nil
+}
+
+// takeKey installs a member's sender key handed over on its own, and opens the
+// member's messages that waited for it.
+func (g *group) takeKey(member, sealed []byte) error {
+	if err := g.sig.OpenSenderKey(member, g.id, sealed); err != nil {
+		return err
+	}
+	g.retryFuture(member)
+	return nil
+}
 
 // maxHeld bounds the frames held back for want of peers on the topic.
 const maxHeld = 256

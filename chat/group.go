@@ -65,6 +65,8 @@ type group struct {
 	stuck        map[string]*mismatch
 	rejoining    bool
 	fetchingTree bool // readdedBy asks a member for a tree
+	handingOut   bool // handOutKey's streams are under way
+	keyTries     int  // rounds of handOutKey that left members without our key
 	lastFork     time.Time
 	outranked    int // competing commits judged to lose to our branch (compared around a sync)
 

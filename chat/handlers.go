@@ -63,7 +63,7 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 		return "", err
 	}
 	// Our sender key goes out at a random point within a heartbeat, so that members
-	// joining together do not all flood the group with their keys at once.
+	// joining together do not all hand theirs out at once.
 	keyAfter := mrand.N(g.beat())
 	if err := c.start(g); err != nil {
 		return "", err
@@ -409,4 +409,38 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 		return fmt.Errorf("chat: %s did not take the Welcome: %w", p.ID, err)
 	}
 	return nil
+}
+
+type senderKeyHandler struct{ c *Client }
+
+// HandleSenderKey answers /tchat/senderkey/1: a member hands us its signal sender key
+// (see handOutKey), and we install it.
+func (h senderKeyHandler) HandleSenderKey(ctx context.Context, from peer.ID, req *proto.SenderKeyRequest) (*proto.SenderKeyResponse, error) {
+	g, err := h.c.group(groupIDOf(req.GroupID))
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+	}
+	pub, err := identity.PublicKeyFromPeerID(from)
+	if err != nil {
+		return nil, proto.Refuse(proto.CodeRefused, "not a member of this group")
+	}
+	member, key := pub.Bytes(), bytes.Clone(req.Key)
+	err = g.do(ctx, func() error {
+		if g.sig == nil || !g.active() {
+			return proto.Refuse(proto.CodeNotFound, "not a member of this group")
+		}
+		if _, ok := g.roster().leaf[string(member)]; !ok {
+			// Perhaps added by a commit that has not reached us yet.
+			return proto.Refuse(proto.CodeUnavailable, "not a member here (yet)")
+		}
+		if err := g.takeKey(member, key); err != nil {
+			g.debug("a sender key did not open", "from", from, "err", err)
+			return proto.Refuse(proto.CodeRefused, "the sender key does not open")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &proto.SenderKeyResponse{}, nil
 }

@@ -43,7 +43,8 @@ type Net string
 const (
 	// Loopback is real libp2p over TCP on 127.0.0.1.
 	Loopback Net = "loopback"
-	// Sim is libp2p's simulated network (x/simlibp2p, simnet): not available yet.
+	// Sim is libp2p's simulated network (x/simlibp2p, simnet): real QUIC hosts over
+	// simulated links with latency and bandwidth.
 	Sim Net = "sim"
 )
 

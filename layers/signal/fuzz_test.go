@@ -29,6 +29,12 @@ func FuzzOpen(f *testing.F) {
 	add(sealTo(f, a, []byte("pairwise"), b))
 	add(sealTo(f, a, []byte("group"), b, c))
 	add(sealTo(f, a, nil, b))
+	// A sender key message opens only with OpenSenderKey.
+	km, _, err := a.l.SealSenderKey(b.id, testAD)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(km)
 	before := state(f, b)
 
 	f.Fuzz(func(t *testing.T, msg []byte) {
@@ -53,6 +59,64 @@ func FuzzOpen(f *testing.F) {
 	if !bytes.Equal(before, state(f, b)) {
 		f.Fatal("state changed")
 	}
+}
+
+// FuzzOpenSenderKey feeds bob's OpenSenderKey sender key messages from
+// alice (on a session bob has answered) and from carol (a prekey message),
+// other messages of theirs, and what the fuzzer makes of them. Nothing may
+// panic, a refusal must be the one auth error and change nothing, and only
+// the exact sender key messages sealed may open, each from its sender. Every
+// input goes to bob as saved before, so that one opening does not hide the
+// next.
+func FuzzOpenSenderKey(f *testing.F) {
+	ms := group(f, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	mustOpen(f, b, a, sealTo(f, a, []byte("hello"), b), []byte("hello"))
+	mustOpen(f, a, b, sealTo(f, b, []byte("reply"), a), []byte("reply"))
+	valid := make(map[bool][]byte) // by fromCarol
+	for _, fromCarol := range []bool{false, true} {
+		from := a
+		if fromCarol {
+			from = c
+		}
+		km, _, err := from.l.SealSenderKey(b.id, testAD)
+		if err != nil {
+			f.Fatal(err)
+		}
+		valid[fromCarol] = km
+		f.Add(fromCarol, km)
+		f.Add(fromCarol, sealTo(f, from, newOwnSenderKey().distribution(), b))
+		f.Add(fromCarol, sealTo(f, from, []byte("group"), b, map[bool]*member{false: c, true: a}[fromCarol]))
+	}
+	saved := state(f, b)
+
+	f.Fuzz(func(t *testing.T, fromCarol bool, msg []byte) {
+		from := a
+		if fromCarol {
+			from = c
+		}
+		l, _ := New(b.id, b.ident)
+		if err := l.UnmarshalBinary(saved); err != nil {
+			t.Fatal(err)
+		}
+		err := l.OpenSenderKey(from.id, testAD, msg)
+		now, _ := l.MarshalBinary()
+		if err != nil {
+			if err != layers.ErrAuth && err != layers.ErrNoKey {
+				t.Fatalf("error %v is not the auth error", err)
+			}
+			if !bytes.Equal(now, saved) {
+				t.Fatal("state changed on a refused message")
+			}
+			return
+		}
+		if !bytes.Equal(msg, valid[fromCarol]) {
+			t.Fatalf("a message that was never sealed opened: %x", msg)
+		}
+		if len(l.peers[string(from.id)].keys) != 1 {
+			t.Fatal("opened without installing the key")
+		}
+	})
 }
 
 // FuzzParseBundle: a bundle parses only if well formed and signed, and then

@@ -17,6 +17,10 @@ const (
 	rootLabel      = "tchat signal root chain v1"
 	messageLabel   = "tchat signal message key v1"
 	senderKeyLabel = "tchat signal sender key message v1"
+	// keyMessageLabel separates a sender key message (SealSenderKey) from
+	// every other pairwise message: it derives the message's AEAD key and
+	// nonce in place of messageLabel, and prefixes the associated data.
+	keyMessageLabel = "tchat signal sender key v1"
 )
 
 var errOpen = errors.New("signal: decryption failed")

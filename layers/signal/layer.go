@@ -30,6 +30,13 @@ import (
 // a 2-byte length), the sender's id (with a 1-byte length) and the first 9
 // bytes; the Ed25519 signature of the sender key covers a SHA-256 digest of
 // a label, the same AD and sender, and every byte before the signature.
+//
+// A sender key message (SealSenderKey), sent to one member outside the
+// group messages, is a pairwise or prekey message whose plaintext is the
+// distribution. Its AEAD key and nonce are derived with keyMessageLabel in
+// place of messageLabel, and in its associated data the label comes before
+// the caller's AD (keyMessageAD), so it opens neither as an application
+// message nor as a distribution in a group message, nor they as it.
 const (
 	typePairwise = 1
 	typePrekey   = 2
@@ -187,6 +194,41 @@ func (l *Layer) ResendSenderKey(members ...[]byte) {
 	}
 }
 
+// SenderKeySent notes that member has our sender key keyID, handed over by
+// SealSenderKey: our group messages stop carrying it for the member, as
+// they do once one of them has carried it. It does nothing if keyID is no
+// longer our sender key (we made a new one since, which the member gets as
+// any other would: in a group message or a new SealSenderKey), or if member
+// is not one of our peers or was removed.
+func (l *Layer) SenderKeySent(member []byte, keyID uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	p := l.peers[string(member)]
+	if l.own == nil || l.own.keyID != keyID || p == nil || p.removed {
+		return
+	}
+	l.own.sentTo[string(member)] = true
+}
+
+// SenderKeyLacking returns those of members (our peers, not removed) that our next
+// group message would carry our sender key for: all of them while we have no key or a
+// rekey is pending, else those not noted as having it.
+func (l *Layer) SenderKeyLacking(members [][]byte) [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out [][]byte
+	for _, m := range members {
+		if p := l.peers[string(m)]; p == nil || p.removed {
+			continue
+		}
+		if l.own == nil || l.rekey || !l.own.sentTo[string(m)] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Destroy zeroes the layer's secrets (best effort) and forgets its state.
 func (l *Layer) Destroy() {
 	l.mu.Lock()
@@ -257,14 +299,16 @@ func (l *Layer) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
 		seen[string(r)] = true
 	}
 	if len(ps) == 1 {
-		return l.sealPairwise(nil, ps[0], ctx.AD, inner)
+		return l.sealPairwise(nil, ps[0], ctx.AD, messageLabel, inner)
 	}
 	return l.sealGroup(ps, seen, ctx.AD, inner)
 }
 
 // sealPairwise appends a Double Ratchet message to dst, setting up a
-// session with PQXDH if there is none.
-func (l *Layer) sealPairwise(dst []byte, p *peer, ad, pt []byte) ([]byte, error) {
+// session with PQXDH if there is none. label derives the AEAD key and nonce
+// from the message key: messageLabel, or keyMessageLabel for a sender key
+// message.
+func (l *Layer) sealPairwise(dst []byte, p *peer, ad []byte, label string, pt []byte) ([]byte, error) {
 	if len(p.sessions) == 0 {
 		if err := l.initiateLocked(p); err != nil {
 			return nil, fmt.Errorf("signal: handshake with %x: %w", p.id, err)
@@ -286,7 +330,7 @@ func (l *Layer) sealPairwise(dst []byte, p *peer, ad, pt []byte) ([]byte, error)
 	dst = append(dst, s.prekey...)
 	dst = h.append(dst)
 	msgAD := pairwiseAD(s, ad, dst[start:start+1+sessionIDSize], dst[len(dst)-headerSize:])
-	return sealMK(dst, &mk, messageLabel, pt, msgAD), nil
+	return sealMK(dst, &mk, label, pt, msgAD), nil
 }
 
 func pairwiseAD(s *session, ad, prefix, hdr []byte) []byte {
@@ -357,14 +401,7 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 			}
 		}
 	}
-	if l.own == nil || l.rekey {
-		if l.own != nil {
-			l.own.destroy()
-		}
-		l.own = newOwnSenderKey()
-		l.rekey = false
-	}
-	own := l.own
+	own := l.ownKeyLocked()
 	var dist []byte
 	out := make([]byte, 0, GroupOverhead+len(pt))
 	out = append(out, typeGroup)
@@ -385,7 +422,7 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 		at := len(out)
 		out = append(out, 0, 0)
 		var err error
-		if out, err = l.sealPairwise(out, p, ad, dist); err != nil {
+		if out, err = l.sealPairwise(out, p, ad, messageLabel, dist); err != nil {
 			return nil, err
 		}
 		size := len(out) - at - 2
@@ -404,6 +441,59 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 		own.sentTo[string(p.id)] = true
 	}
 	return out, nil
+}
+
+// ownKeyLocked returns our sender key, first making a new one (and
+// destroying the old) if there is none or a rekey is pending. l.mu is held.
+func (l *Layer) ownKeyLocked() *ownSenderKey {
+	if l.own == nil || l.rekey {
+		if l.own != nil {
+			l.own.destroy()
+		}
+		l.own = newOwnSenderKey()
+		l.rekey = false
+	}
+	return l.own
+}
+
+// SealSenderKey seals our sender key for member alone, for its
+// OpenSenderKey with the same ad: a pairwise message, or a prekey message
+// setting up a session with PQXDH if there is none. It hands the member the
+// key ahead of our group messages instead of inside one. With no sender key
+// yet, or a rekey pending, it first makes a new one, as a group message
+// would. It returns the id of the key sealed. Sealing does not count as
+// handing the key over: our group messages carry it for the member until
+// SenderKeySent, called with this id once the message was delivered.
+func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err error) {
+	if len(ad) > maxAD {
+		return nil, 0, fmt.Errorf("signal: associated data of %d bytes", len(ad))
+	}
+	if bytes.Equal(member, l.self) {
+		return nil, 0, fmt.Errorf("signal: sender key for ourselves")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	p := l.peers[string(member)]
+	if p == nil || p.removed {
+		return nil, 0, fmt.Errorf("signal: no prekey bundle for member %x", member)
+	}
+	own := l.ownKeyLocked()
+	dist := own.distribution()
+	defer clear(dist)
+	if msg, err = l.sealPairwise(nil, p, keyMessageAD(ad), keyMessageLabel, dist); err != nil {
+		return nil, 0, err
+	}
+	return msg, own.keyID, nil
+}
+
+// keyMessageAD is what a sender key message is sealed and opened with in
+// place of ad: keyMessageLabel, then ad. The label is of fixed length, and
+// pairwiseAD prefixes the whole with its length.
+func keyMessageAD(ad []byte) []byte {
+	b := make([]byte, 0, len(keyMessageLabel)+len(ad))
+	b = append(b, keyMessageLabel...)
+	return append(b, ad...)
 }
 
 // Open opens a message from ctx.Sender. It changes nothing; the Commit it
@@ -455,6 +545,40 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 	return pt, commit, nil
 }
 
+// OpenSenderKey opens a message made by member's SealSenderKey with the
+// same ad and installs the sender key it carries: the member's group
+// messages under that key then open, from the one it was about to seal when
+// it sealed the key on; none before. A key of that id we already have (from
+// a group message, or this message sent again) is kept as it is, and the
+// message only moves the session on. A removed member hands us no key. On
+// any error nothing changed: ErrNoKey for a member we have no bundle for, or
+// a session we do not have (its prekey message may still be on the way);
+// ErrAuth for everything else: a malformed, altered or replayed message,
+// any other kind of message, another ad, a removed member.
+func (l *Layer) OpenSenderKey(member, ad, msg []byte) error {
+	if len(msg) < 1 || len(msg) > layers.MaxMessage || len(ad) > maxAD ||
+		len(member) == 0 || len(member) > layers.MaxIDLen {
+		return layers.ErrAuth
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.peers[string(member)]
+	if p == nil {
+		return layers.ErrNoKey
+	}
+	k, applyPairwise, err := l.stageDistribution(p, keyMessageAD(ad), keyMessageLabel, msg)
+	if err != nil {
+		if err == layers.ErrNoKey {
+			return err
+		}
+		return layers.ErrAuth
+	}
+	_, install := p.stageKey(k, applyPairwise)
+	install()
+	l.gen++
+	return nil
+}
+
 var (
 	errMalformed = errors.New("signal: malformed message")
 	errRemoved   = errors.New("signal: pairwise message from a removed member")
@@ -466,14 +590,16 @@ var (
 func (l *Layer) stageLocked(p *peer, ad, msg []byte) ([]byte, func(), error) {
 	switch msg[0] {
 	case typePairwise, typePrekey:
-		return l.stagePairwise(p, ad, msg)
+		return l.stagePairwise(p, ad, messageLabel, msg)
 	case typeGroup:
 		return l.stageGroup(p, ad, msg)
 	}
 	return nil, nil, errMalformed
 }
 
-func (l *Layer) stagePairwise(p *peer, ad, msg []byte) ([]byte, func(), error) {
+// stagePairwise opens a pairwise or prekey message from p, its AEAD key and
+// nonce derived with label, without changing any state; see stageLocked.
+func (l *Layer) stagePairwise(p *peer, ad []byte, label string, msg []byte) ([]byte, func(), error) {
 	if len(msg) < 1 || (msg[0] != typePairwise && msg[0] != typePrekey) {
 		return nil, nil, errMalformed
 	}
@@ -526,7 +652,7 @@ func (l *Layer) stagePairwise(p *peer, ad, msg []byte) ([]byte, func(), error) {
 	}
 	msgAD := pairwiseAD(sess, ad, msg[:1+sessionIDSize], hdr)
 	pt, u, err := sess.stageReceive(&h, func(mk *[keySize]byte) ([]byte, error) {
-		return openMK(mk, messageLabel, ct, msgAD)
+		return openMK(mk, label, ct, msgAD)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -579,29 +705,15 @@ func (l *Layer) stageGroup(p *peer, ad, msg []byte) ([]byte, func(), error) {
 	}
 	var install func()
 	if mine != nil {
-		dist, applyPairwise, err := l.stagePairwise(p, ad, mine)
+		k, applyPairwise, err := l.stageDistribution(p, ad, messageLabel, mine)
 		if err != nil {
 			return nil, nil, err
 		}
-		k, err := parseDistribution(dist)
-		clear(dist)
-		if err != nil || k.keyID != keyID || k.iteration > iteration {
+		if k.keyID != keyID || k.iteration > iteration {
+			k.destroy()
 			return nil, nil, errMalformed
 		}
-		if key == nil {
-			key = k
-			install = func() {
-				applyPairwise()
-				p.keys = append(p.keys, k)
-				if len(p.keys) > maxSenderKeysPerPeer {
-					p.keys[0].destroy()
-					p.keys = slices.Clone(p.keys[1:])
-				}
-			}
-		} else {
-			k.destroy()
-			install = applyPairwise
-		}
+		key, install = p.stageKey(k, applyPairwise)
 	}
 	if key == nil {
 		return nil, nil, layers.ErrNoKey
@@ -622,6 +734,43 @@ func (l *Layer) stageGroup(p *peer, ad, msg []byte) ([]byte, func(), error) {
 		}
 		key.apply(u)
 	}, nil
+}
+
+// stageDistribution opens pm, a pairwise or prekey message from p whose
+// plaintext is a sender key distribution, without changing any state: it
+// returns the key and the function that applies the pairwise message's step.
+func (l *Layer) stageDistribution(p *peer, ad []byte, label string, pm []byte) (*senderKey, func(), error) {
+	dist, applyPairwise, err := l.stagePairwise(p, ad, label, pm)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := parseDistribution(dist)
+	clear(dist)
+	if err != nil {
+		return nil, nil, errMalformed
+	}
+	return k, applyPairwise, nil
+}
+
+// stageKey stages installing k, a sender key received from p after the
+// change apply. If p has a key of that id already, that one stays: k is
+// destroyed, and the function returned only runs apply. Otherwise the
+// function runs apply and adds k as p's newest key, destroying the oldest
+// beyond maxSenderKeysPerPeer. stageKey returns the key p has under that id
+// once the function has run.
+func (p *peer) stageKey(k *senderKey, apply func()) (*senderKey, func()) {
+	if have := p.senderKey(k.keyID); have != nil {
+		k.destroy()
+		return have, apply
+	}
+	return k, func() {
+		apply()
+		p.keys = append(p.keys, k)
+		if len(p.keys) > maxSenderKeysPerPeer {
+			p.keys[0].destroy()
+			p.keys = slices.Clone(p.keys[1:])
+		}
+	}
 }
 
 // String and GoString keep the state out of logs: fmt would print

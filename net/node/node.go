@@ -423,6 +423,11 @@ func (n *Node) KeyPackage(ctx context.Context, p peer.ID, req *proto.KeyPackageR
 	return n.client.KeyPackage(ctx, p, req)
 }
 
+// SenderKey hands p our sender key for a group (/tchat/senderkey/1).
+func (n *Node) SenderKey(ctx context.Context, p peer.ID, req *proto.SenderKeyRequest) (*proto.SenderKeyResponse, error) {
+	return n.client.SenderKey(ctx, p, req)
+}
+
 // Welcome pushes a Welcome, with the group's room secret and name, to a peer
 // our commit added directly (/tchat/welcome/2), and waits for its
 // acknowledgement.

@@ -58,6 +58,13 @@ import (
 //
 //	struct {} WelcomeResponse;    /* empty: an acknowledgement */
 //
+//	struct {
+//	    opaque group_id<1..255>;
+//	    opaque key<1..2^16-1>;    /* the signal layer's sender key, sealed pairwise */
+//	} SenderKeyRequest;
+//
+//	struct {} SenderKeyResponse;  /* empty: the key was installed */
+//
 // Every response frame starts with a status byte: 0 and the response, or a
 // Code and opaque reason<0..255> (UTF-8, for people, never parsed).
 // Decoders accept exactly one encoding of each value: no trailing bytes, no
@@ -497,6 +504,73 @@ func (m *WelcomeResponse) UnmarshalBinary(data []byte) error {
 		return ErrMalformed
 	}
 	*m = WelcomeResponse{}
+	return nil
+}
+
+// MaxSenderKey is the longest sealed sender key a SenderKeyRequest carries.
+const MaxSenderKey = 1<<16 - 1
+
+// SenderKeyRequest is sent on /tchat/senderkey/1 by a member of a group to
+// another: its sender key for the group, sealed for the receiver alone by the
+// signal layer, so that its group messages need not carry it. Both fields are
+// required.
+type SenderKeyRequest struct {
+	GroupID []byte
+	Key     []byte
+}
+
+// SenderKeyResponse acknowledges a SenderKeyRequest: the key was installed.
+type SenderKeyResponse struct{}
+
+func (m *SenderKeyRequest) check() error {
+	switch {
+	case len(m.GroupID) == 0:
+		return errors.New("proto: sender key request without a group id")
+	case len(m.GroupID) > MaxGroupID:
+		return errGroupIDTooLong
+	case len(m.Key) == 0:
+		return errors.New("proto: sender key request without a key")
+	case len(m.Key) > MaxSenderKey:
+		return errors.New("proto: sender key longer than 65535 bytes")
+	}
+	return nil
+}
+
+// MarshalBinary encodes the request.
+func (m *SenderKeyRequest) MarshalBinary() ([]byte, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return build(func(b *cryptobyte.Builder) {
+		addOpaque8(b, m.GroupID)
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(m.Key) })
+	})
+}
+
+// UnmarshalBinary decodes a request. The fields alias data.
+func (m *SenderKeyRequest) UnmarshalBinary(data []byte) error {
+	s := cryptobyte.String(data)
+	var v SenderKeyRequest
+	var key cryptobyte.String
+	if !readOpaque8(&s, &v.GroupID) || !s.ReadUint16LengthPrefixed(&key) || !s.Empty() {
+		return ErrMalformed
+	}
+	v.Key = key
+	if v.check() != nil {
+		return ErrMalformed
+	}
+	*m = v
+	return nil
+}
+
+// MarshalBinary encodes the response: no bytes.
+func (m *SenderKeyResponse) MarshalBinary() ([]byte, error) { return []byte{}, nil }
+
+// UnmarshalBinary decodes a response, which must be empty.
+func (m *SenderKeyResponse) UnmarshalBinary(data []byte) error {
+	if len(data) != 0 {
+		return ErrMalformed
+	}
 	return nil
 }
 

@@ -31,6 +31,8 @@ func sampleMessages() []message {
 		&WelcomeRequest{GroupID: []byte("group"), Welcome: []byte("welcome"), RoomSecret: bytes.Repeat([]byte{0x42}, 32), Name: "Café ☕",
 			RatchetTree: []byte("tree")},
 		&WelcomeResponse{},
+		&SenderKeyRequest{GroupID: []byte("group"), Key: []byte("sealed key")},
+		&SenderKeyResponse{},
 	}
 }
 
@@ -48,7 +50,8 @@ func TestMessagesRoundTrip(t *testing.T) {
 		&SyncResponse{Next: SyncCursor{Epoch: ^uint64(0), Seq: ^uint64(0)}},            // Next without More
 		&WelcomeRequest{GroupID: []byte{1}, Welcome: []byte{2}, RoomSecret: []byte{3}}, // no name
 		&WelcomeRequest{GroupID: bytes.Repeat([]byte{1}, MaxGroupID), Welcome: bytes.Repeat([]byte{2}, 70000),
-			RoomSecret: bytes.Repeat([]byte{3}, MaxRoomSecret), Name: strings.Repeat("n", MaxGroupName)}) {
+			RoomSecret: bytes.Repeat([]byte{3}, MaxRoomSecret), Name: strings.Repeat("n", MaxGroupName)},
+		&SenderKeyRequest{GroupID: bytes.Repeat([]byte{1}, MaxGroupID), Key: bytes.Repeat([]byte{2}, MaxSenderKey)}) {
 		enc, err := m.MarshalBinary()
 		if err != nil {
 			t.Fatalf("%T: %v", m, err)
@@ -237,6 +240,32 @@ func TestWelcomeRequestBadValues(t *testing.T) {
 	}
 }
 
+func TestSenderKeyRequestBadValues(t *testing.T) {
+	for what, req := range map[string]SenderKeyRequest{
+		"no group id":   {Key: []byte("k")},
+		"no key":        {GroupID: []byte("g")},
+		"long group id": {GroupID: make([]byte, MaxGroupID+1), Key: []byte("k")},
+		"long key":      {GroupID: []byte("g"), Key: make([]byte, MaxSenderKey+1)},
+	} {
+		if _, err := req.MarshalBinary(); err == nil {
+			t.Errorf("%s: encoded", what)
+		}
+	}
+	for what, enc := range map[string][]byte{
+		"no group id":    {0, 0, 1, 7},
+		"no key":         {1, 'g', 0, 0},
+		"trailing bytes": {1, 'g', 0, 1, 7, 0},
+		"key cut short":  {1, 'g', 0, 2, 7},
+	} {
+		if err := new(SenderKeyRequest).UnmarshalBinary(enc); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: decoded (%v)", what, err)
+		}
+	}
+	if err := new(SenderKeyResponse).UnmarshalBinary([]byte{0}); !errors.Is(err, ErrMalformed) {
+		t.Fatal(err)
+	}
+}
+
 func TestResponseStatus(t *testing.T) {
 	body, err := decodeResponse([]byte{0, 1, 2})
 	if err != nil || !bytes.Equal(body, []byte{1, 2}) {
@@ -290,6 +319,12 @@ func FuzzMessages(f *testing.F) {
 		f.Add(wr, enc)
 	}
 	f.Add(index(&WelcomeResponse{}), []byte{0}) // a welcome response that is not empty
+	// Near misses for the sender key request: no group id, no key, trailing bytes.
+	sk := index(&SenderKeyRequest{})
+	f.Add(sk, []byte{0, 0, 1, 7})
+	f.Add(sk, []byte{1, 'g', 0, 0})
+	f.Add(sk, []byte{1, 'g', 0, 1, 7, 0})
+	f.Add(index(&SenderKeyResponse{}), []byte{0})
 	// Near misses for sync: an unknown want bit, more = 2, a sender length
 	// that runs into the cursor, a response without its cursor.
 	enc, _ := (&SyncRequest{GroupID: []byte("g"), Sender: []byte("s")}).MarshalBinary()

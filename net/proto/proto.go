@@ -5,6 +5,7 @@
 //	/tchat/sync/1     SyncRequest in, SyncResponse (commits, recent ciphertexts, GroupInfo) out
 //	/tchat/kp/1       KeyPackageRequest in, KeyPackageResponse out
 //	/tchat/welcome/2  WelcomeRequest (Welcome, room secret, group name, ratchet tree) in, WelcomeResponse (empty) out
+//	/tchat/senderkey/1 SenderKeyRequest (a sender key sealed for the receiver) in, SenderKeyResponse (empty) out
 //
 // The welcome protocol runs the other way round from join: a member that added
 // a known peer directly (it fetched the peer's KeyPackage over /tchat/kp/1 and
@@ -51,6 +52,7 @@ const (
 	SyncID       protocol.ID = "/tchat/sync/1"
 	KeyPackageID protocol.ID = "/tchat/kp/1"
 	WelcomeID    protocol.ID = "/tchat/welcome/2"
+	SenderKeyID  protocol.ID = "/tchat/senderkey/1"
 )
 
 // ServiceName is the libp2p resource-manager service the streams are accounted to.
@@ -162,6 +164,16 @@ func (c *Client) Sync(ctx context.Context, p peer.ID, req *SyncRequest) (*SyncRe
 func (c *Client) KeyPackage(ctx context.Context, p peer.ID, req *KeyPackageRequest) (*KeyPackageResponse, error) {
 	var resp KeyPackageResponse
 	err := c.roundTrip(ctx, p, KeyPackageID, req, &resp, c.lim.MaxRequest, c.lim.HandleTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// SenderKey hands p our sender key for a group and waits until p took it.
+func (c *Client) SenderKey(ctx context.Context, p peer.ID, req *SenderKeyRequest) (*SenderKeyResponse, error) {
+	var resp SenderKeyResponse
+	err := c.roundTrip(ctx, p, SenderKeyID, req, &resp, c.lim.MaxRequest, c.lim.HandleTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,12 @@ type WelcomeHandler interface {
 	HandleWelcome(ctx context.Context, from peer.ID, req *WelcomeRequest) (*WelcomeResponse, error)
 }
 
+// SenderKeyHandler answers /tchat/senderkey/1: a member of a group hands us
+// its sender key. The handler installs it, or refuses.
+type SenderKeyHandler interface {
+	HandleSenderKey(ctx context.Context, from peer.ID, req *SenderKeyRequest) (*SenderKeyResponse, error)
+}
+
 // Handlers are the chat core's answers to the direct protocols. A nil handler
 // leaves its protocol unregistered, so peers see it as unsupported.
 //
@@ -51,6 +57,7 @@ type Handlers struct {
 	Sync       SyncHandler
 	KeyPackage KeyPackageHandler
 	Welcome    WelcomeHandler
+	SenderKey  SenderKeyHandler
 }
 
 // Service serves the direct protocols on a host. Safe for concurrent use.
@@ -111,6 +118,7 @@ func (s *Service) SetHandlers(hs Handlers) {
 	set(SyncID, hs.Sync != nil, s.serveSync)
 	set(KeyPackageID, hs.KeyPackage != nil, s.serveKeyPackage)
 	set(WelcomeID, hs.Welcome != nil, s.serveWelcome)
+	set(SenderKeyID, hs.SenderKey != nil, s.serveSenderKey)
 }
 
 // Stats returns the counters so far.
@@ -129,7 +137,7 @@ func (s *Service) Close() error {
 		return nil
 	}
 	s.closed = true
-	for _, id := range []protocol.ID{JoinID, SyncID, KeyPackageID, WelcomeID} {
+	for _, id := range []protocol.ID{JoinID, SyncID, KeyPackageID, WelcomeID, SenderKeyID} {
 		s.h.RemoveStreamHandler(id)
 	}
 	s.mu.Unlock()
@@ -225,6 +233,19 @@ func (s *Service) serveKeyPackage(st network.Stream) {
 			return nil, ErrUnavailable
 		}
 		return nonNil(hs.KeyPackage.HandleKeyPackage(ctx, from, &req))
+	})
+}
+
+func (s *Service) serveSenderKey(st network.Stream) {
+	s.serve(st, s.small(s.lim.HandleTimeout), func(ctx context.Context, hs Handlers, from peer.ID, body []byte) (encoding.BinaryMarshaler, error) {
+		var req SenderKeyRequest
+		if err := req.UnmarshalBinary(body); err != nil {
+			return nil, err
+		}
+		if hs.SenderKey == nil {
+			return nil, ErrUnavailable
+		}
+		return nonNil(hs.SenderKey.HandleSenderKey(ctx, from, &req))
 	})
 }
 
