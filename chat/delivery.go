@@ -11,7 +11,6 @@ import (
 	mrand "math/rand/v2"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -130,46 +129,65 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 // cost every member O(members²) bytes. A member counts as having the key once it said
 // it installed it; until then, and for a member the key could not reach, our group
 // messages carry it, as in Signal.
-func (g *group) handOutKey() {
-	if g.sig == nil || !g.active() || g.handingOut {
+func (g *group) handOutKey(members [][]byte, try int) {
+	if g.sig == nil || !g.active() {
 		return
 	}
-	lacking := g.sig.SenderKeyLacking(g.recipients())
-	if len(lacking) == 0 {
+	if members == nil {
+		members = g.recipients()
+	}
+	var todo [][]byte
+	for _, m := range g.sig.SenderKeyLacking(members) {
+		if !g.keyGiving[string(m)] {
+			g.keyGiving[string(m)] = true
+			todo = append(todo, m)
+		}
+	}
+	if len(todo) == 0 {
 		return
 	}
-	g.handingOut = true
 	sig := g.sig
 	go func() {
 		sem := make(chan struct{}, keyStreams)
 		var wg sync.WaitGroup
-		var failed atomic.Int32
-		for _, m := range lacking {
+		var mu sync.Mutex
+		var again [][]byte
+		for _, m := range todo {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				if g.giveKey(sig, m) != nil {
-					failed.Add(1)
+				// A member that has not applied the commit that added us (or it), or
+				// has not taken its Welcome yet, is asked again a little later; one out
+				// of reach gets the key in our next group message.
+				if err := g.giveKey(sig, m); errors.Is(err, proto.ErrNotFound) || errors.Is(err, proto.ErrUnavailable) {
+					mu.Lock()
+					again = append(again, m)
+					mu.Unlock()
 				}
 			}()
 		}
 		wg.Wait()
 		g.post(func() {
-			g.handingOut = false
-			if n := failed.Load(); n > 0 && g.keyTries < maxKeyTries {
-				// Members that had not applied the commit that added us (or had not
-				// joined yet), or were out of reach: try again a little later.
-				g.keyTries++
-				g.debug("sender key not handed to every member", "failed", n, "try", g.keyTries)
-				time.AfterFunc(g.beat(), func() { g.post(g.handOutKey) })
+			for _, m := range todo {
+				delete(g.keyGiving, string(m))
+			}
+			if len(again) > 0 && try < maxKeyTries {
+				time.AfterFunc(g.beat(), func() { g.post(func() { g.handOutKey(again, try+1) }) })
 			}
 		})
 	}()
 }
 
-// Handing our sender key out over streams: streams at once, and rounds of retries.
+// handOutKeySoon hands our sender key to members (nil: all) at a random point within a
+// heartbeat, so that members who learn of the same join do not all hand theirs at once.
+func (g *group) handOutKeySoon(members [][]byte) {
+	time.AfterFunc(mrand.N(g.beat()), func() { g.post(func() { g.handOutKey(members, 1) }) })
+}
+
+// Handing our sender key out over streams: streams at once, and tries for a member not
+// ready for it.
 const (
 	keyStreams  = 8
 	maxKeyTries = 3

@@ -64,9 +64,9 @@ type group struct {
 	forkSeen     map[string]uint64 // peer → the epoch of the last fork reported with it
 	stuck        map[string]*mismatch
 	rejoining    bool
-	fetchingTree bool // readdedBy asks a member for a tree
-	handingOut   bool // handOutKey's streams are under way
-	keyTries     int  // rounds of handOutKey that left members without our key
+	fetchingTree bool            // readdedBy asks a member for a tree
+	keyGiving    map[string]bool // members handOutKey is giving our sender key to
+	sigWaiters   []chan error    // keys taken, waiting for the signal state to be saved
 	lastFork     time.Time
 	outranked    int // competing commits judged to lose to our branch (compared around a sync)
 
@@ -145,7 +145,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		joinEpoch: mg.Epoch(), seen: newSeenSet(8192), kept: map[[32]byte]bool{},
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
-		removers: map[uint32]uint32{},
+		removers: map[uint32]uint32{}, keyGiving: map[string]bool{},
 	}
 	if n, ok := mg.Extension(ExtensionGroupName); ok {
 		g.name = string(n)
@@ -519,6 +519,37 @@ func (g *group) save(ctx context.Context, ch *change) error {
 	}
 	g.saved(pend, ch.msgs)
 	return nil
+}
+
+// saveSignalSoon saves the signal layer's state (alone) shortly, with the other changes
+// made by then, and tells the channel returned how it went. A member that hands us its
+// sender key is answered once the key is on disk: it then stops sending the key in its
+// messages, so a key lost in a crash would be lost for good.
+func (g *group) saveSignalSoon() <-chan error {
+	ch := make(chan error, 1)
+	g.sigWaiters = append(g.sigWaiters, ch)
+	if len(g.sigWaiters) == 1 {
+		time.AfterFunc(sigSaveDelay, func() { g.post(g.flushSignal) })
+	}
+	return ch
+}
+
+// sigSaveDelay gathers the sender keys that arrive together (a join's) into one save.
+const sigSaveDelay = 50 * time.Millisecond
+
+func (g *group) flushSignal() {
+	ws := g.sigWaiters
+	g.sigWaiters = nil
+	var err error
+	if g.sig != nil {
+		var st []byte
+		if st, err = g.sig.MarshalBinary(); err == nil {
+			err = g.c.st.Update(g.c.ctx, func(tx *store.Tx) error { return tx.SaveSession(sigLayerKey(g.id), st) })
+		}
+	}
+	for _, w := range ws {
+		w <- err
+	}
 }
 
 // saveMessages stores the received messages pending, without the group state: see flush.

@@ -68,7 +68,7 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 	if err := c.start(g); err != nil {
 		return "", err
 	}
-	time.AfterFunc(keyAfter, func() { g.post(g.handOutKey) })
+	time.AfterFunc(keyAfter, func() { g.post(func() { g.handOutKey(nil, 1) }) })
 	c.emit(EpochChanged{Group: g.gid, Epoch: mg.Epoch(), Authenticator: mg.EpochAuthenticator()[:authPrefix]})
 	return g.gid, nil
 }
@@ -414,7 +414,7 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 type senderKeyHandler struct{ c *Client }
 
 // HandleSenderKey answers /tchat/senderkey/1: a member hands us its signal sender key
-// (see handOutKey), and we install it.
+// (see handOutKey), and we install it and save it before we answer.
 func (h senderKeyHandler) HandleSenderKey(ctx context.Context, from peer.ID, req *proto.SenderKeyRequest) (*proto.SenderKeyResponse, error) {
 	g, err := h.c.group(groupIDOf(req.GroupID))
 	if err != nil {
@@ -425,6 +425,7 @@ func (h senderKeyHandler) HandleSenderKey(ctx context.Context, from peer.ID, req
 		return nil, proto.Refuse(proto.CodeRefused, "not a member of this group")
 	}
 	member, key := pub.Bytes(), bytes.Clone(req.Key)
+	var saved <-chan error
 	err = g.do(ctx, func() error {
 		if g.sig == nil || !g.active() {
 			return proto.Refuse(proto.CodeNotFound, "not a member of this group")
@@ -437,10 +438,20 @@ func (h senderKeyHandler) HandleSenderKey(ctx context.Context, from peer.ID, req
 			g.debug("a sender key did not open", "from", from, "err", err)
 			return proto.Refuse(proto.CodeRefused, "the sender key does not open")
 		}
+		saved = g.saveSignalSoon()
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	select {
+	case err := <-saved:
+		if err != nil {
+			g.post(func() { g.errorf("chat: save: %w", err) })
+			return nil, proto.Refuse(proto.CodeInternal, "")
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	return &proto.SenderKeyResponse{}, nil
 }

@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"sort"
 	"time"
 
@@ -339,19 +338,16 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	byPeer := peerOf(by)
 	g.c.emit(EpochChanged{Group: g.gid, Epoch: epoch, Authenticator: g.authPrefix()})
 	after := idents(g.mls.Members())
-	added := false
+	var added [][]byte
 	for _, m := range g.mls.Members() {
 		if _, was := old[string(m.Identity)]; !was {
-			added = true
+			added = append(added, m.Identity)
 			g.noteAdded(m.Identity)
 			g.c.emit(MemberJoined{Group: g.gid, Member: peerOf(m.Identity), Epoch: epoch})
 		}
 	}
-	if added && g.active() {
-		// Our sender key goes to the new members at a random point within a heartbeat
-		// (they are still taking their Welcome), not all of us at once.
-		g.keyTries = 0
-		time.AfterFunc(mrand.N(g.beat()), func() { g.post(g.handOutKey) })
+	if len(added) > 0 && g.active() {
+		g.handOutKeySoon(added)
 	}
 	if !g.active() {
 		delete(after, string(g.c.self)) // we are out, whatever the tree we kept says

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	mrand "math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -166,8 +165,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: epoch, How: how})
 	g.resendDead(g.c.ctx, true)
 	// A new signal identity: as after a join, our new sender key goes to the members.
-	g.keyTries = 0
-	time.AfterFunc(mrand.N(g.beat()), func() { g.post(g.handOutKey) })
+	g.handOutKeySoon(nil)
 	g.drive()
 }
 

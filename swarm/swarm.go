@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/marcopolo/simnet"
 
 	"github.com/tchat-p2p/tchat/chat"
@@ -264,6 +265,17 @@ func Start(ctx context.Context, cfg Config) (*Swarm, error) {
 	if err := errors.Join(errs...); err != nil {
 		s.Close()
 		return nil, err
+	}
+	// Every peer knows every other's addresses, as mDNS or the DHT would tell it (the
+	// swarm runs neither, to choose the links itself): a member reaches any other
+	// directly when it must (a sender key, a Welcome), within the partitions' gate.
+	for _, p := range s.peers {
+		ps := p.Client().Node().Host().Peerstore()
+		for _, q := range s.peers {
+			if q != p {
+				ps.AddAddrs(q.id.PeerID(), q.Client().Node().AddrInfo().Addrs, peerstore.PermanentAddrTTL)
+			}
+		}
 	}
 	s.edges = s.topology()
 	if err := s.connect(ctx, s.edges); err != nil {

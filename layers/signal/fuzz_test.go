@@ -155,6 +155,22 @@ func FuzzUnmarshalState(f *testing.F) {
 	b.l.RemovePeer(a.id) // a removed peer, with alice's sender key
 	f.Add(state(f, b))
 	f.Add(readFile(f, "testdata/state-v1"))
+	f.Add(readFile(f, "testdata/state-v2"))
+	// Version 3: a sender key installed at iteration 1 (base 1), with a
+	// key skipped, then merged with the distribution at 0 (base 0).
+	ms = group(f, "alice", "bob", "carol")
+	a, b, c = ms[0], ms[1], ms[2]
+	m0 := sealTo(f, a, []byte("m0"), b, c)
+	km, _, err := a.l.SealSenderKey(b.id, testAD)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealTo(f, a, []byte("skipped"), b, c)
+	mustOpenKey(f, b, a, km)
+	mustOpen(f, b, a, sealTo(f, a, []byte("m2"), b, c), []byte("m2"))
+	f.Add(state(f, b))
+	mustOpen(f, b, a, m0, []byte("m0"))
+	f.Add(state(f, b))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, _ := New([]byte("bob"), b.ident)
 		if l.UnmarshalBinary(data) != nil {
@@ -164,14 +180,20 @@ func FuzzUnmarshalState(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if data[0] == 1 {
-			// A version-1 state is saved as the current version, with
-			// one flag byte more per peer; that one must round-trip.
-			if len(again) != len(data)+len(l.peers) {
-				t.Fatalf("version-1 state of %d bytes and %d peers re-encodes in %d", len(data), len(l.peers), len(again))
+		if data[0] < stateVersion {
+			// An older state is saved as the current version: with one
+			// flag byte more per peer from version 1, a base more per
+			// sender key from versions 1 and 2. That one must round-trip.
+			more := 4 * senderKeys(l)
+			if data[0] == 1 {
+				more += len(l.peers)
+			}
+			if len(again) != len(data)+more {
+				t.Fatalf("version-%d state of %d bytes, %d peers and %d sender keys re-encodes in %d",
+					data[0], len(data), len(l.peers), senderKeys(l), len(again))
 			}
 			if data = again; l.UnmarshalBinary(data) != nil {
-				t.Fatal("version-1 state re-encodes as one that does not load")
+				t.Fatal("older state re-encodes as one that does not load")
 			}
 			if again, err = l.MarshalBinary(); err != nil {
 				t.Fatal(err)

@@ -22,3 +22,12 @@ func readFile(t testing.TB, name string) []byte {
 	}
 	return b
 }
+
+// senderKeys counts the sender keys l holds of its peers.
+func senderKeys(l *Layer) int {
+	n := 0
+	for _, p := range l.peers {
+		n += len(p.keys)
+	}
+	return n
+}

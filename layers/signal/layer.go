@@ -549,12 +549,16 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 // same ad and installs the sender key it carries: the member's group
 // messages under that key then open, from the one it was about to seal when
 // it sealed the key on; none before. A key of that id we already have (from
-// a group message, or this message sent again) is kept as it is, and the
-// message only moves the session on. A removed member hands us no key. On
-// any error nothing changed: ErrNoKey for a member we have no bundle for, or
-// a session we do not have (its prekey message may still be on the way);
-// ErrAuth for everything else: a malformed, altered or replayed message,
-// any other kind of message, another ad, a removed member.
+// a group message, or this message sent again) is kept, and the message
+// moves the session on; if it carries the key from an earlier message than
+// the one we have started at (it was sealed before the distribution we got
+// first), the keys of the messages in between are added to ours, so that
+// they open too (see senderKey.stageMerge). A removed member hands us no
+// key. On any error nothing changed: ErrNoKey for a member we have no
+// bundle for, or a session we do not have (its prekey message may still be
+// on the way); ErrAuth for everything else: a malformed, altered or
+// replayed message, any other kind of message, another ad, a removed
+// member, a key of an id we have with another signature key.
 func (l *Layer) OpenSenderKey(member, ad, msg []byte) error {
 	if len(msg) < 1 || len(msg) > layers.MaxMessage || len(ad) > maxAD ||
 		len(member) == 0 || len(member) > layers.MaxIDLen {
@@ -573,7 +577,10 @@ func (l *Layer) OpenSenderKey(member, ad, msg []byte) error {
 		}
 		return layers.ErrAuth
 	}
-	_, install := p.stageKey(k, applyPairwise)
+	_, install, err := p.stageKey(k, applyPairwise)
+	if err != nil {
+		return layers.ErrAuth
+	}
 	install()
 	l.gen++
 	return nil
@@ -713,20 +720,30 @@ func (l *Layer) stageGroup(p *peer, ad, msg []byte) ([]byte, func(), error) {
 			k.destroy()
 			return nil, nil, errMalformed
 		}
-		key, install = p.stageKey(k, applyPairwise)
+		if key, install, err = p.stageKey(k, applyPairwise); err != nil {
+			return nil, nil, err
+		}
 	}
 	if key == nil {
 		return nil, nil, layers.ErrNoKey
 	}
+	// A key staged (new, or merged with the one p has) is ours to destroy
+	// when the message does not open.
+	fail := func(err error) ([]byte, func(), error) {
+		if install != nil && key != p.senderKey(keyID) {
+			key.destroy()
+		}
+		return nil, nil, err
+	}
 	if !ed25519.Verify(key.verify, signedDigest(ad, p.id, msg[:len(msg)-sigSize]), sig) {
-		return nil, nil, errMalformed
+		return fail(errMalformed)
 	}
 	gad := groupAD(ad, p.id, msg[:9])
 	pt, u, err := key.stage(iteration, func(mk *[keySize]byte) ([]byte, error) {
 		return openMK(mk, senderKeyLabel, ct, gad)
 	})
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
 	return pt, func() {
 		if install != nil {
@@ -753,15 +770,32 @@ func (l *Layer) stageDistribution(p *peer, ad []byte, label string, pm []byte) (
 }
 
 // stageKey stages installing k, a sender key received from p after the
-// change apply. If p has a key of that id already, that one stays: k is
-// destroyed, and the function returned only runs apply. Otherwise the
-// function runs apply and adds k as p's newest key, destroying the oldest
-// beyond maxSenderKeysPerPeer. stageKey returns the key p has under that id
-// once the function has run.
-func (p *peer) stageKey(k *senderKey, apply func()) (*senderKey, func()) {
+// change apply, changing nothing. If p has a key of that id already, that
+// one stays, and k is destroyed: when k starts before it, the function
+// returned runs apply and puts in its place the two merged (see
+// senderKey.stageMerge); otherwise it only runs apply. A k with another
+// signature key than the one p has is refused, with errKeyConflict. If p
+// has no key of that id, the function runs apply and adds k as p's newest
+// key, destroying the oldest beyond maxSenderKeysPerPeer. stageKey returns
+// the key p has under that id once the function has run: the one to open a
+// message with, and to apply its update to after the function.
+func (p *peer) stageKey(k *senderKey, apply func()) (*senderKey, func(), error) {
 	if have := p.senderKey(k.keyID); have != nil {
+		merged, err := have.stageMerge(k)
 		k.destroy()
-		return have, apply
+		if err != nil {
+			return nil, nil, err
+		}
+		if merged == nil {
+			return have, apply, nil
+		}
+		return merged, func() {
+			apply()
+			if i := slices.Index(p.keys, have); i >= 0 {
+				p.keys[i] = merged
+				have.destroy()
+			}
+		}, nil
 	}
 	return k, func() {
 		apply()
@@ -770,7 +804,7 @@ func (p *peer) stageKey(k *senderKey, apply func()) (*senderKey, func()) {
 			p.keys[0].destroy()
 			p.keys = slices.Clone(p.keys[1:])
 		}
-	}
+	}, nil
 }
 
 // String and GoString keep the state out of logs: fmt would print

@@ -20,7 +20,10 @@ const (
 	senderSigLabel   = "tchat signal sender key signature v1"
 )
 
-var errDistribution = errors.New("signal: malformed sender key distribution")
+var (
+	errDistribution = errors.New("signal: malformed sender key distribution")
+	errKeyConflict  = errors.New("signal: sender key distribution conflicts with the key of its id")
+)
 
 // ownSenderKey is our sending chain and signature key in one group.
 type ownSenderKey struct {
@@ -83,7 +86,14 @@ type senderKey struct {
 	verify    ed25519.PublicKey
 	ck        [keySize]byte // chain key for message number iteration
 	iteration uint32
-	skipped   []skippedSenderKey // oldest first, at most MaxSkippedKeys
+	// base is the first message number the key could ever open: the
+	// iteration of the distribution it was installed from, or of an
+	// earlier one merged in since (see stageMerge). No message before base
+	// ever opened; of those from base to iteration, the ones opened have
+	// their keys deleted and the others have them in skipped. A merge only
+	// adds keys before base, so an opened message never opens again.
+	base    uint32
+	skipped []skippedSenderKey // by message number, oldest first, all in [base, iteration), at most MaxSkippedKeys
 }
 
 type skippedSenderKey struct {
@@ -102,7 +112,45 @@ func parseDistribution(b []byte) (*senderKey, error) {
 		return nil, errDistribution
 	}
 	k.verify = ed25519.PublicKey(slices.Clone(verify))
+	k.base = k.iteration
 	return k, nil
+}
+
+// stageMerge stages taking d, a distribution of k's key id that arrives
+// after k was installed (the same member's key, sent again), into k. It
+// returns nil when d adds nothing: when it starts at k.base or later (the
+// keys it gives are those k had: taking them would open again the messages
+// already opened), or more than MaxSkip before k.base (too many keys to
+// make). Otherwise it returns a new senderKey, k with the message keys from
+// d's iteration up to k.base added to skipped (those of the lowest numbers
+// dropped beyond MaxSkippedKeys, as apply does) and its base lowered to d's
+// iteration: keys of messages that never opened under k, which could not
+// have made them. k is unchanged. A d with another signature key than k's
+// is no copy of k but a conflicting key under the same id: errKeyConflict.
+func (k *senderKey) stageMerge(d *senderKey) (*senderKey, error) {
+	if !k.verify.Equal(d.verify) {
+		return nil, errKeyConflict
+	}
+	if d.iteration >= k.base || k.base-d.iteration > MaxSkip {
+		return nil, nil
+	}
+	n := int(k.base - d.iteration)
+	drop := max(0, n+len(k.skipped)-MaxSkippedKeys) // at most n, as len(k.skipped) <= MaxSkippedKeys
+	m := &senderKey{keyID: k.keyID, verify: k.verify, ck: k.ck, iteration: k.iteration, base: d.iteration}
+	m.skipped = make([]skippedSenderKey, 0, n-drop+len(k.skipped))
+	ck := d.ck
+	for it := d.iteration; it < k.base; it++ {
+		next, mk := kdfCK(&ck)
+		if it-d.iteration >= uint32(drop) {
+			m.skipped = append(m.skipped, skippedSenderKey{it, mk})
+		}
+		clear(mk[:])
+		ck = next
+		clear(next[:])
+	}
+	clear(ck[:])
+	m.skipped = append(m.skipped, k.skipped...)
+	return m, nil
 }
 
 // skUpdate is what opening one message changes in a sender key.

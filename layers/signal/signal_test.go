@@ -428,9 +428,10 @@ func TestStateVersion1(t *testing.T) {
 			t.Fatalf("peer %s removed", p.id)
 		}
 	}
-	// Saved again, it is a version-2 state, a flag byte more per peer.
+	// Saved again, it is a state of the current version: a flag byte more
+	// per peer, a base more per sender key.
 	again := state(t, b)
-	if again[0] != stateVersion || len(again) != len(saved)+len(b.l.peers) {
+	if again[0] != stateVersion || len(again) != len(saved)+len(b.l.peers)+4*senderKeys(b.l) {
 		t.Fatalf("version-1 state saved again as version %d in %d bytes", again[0], len(again))
 	}
 	l, _ := New(b.id, b.ident)

@@ -11,9 +11,14 @@ import (
 
 // stateVersion is the version of the layer state MarshalBinary writes.
 // Version 2 adds a flag byte to every peer, set for a removed member (see
-// RemovePeer); UnmarshalBinary still reads version 1, saved before, in which
-// no peer is removed.
-const stateVersion = 2
+// RemovePeer); version 3 adds to every sender key of a peer its base (4
+// bytes, after its iteration), the first message number it could open.
+// UnmarshalBinary still reads versions 1 and 2, saved before: in version 1
+// no peer is removed, and the sender keys of both get base 0, as nothing
+// tells which of their earlier messages opened: no distribution then
+// starts before base, so none adds keys to them (see senderKey.stageMerge),
+// as before version 3.
+const stateVersion = 3
 
 var errState = errors.New("signal: malformed layer state")
 
@@ -72,6 +77,7 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 			b.AddBytes(k.verify)
 			b.AddBytes(k.ck[:])
 			b.AddUint32(k.iteration)
+			b.AddUint32(k.base)
 			b.AddUint16(uint16(len(k.skipped)))
 			for _, sk := range k.skipped {
 				b.AddUint32(sk.n)
@@ -90,11 +96,11 @@ func boolByte(v bool) uint8 {
 }
 
 // UnmarshalBinary replaces the layer's state with one saved by
-// MarshalBinary, of this version or version 1.
+// MarshalBinary, of this version or an earlier one (see stateVersion).
 func (l *Layer) UnmarshalBinary(data []byte) error {
 	s := cryptobyte.String(data)
 	var v, rekey, hasOwn uint8
-	if !s.ReadUint8(&v) || (v != 1 && v != stateVersion) || !s.ReadUint8(&rekey) || rekey > 1 || !s.ReadUint8(&hasOwn) || hasOwn > 1 {
+	if !s.ReadUint8(&v) || v < 1 || v > stateVersion || !s.ReadUint8(&rekey) || rekey > 1 || !s.ReadUint8(&hasOwn) || hasOwn > 1 {
 		return errState
 	}
 	var own *ownSenderKey
@@ -191,13 +197,16 @@ func unmarshalPeer(s *cryptobyte.String, v uint8) (*peer, error) {
 		var verify []byte
 		var n uint16
 		if !s.ReadUint32(&k.keyID) || !s.ReadBytes(&verify, ed25519.PublicKeySize) ||
-			!readArray(s, k.ck[:]) || !s.ReadUint32(&k.iteration) || !s.ReadUint16(&n) || n > MaxSkippedKeys {
+			!readArray(s, k.ck[:]) || !s.ReadUint32(&k.iteration) ||
+			(v >= 3 && (!s.ReadUint32(&k.base) || k.base > k.iteration)) ||
+			!s.ReadUint16(&n) || n > MaxSkippedKeys {
 			return nil, errState
 		}
 		k.verify = ed25519.PublicKey(slices.Clone(verify))
 		k.skipped = make([]skippedSenderKey, n)
 		for i := range k.skipped {
-			if !s.ReadUint32(&k.skipped[i].n) || !readArray(s, k.skipped[i].mk[:]) {
+			if !s.ReadUint32(&k.skipped[i].n) || !readArray(s, k.skipped[i].mk[:]) ||
+				k.skipped[i].n < k.base || k.skipped[i].n >= k.iteration {
 				return nil, errState
 			}
 		}
