@@ -340,12 +340,17 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 		g.pend.events = append(g.pend.events, MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
 			Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
 	}
+	g.flushSoon()
+	g.retryFuture(actx.Sender) // it may carry the sender key that kept messages of its sender need
+}
+
+// flushSoon saves what is pending flushDelay from now, or at once when much is.
+func (g *group) flushSoon() {
 	if len(g.pend.wire) >= maxPendingSave {
 		g.flush()
 	} else if g.flushTimer == nil {
 		g.flushTimer = time.NewTimer(flushDelay)
 	}
-	g.retryFuture(actx.Sender) // it may carry the sender key that kept messages of its sender need
 }
 
 // Received messages are saved in batches, and the group state that opened them at most

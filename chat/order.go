@@ -744,13 +744,16 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 	}
 	// Logged for sync: a member catching up needs it before the commit that refers to it.
 	// Logged with its sender, so that a sync for another sender's messages leaves it out.
+	// Saved as received messages are (see flush), not with a state of its own: while a
+	// large group forms, proposals come by the dozen, and the state is hundreds of KB.
+	// A crash before the state is saved loses the proposal from it; the commit that
+	// refers to it then does not apply, and a sync brings both.
 	var proposer []byte
 	if p.SenderKind == mlsgroup.SenderMember {
 		proposer = identityAt(g.mls.Members(), p.Sender)
 	}
-	if err := g.save(g.c.ctx, &change{wire: []store.WireItem{{Epoch: cur, Kind: store.WireMessage, Data: clone(raw), Sender: proposer}}}); err != nil {
-		g.errorf("chat: save: %w", err)
-	}
+	g.pend.wire = append(g.pend.wire, store.WireItem{Epoch: cur, Kind: store.WireMessage, Data: clone(raw), Sender: proposer})
+	g.flushSoon()
 	g.retryFuture(nil) // a commit may have been waiting for it
 	if g.mls.Epoch() == cur {
 		g.drive()
