@@ -317,7 +317,11 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 		g.got[actx.Epoch] = map[string]uint32{}
 	}
 	g.got[actx.Epoch][string(actx.Sender)]++
-	late := fromSync || actx.Epoch < g.mls.Epoch() || p.Epoch < actx.Epoch
+	sent := time.UnixMilli(p.Time)
+	// Late: it came by sync, or from an epoch behind us, or sent again, or sent before we
+	// were there to get it live (after a restart gossipsub hands us what it still caches,
+	// which opens as if live once the commits have caught up).
+	late := fromSync || actx.Epoch < g.mls.Epoch() || p.Epoch < actx.Epoch || sent.Before(g.liveSince)
 	flags := store.MessageFlags(0)
 	if late {
 		flags |= store.FlagLate
@@ -325,7 +329,6 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	if p.Resent {
 		flags |= store.FlagResent
 	}
-	sent := time.UnixMilli(p.Time)
 	g.notePeer(actx.Sender, p.Nick)
 	g.noteCount(actx.Epoch, actx.Sender, p.N)
 	// Saved at most flushDelay from now (or sooner when many come), in one transaction

@@ -84,6 +84,7 @@ type group struct {
 	stateSaved time.Time   // when the group state was last saved
 	metaSaved  bool
 	started    time.Time // when the actor started, or we last entered the group
+	liveSince  time.Time // the same by Config.Now, which senders stamp messages by
 
 	// The KeyPackage we joined with, kept for a while: if the commit that added us loses
 	// to a competing one, the member that admitted us adds us again on the winning
@@ -617,7 +618,7 @@ func (g *group) post(f func()) {
 func (g *group) run() {
 	defer g.c.wg.Done()
 	defer close(g.done)
-	g.started = time.Now()
+	g.started, g.liveSince = time.Now(), g.c.cfg.Now()
 	msgs := g.topic.Messages()
 	hb := time.NewTimer(g.beat())
 	defer hb.Stop()

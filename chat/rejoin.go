@@ -135,7 +135,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	g.metaSaved = false // the signal identity changed
 	g.hist, g.future, g.kept = nil, nil, map[[32]byte]bool{}
 	g.joinEpoch = mg.Epoch()
-	g.started = time.Now()
+	g.started, g.liveSince = time.Now(), g.c.cfg.Now()
 	g.confirmed = false
 	g.sent, g.got = map[uint64]uint32{}, map[uint64]map[string]uint32{}
 	for _, pi := range g.peers {
