@@ -444,6 +444,7 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	connectAll(t, ctx, []*testClient{a, b, c}) // as mDNS would: B and C can reach each other
 	for _, j := range []*testClient{b, c} {
 		tok, err := a.Invite(gid)
 		if err != nil {
@@ -453,7 +454,6 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	connectAll(t, ctx, []*testClient{a, b, c}) // as mDNS would: B and C can reach each other
 	ga, err := a.group(gid)
 	if err != nil {
 		t.Fatal(err)

@@ -158,10 +158,11 @@ func (g *group) handOutKey(members [][]byte, try int) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				// A member that has not applied the commit that added us (or it), or
-				// has not taken its Welcome yet, is asked again a little later; one out
-				// of reach gets the key in our next group message.
-				if err := g.giveKey(sig, m); errors.Is(err, proto.ErrNotFound) || errors.Is(err, proto.ErrUnavailable) {
+				// A member that has not applied the commit that added us (or it), has
+				// not taken its Welcome yet, or is out of reach (its addresses may come
+				// later) is tried again a little later; after that, it gets the key in
+				// our next group message. One that refused the key is not.
+				if err := g.giveKey(sig, m); err != nil && !errors.Is(err, proto.ErrRefused) && !errors.Is(err, ErrNotMember) {
 					mu.Lock()
 					again = append(again, m)
 					mu.Unlock()
@@ -174,7 +175,7 @@ func (g *group) handOutKey(members [][]byte, try int) {
 				delete(g.keyGiving, string(m))
 			}
 			if len(again) > 0 && try < maxKeyTries {
-				time.AfterFunc(g.beat(), func() { g.post(func() { g.handOutKey(again, try+1) }) })
+				time.AfterFunc(g.beat()<<(try-1), func() { g.post(func() { g.handOutKey(again, try+1) }) })
 			}
 		})
 	}()
@@ -187,10 +188,10 @@ func (g *group) handOutKeySoon(members [][]byte) {
 }
 
 // Handing our sender key out over streams: streams at once, and tries for a member not
-// ready for it.
+// ready for it or out of reach (a heartbeat apart, then two, four, eight).
 const (
 	keyStreams  = 8
-	maxKeyTries = 3
+	maxKeyTries = 5
 )
 
 // giveKey gives member our sender key (of layer sig, if it is still ours). It runs
