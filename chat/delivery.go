@@ -127,8 +127,8 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 // about 1.35 KB per member that lacks it (a PQXDH handshake, most of it ML-KEM), in a
 // message that gossip floods to every member, so a large group's first messages would
 // cost every member O(members²) bytes. A member counts as having the key once it said
-// it installed it; until then, and for a member the key could not reach, our group
-// messages carry it, as in Signal.
+// it saved it; until then, and for a member the key could not reach, our group messages
+// carry it, as in Signal.
 func (g *group) handOutKey(members [][]byte, try int) {
 	if g.sig == nil || !g.active() {
 		return
