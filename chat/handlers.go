@@ -200,15 +200,11 @@ const (
 // one of the epochs we keep): the commits and messages we have from SinceEpoch, and a
 // GroupInfo if asked.
 func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.SyncRequest) (*proto.SyncResponse, error) {
-	g, err := h.c.group(groupIDOf(req.GroupID))
+	g, ident, err := h.c.requester(req.GroupID, from)
 	if err != nil {
-		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+		return nil, err
 	}
-	pub, err := identity.PublicKeyFromPeerID(from)
-	if err != nil {
-		return nil, proto.Refuse(proto.CodeRefused, "not a member of this group")
-	}
-	id := string(pub.Bytes())
+	id := string(ident)
 	allowed := false
 	var info []byte
 	err = g.do(ctx, func() error {
@@ -416,15 +412,11 @@ type senderKeyHandler struct{ c *Client }
 // HandleSenderKey answers /tchat/senderkey/1: a member hands us its signal sender key
 // (see handOutKey), and we install it and save it before we answer.
 func (h senderKeyHandler) HandleSenderKey(ctx context.Context, from peer.ID, req *proto.SenderKeyRequest) (*proto.SenderKeyResponse, error) {
-	g, err := h.c.group(groupIDOf(req.GroupID))
+	g, member, err := h.c.requester(req.GroupID, from)
 	if err != nil {
-		return nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+		return nil, err
 	}
-	pub, err := identity.PublicKeyFromPeerID(from)
-	if err != nil {
-		return nil, proto.Refuse(proto.CodeRefused, "not a member of this group")
-	}
-	member, key := pub.Bytes(), bytes.Clone(req.Key)
+	key := bytes.Clone(req.Key)
 	var saved <-chan error
 	err = g.do(ctx, func() error {
 		if g.sig == nil || !g.active() {
@@ -454,4 +446,18 @@ func (h senderKeyHandler) HandleSenderKey(ctx context.Context, from peer.ID, req
 		return nil, ctx.Err()
 	}
 	return &proto.SenderKeyResponse{}, nil
+}
+
+// requester finds the group a request names and the requester's identity (whether it is
+// a member is the handler's to check), or the refusal to answer with.
+func (c *Client) requester(groupID []byte, from peer.ID) (*group, []byte, error) {
+	g, err := c.group(groupIDOf(groupID))
+	if err != nil {
+		return nil, nil, proto.Refuse(proto.CodeNotFound, "not a member of this group")
+	}
+	pub, err := identity.PublicKeyFromPeerID(from)
+	if err != nil {
+		return nil, nil, proto.Refuse(proto.CodeRefused, "not a member of this group")
+	}
+	return g, pub.Bytes(), nil
 }

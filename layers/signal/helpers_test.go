@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"bytes"
 	"crypto"
 	"io"
 	"os"
@@ -30,4 +31,25 @@ func senderKeys(l *Layer) int {
 		n += len(p.keys)
 	}
 	return n
+}
+
+// restored returns m as it comes back from its saved state (of the current version),
+// which must encode to the same bytes again.
+func restored(t testing.TB, m *member) *member {
+	t.Helper()
+	saved := state(t, m)
+	if saved[0] != stateVersion {
+		t.Fatalf("state of version %d", saved[0])
+	}
+	l, err := New(m.id, m.ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.UnmarshalBinary(saved); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := l.MarshalBinary(); !bytes.Equal(again, saved) {
+		t.Fatal("state does not encode the same after a round trip")
+	}
+	return &member{name: m.name, id: m.id, ident: m.ident, l: l}
 }

@@ -468,25 +468,7 @@ func TestSenderKeyState(t *testing.T) {
 	mustOpenKey(t, b, a, km)
 	a.l.SenderKeySent(b.id, keyID)
 
-	restore := func(m *member) *member {
-		t.Helper()
-		saved := state(t, m)
-		if saved[0] != stateVersion {
-			t.Fatalf("state of version %d", saved[0])
-		}
-		l, err := New(m.id, m.ident)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.UnmarshalBinary(saved); err != nil {
-			t.Fatal(err)
-		}
-		if again, _ := l.MarshalBinary(); !bytes.Equal(again, saved) {
-			t.Fatal("state does not encode the same after a round trip")
-		}
-		return &member{name: m.name, id: m.id, ident: m.ident, l: l}
-	}
-	a2, b2 := restore(a), restore(b)
+	a2, b2 := restored(t, a), restored(t, b)
 	if a2.l.own == nil || a2.l.own.keyID != keyID || !a2.l.own.sentTo["bob"] || a2.l.rekey {
 		t.Fatal("own sender key or its marks lost in a round trip")
 	}
