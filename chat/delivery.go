@@ -289,9 +289,8 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 		}
 		return
 	case errors.Is(err, layers.ErrExpired):
-		// Of an epoch before we joined (a joiner hands out its sender key as soon as it
-		// is in, see handOutKey; one that joined after cannot read it), or older than
-		// the epochs we keep: it never opens here, and no one can do anything about it.
+		// Of an epoch before we joined (sent before our Welcome), or older than the
+		// epochs we keep: it never opens here, and no one can do anything about it.
 		g.debug("a message of an epoch we do not have", "sync", fromSync)
 		return
 	default:

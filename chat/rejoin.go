@@ -30,18 +30,28 @@ func (g *group) rejoinExternal(p peer.ID) {
 	}
 	g.rejoining = true
 	g.debug("rejoining by external commit", "from", p)
+	g.fetchGroupInfo(p, func(info []byte, err error) {
+		g.rejoining = false
+		if err == nil && len(info) > 0 && g.joinExternal(info) == nil {
+			return
+		}
+		g.debug("external commit failed, asking to be re-added", "err", err)
+		g.rejoin(p)
+	})
+}
+
+// fetchGroupInfo asks p, in the background, for a GroupInfo of its branch, with the
+// ratchet tree (over /tchat/sync/1), and gives it to done on the group's loop.
+func (g *group) fetchGroupInfo(p peer.ID, done func(info []byte, err error)) {
 	go func() {
 		ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 		defer cancel()
 		resp, err := g.c.node.Sync(ctx, p, &proto.SyncRequest{GroupID: g.id, Want: proto.WantGroupInfo, MaxItems: 1})
-		g.post(func() {
-			g.rejoining = false
-			if err == nil && len(resp.GroupInfo) > 0 && g.joinExternal(resp.GroupInfo) == nil {
-				return
-			}
-			g.debug("external commit failed, asking to be re-added", "err", err)
-			g.rejoin(p)
-		})
+		var info []byte
+		if err == nil {
+			info = resp.GroupInfo
+		}
+		g.post(func() { done(info, err) })
 	}()
 }
 
@@ -198,27 +208,22 @@ func (g *group) readdedBy(from peer.ID, f *commitFrame) bool {
 	}
 	g.fetchingTree = true
 	welcome := f.welcome
-	go func() {
-		ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
-		defer cancel()
-		resp, err := g.c.node.Sync(ctx, from, &proto.SyncRequest{GroupID: g.id, Want: proto.WantGroupInfo, MaxItems: 1})
-		g.post(func() {
-			g.fetchingTree = false
-			if err == nil {
-				var tree []byte
-				if tree, err = mlsgroup.GroupInfoRatchetTree(resp.GroupInfo); err == nil && g.mayBeReadded() {
-					var mg *mlsgroup.Group
-					// The tree is checked against the Welcome's GroupContext: one from
-					// another epoch or branch does not fit.
-					if mg, err = mlsgroup.Join(welcome, g.joinBundle, tree, g.c.mlsOptions()); err == nil {
-						g.replaceState(mg, g.joinSig, "re-added")
-						return
-					}
+	g.fetchGroupInfo(from, func(info []byte, err error) {
+		g.fetchingTree = false
+		if err == nil {
+			var tree []byte
+			if tree, err = mlsgroup.GroupInfoRatchetTree(info); err == nil && g.mayBeReadded() {
+				var mg *mlsgroup.Group
+				// The tree is checked against the Welcome's GroupContext: one from
+				// another epoch or branch does not fit.
+				if mg, err = mlsgroup.Join(welcome, g.joinBundle, tree, g.c.mlsOptions()); err == nil {
+					g.replaceState(mg, g.joinSig, "re-added")
+					return
 				}
 			}
-			g.debug("the tree for the Welcome that re-adds us did not come", "from", from, "err", err)
-		})
-	}()
+		}
+		g.debug("the tree for the Welcome that re-adds us did not come", "from", from, "err", err)
+	})
 	return true
 }
 

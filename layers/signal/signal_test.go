@@ -359,17 +359,8 @@ func TestRemovedMemberSurvivesRestart(t *testing.T) {
 	late := sealTo(t, a, []byte("late"), b, c)
 	b.l.RemovePeer(a.id)
 	saved := state(t, b)
-	l, err := New(b.id, b.ident)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.UnmarshalBinary(saved); err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := l.MarshalBinary(); !bytes.Equal(again, saved) {
-		t.Fatal("state does not encode the same after a round trip")
-	}
-	b2 := &member{name: "bob", id: b.id, ident: b.ident, l: l}
+	b2 := restored(t, b)
+	l := b2.l
 	if !l.peers["alice"].removed || l.peers["carol"].removed {
 		t.Fatal("removed flags lost in a round trip")
 	}
