@@ -511,14 +511,18 @@ func (g *group) checkGaps() {
 			pi.lackKey = false // set again if its messages still do not open
 		}
 		if !missing {
-			pi.gapAt, pi.gapTries = time.Time{}, 0
+			pi.gapAt, pi.gapTries, pi.via = time.Time{}, 0, ""
 			continue
 		}
 		pi.gapAt = time.Now()
 		pi.gapTries++
 		author := peerOf([]byte(id))
-		g.debug("messages missing", "from", author, "epoch", need)
-		g.requestSync("gap", g.syncPeerFor(author), proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
+		from := g.syncPeerFor(author)
+		if pi.via != "" {
+			from = pi.via // it told us it has them; the author may not any more
+		}
+		g.debug("messages missing", "from", author, "epoch", need, "asking", from)
+		g.requestSync("gap", from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
 	}
 }
 
@@ -590,6 +594,7 @@ func (g *group) heartbeat() {
 		}
 	}
 	sort.Slice(h.counts, func(i, j int) bool { return h.counts[i].epoch < h.counts[j].epoch })
+	h.relayed = g.relayCounts()
 	b, err := h.sign(g.c.id)
 	if err != nil {
 		g.errorf("chat: heartbeat: %w", err)
@@ -598,6 +603,53 @@ func (g *group) heartbeat() {
 	ctx, cancel := context.WithTimeout(g.c.ctx, 5*time.Second)
 	defer cancel()
 	_ = g.topic.Publish(ctx, b) // best effort: the next one follows
+}
+
+// relayCounts lists the messages we hold of senders that do not count them in their own
+// heartbeats any more: a member removed, gone offline, or added again with its counts
+// started afresh. Without it, a message such a sender got to only some members (during
+// a partition, say) would never be missed by the others. At most maxRelayed, picked at
+// random when there are more, so that every one is relayed now and then.
+func (g *group) relayCounts() []relayCount {
+	var out []relayCount
+	cur := g.mls.Epoch()
+	for e, m := range g.got {
+		if e+uint64(g.c.cfg.KeepEpochs) < cur {
+			continue
+		}
+		for id, n := range m {
+			if _, member := g.leafOf([]byte(id)); member {
+				if pi := g.peers[id]; pi != nil && pi.online && pi.claimed[e] > 0 {
+					continue // it counts them itself
+				}
+			}
+			out = append(out, relayCount{sender: []byte(id), epoch: e, count: n})
+		}
+	}
+	if len(out) > maxRelayed {
+		mrand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+		out = out[:maxRelayed]
+	}
+	return out
+}
+
+// receiveRelayed notes the messages a member (whom p reaches) holds of senders that no
+// longer count them themselves, and that we lack: checkGaps asks p for them.
+func (g *group) receiveRelayed(p peer.ID, rs []relayCount) {
+	for _, r := range rs {
+		if bytes.Equal(r.sender, g.c.self) || r.epoch < g.joinEpoch || g.got[r.epoch][string(r.sender)] >= r.count {
+			continue
+		}
+		pi := g.peerInfo(r.sender)
+		if pi.heardN == nil {
+			pi.heardN = map[uint64]uint32{}
+		}
+		pi.heardN[r.epoch] = max(pi.heardN[r.epoch], r.count)
+		pi.via = p
+		if pi.gapAt.IsZero() {
+			pi.gapAt = time.Now()
+		}
+	}
 }
 
 // receiveHeartbeat compares a member's view with ours: a member ahead has commits we
@@ -648,6 +700,7 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		if missing {
 			g.requestSync("counts", from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: h.identity})
 		}
+		g.receiveRelayed(from, h.relayed)
 	case h.epoch > cur:
 		g.noteAhead(from, h.epoch)
 	default:

@@ -106,7 +106,8 @@ func appFrame(envelope []byte) []byte {
 // in large groups), signed with its identity key: the epoch it is in and a prefix of that
 // epoch's authenticator (two members with the same epoch and different authenticators
 // are on different branches), and how many application messages it sent in each recent
-// epoch (a member that received fewer asks for the rest over /tchat/sync/1).
+// epoch (a member that received fewer asks for the rest over /tchat/sync/1), and how
+// many it holds of senders that no longer say so themselves (see relayCounts).
 type heartbeat struct {
 	group    []byte
 	identity []byte // 32 bytes
@@ -115,6 +116,7 @@ type heartbeat struct {
 	timeMs   uint64
 	nick     string
 	counts   []epochCount
+	relayed  []relayCount
 	sig      []byte
 }
 
@@ -123,10 +125,18 @@ type epochCount struct {
 	count uint32
 }
 
+// relayCount is how many messages of sender, sealed in epoch, a member holds.
+type relayCount struct {
+	sender []byte // 32 bytes
+	epoch  uint64
+	count  uint32
+}
+
 const (
-	heartbeatLabel = "tchat heartbeat v1"
+	heartbeatLabel = "tchat heartbeat v2"
 	authPrefix     = 8
 	maxCounts      = 32
+	maxRelayed     = 16
 )
 
 func (h *heartbeat) signed() []byte {
@@ -143,12 +153,26 @@ func (h *heartbeat) signed() []byte {
 		b.AddUint64(c.epoch)
 		b.AddUint32(c.count)
 	}
+	b.AddUint8(uint8(len(h.relayed)))
+	for _, c := range h.relayed {
+		b.AddBytes(c.sender)
+		b.AddUint64(c.epoch)
+		b.AddUint32(c.count)
+	}
 	return b.BytesOrPanic()
 }
 
 func (h *heartbeat) sign(id *identity.Identity) ([]byte, error) {
 	if len(h.counts) > maxCounts {
 		h.counts = h.counts[len(h.counts)-maxCounts:]
+	}
+	if len(h.relayed) > maxRelayed {
+		h.relayed = h.relayed[:maxRelayed]
+	}
+	for _, c := range h.relayed {
+		if len(c.sender) != 32 {
+			return nil, errors.New("chat: heartbeat: relayed sender is not an identity")
+		}
 	}
 	msg := h.signed()
 	sig, err := id.Sign(heartbeatLabel, msg)
@@ -196,6 +220,17 @@ func decodeHeartbeat(data []byte) (*heartbeat, error) {
 			return nil, errFrame
 		}
 		h.counts = append(h.counts, c)
+	}
+	if !s.ReadUint8(&n) || n > maxRelayed {
+		return nil, errFrame
+	}
+	for range n {
+		var c relayCount
+		if !s.ReadBytes(&c.sender, 32) || !s.ReadUint64(&c.epoch) || !s.ReadUint32(&c.count) {
+			return nil, errFrame
+		}
+		c.sender = append([]byte(nil), c.sender...)
+		h.relayed = append(h.relayed, c)
 	}
 	if !s.Empty() || checkName("nickname", string(nick)) != nil {
 		return nil, errFrame

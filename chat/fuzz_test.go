@@ -45,7 +45,8 @@ func FuzzFrames(f *testing.F) {
 		f.Fatal(err)
 	}
 	hb := &heartbeat{group: []byte("group"), identity: id.PublicKey().Bytes(), epoch: 7, auth: make([]byte, authPrefix),
-		timeMs: 1, nick: "n", counts: []epochCount{{6, 2}, {7, 1}}}
+		timeMs: 1, nick: "n", counts: []epochCount{{6, 2}, {7, 1}},
+		relayed: []relayCount{{sender: bytes.Repeat([]byte{9}, 32), epoch: 6, count: 4}}}
 	hbb, err := hb.sign(id)
 	if err != nil {
 		f.Fatal(err)

@@ -123,6 +123,7 @@ type peerInfo struct {
 	heardN   map[uint64]uint32 // the highest count its messages gave (payload.N), by epoch
 	gapAt    time.Time         // when we saw we lack some of its messages, or last asked for them (zero: we do not lack any)
 	gapTries int               // how many times we asked for them
+	via      peer.ID           // whom to ask for them: a member that relayed its counts (see relayCounts)
 	lackKey  bool              // a message of its did not open for lack of its sender key
 	forkSync time.Time         // when we last asked it for its branch
 	saved    bool              // its addresses are in the store (this session)

@@ -850,3 +850,31 @@ func TestReaddedOnAnotherBranch(t *testing.T) {
 	}
 	waitReceived(t, "from the winning branch", a, b)
 }
+
+// A member that sent during a partition, then went away and was removed, cannot tell
+// the other side what it sent: the members that have its messages relay its counts in
+// their heartbeats, and the others ask them for the messages.
+func TestGoneSendersMessagesReachAll(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, x, b, c := newTestClient(t, "A"), newTestClient(t, "X"), newTestClient(t, "B"), newTestClient(t, "C")
+	cs := []*testClient{a, x, b, c}
+	gid := formGroup(t, ctx, cs)
+	if _, err := x.Send(ctx, gid, "X before the partition"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "X before the partition", a, b, c) // all have X's sender key
+	partition([]*testClient{a, x}, []*testClient{b, c})
+	if _, err := x.Send(ctx, gid, "X during the partition"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "X during the partition", a)
+	x.Close()
+	connectAll(t, ctx, []*testClient{a, b, c})
+	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, c}, 3)
+	waitReceived(t, "X during the partition", b, c)
+}

@@ -149,7 +149,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	g.confirmed = false
 	g.sent, g.got = map[uint64]uint32{}, map[uint64]map[string]uint32{}
 	for _, pi := range g.peers {
-		pi.heardN, pi.gapAt, pi.gapTries, pi.lackKey = nil, time.Time{}, 0, false
+		pi.heardN, pi.gapAt, pi.gapTries, pi.lackKey, pi.via = nil, time.Time{}, 0, false, ""
 	}
 	g.proposals, g.foreign, g.removers, g.renamer = 0, nil, map[uint32]uint32{}, nil
 	g.stopTimer()
