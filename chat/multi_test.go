@@ -853,7 +853,9 @@ func TestReaddedOnAnotherBranch(t *testing.T) {
 
 // A member that sent during a partition, then went away and was removed, cannot tell
 // the other side what it sent: the members that have its messages relay its counts in
-// their heartbeats, and the others ask them for the messages.
+// their heartbeats, and the others ask them for the messages. The message carries the
+// sender's new key, which the others get only in it: it opens all the same, though its
+// sender was removed by the time it comes.
 func TestGoneSendersMessagesReachAll(t *testing.T) {
 	fast(t, 400*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -866,6 +868,10 @@ func TestGoneSendersMessagesReachAll(t *testing.T) {
 	}
 	waitReceived(t, "X before the partition", a, b, c) // all have X's sender key
 	partition([]*testClient{a, x}, []*testClient{b, c})
+	gx, _ := x.group(gid)
+	if err := gx.do(ctx, func() error { gx.sig.Rekey(); return nil }); err != nil { // as after a removal
+		t.Fatal(err)
+	}
 	if _, err := x.Send(ctx, gid, "X during the partition"); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@
 //     and signs every group message. When a member is removed, every
 //     remaining member makes a fresh sender key (see Layer.RemovePeer and
 //     Layer.Rekey), so a removed member reads nothing sent after. The
-//     removed member's own sender keys are kept a while (until
+//     removed member's own sessions and sender keys are kept a while (until
 //     Layer.ForgetRemoved), so that what it sent before still opens.
 //
 // The layer's wire formats, its staging of state changes (an Open changes

@@ -85,8 +85,9 @@ type peer struct {
 	bundle   *Bundle
 	sessions []*session   // [0] is the one we send on
 	keys     []*senderKey // the member's sender keys, oldest first
-	// removed is set by RemovePeer: the member has left the group, and only
-	// its sender keys are kept, for its messages still on the way.
+	// removed is set by RemovePeer: the member has left the group; we seal
+	// nothing for it, and what we have of it is kept only to open its
+	// messages still on the way.
 	removed bool
 }
 
@@ -134,27 +135,26 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 	return nil
 }
 
-// RemovePeer marks a member removed from the group. Its sessions go: we seal
-// nothing more for it, and it can neither send pairwise messages nor hand us
-// a new sender key. Its sender keys stay, so that the group messages it sent
-// while still a member open even when they arrive after the commit that
-// removed it; ForgetRemoved drops them later. Our next group message is
-// sealed under a fresh sender key that only the remaining members get.
-// SetPeer makes the member a peer again, with nothing of its old state.
+// RemovePeer marks a member removed from the group: we seal nothing more
+// for it, and it can hand us no sender key on its own (OpenSenderKey). Its
+// sessions and sender keys stay until ForgetRemoved, so that the messages
+// it sent while still a member open even when they arrive after the commit
+// that removed it, the sender key a message carries for us included: the
+// cascade's mls layer, outside this one, opens only messages sealed in an
+// epoch the sender was a member of. Our next group message is sealed under
+// a fresh sender key that only the remaining members get. SetPeer makes the
+// member a peer again, with nothing of its old state.
 func (l *Layer) RemovePeer(member []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gen++
 	if p := l.peers[string(member)]; p != nil {
-		for _, s := range p.sessions {
-			s.destroy()
-		}
-		p.sessions, p.removed = nil, true
+		p.removed = true
 	}
 	l.rekey = true
 }
 
-// ForgetRemoved drops the sender keys of the removed members for which keep
+// ForgetRemoved drops the sessions and sender keys of the removed members for which keep
 // returns false (keep nil: of all removed members); their messages then no
 // longer open. Call it when the epochs in which a removed member could have
 // sent have left the window of epochs kept for late messages. keep is called
@@ -570,6 +570,10 @@ func (l *Layer) OpenSenderKey(member, ad, msg []byte) error {
 	if p == nil {
 		return layers.ErrNoKey
 	}
+	if p.removed {
+		// Nothing vouches that it sealed this while a member.
+		return layers.ErrAuth
+	}
 	k, applyPairwise, err := l.stageDistribution(p, keyMessageAD(ad), keyMessageLabel, msg)
 	if err != nil {
 		if err == layers.ErrNoKey {
@@ -588,7 +592,6 @@ func (l *Layer) OpenSenderKey(member, ad, msg []byte) error {
 
 var (
 	errMalformed = errors.New("signal: malformed message")
-	errRemoved   = errors.New("signal: pairwise message from a removed member")
 )
 
 // stageLocked opens a message from p without changing any state and
@@ -609,11 +612,6 @@ func (l *Layer) stageLocked(p *peer, ad, msg []byte) ([]byte, func(), error) {
 func (l *Layer) stagePairwise(p *peer, ad []byte, label string, msg []byte) ([]byte, func(), error) {
 	if len(msg) < 1 || (msg[0] != typePairwise && msg[0] != typePrekey) {
 		return nil, nil, errMalformed
-	}
-	if p.removed {
-		// Its sessions are gone, and it must not start one: ErrAuth, not
-		// ErrNoKey, as no key for it will come.
-		return nil, nil, errRemoved
 	}
 	s := cryptobyte.String(msg[1:])
 	var sid [sessionIDSize]byte
@@ -704,10 +702,8 @@ func (l *Layer) stageGroup(p *peer, ad, msg []byte) ([]byte, func(), error) {
 	key := p.senderKey(keyID)
 	if p.removed && key != nil {
 		// A removed member's message under a key we have opens without the
-		// distribution it carries for us (sent again, say), which would no
-		// longer open: the key and its signature cover the whole message.
-		// Without the key, the distribution is refused: a removed member
-		// installs no new key.
+		// distribution it carries for us (sent again, say): the key and its
+		// signature cover the whole message, and its session need not move.
 		mine = nil
 	}
 	var install func()

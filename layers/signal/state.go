@@ -177,9 +177,7 @@ func unmarshalPeer(s *cryptobyte.String, v uint8) (*peer, error) {
 		}
 		p.removed = removed == 1
 	}
-	// RemovePeer drops a removed member's sessions: one saved with some was
-	// not saved by us.
-	if !s.ReadUint8(&ns) || ns > maxSessions || (p.removed && ns > 0) {
+	if !s.ReadUint8(&ns) || ns > maxSessions {
 		return nil, errState
 	}
 	for range ns {
