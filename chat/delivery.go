@@ -820,6 +820,32 @@ func (g *group) fruitlessSync(p peer.ID) {
 	}
 }
 
+// stranded: p is in our epoch on another branch, and we can tell nothing more. We
+// have no earlier epoch of our branch (we joined in this one, or restarted), so no sync
+// shows where the branches part; and no member online is on our branch with us (one
+// that confirmed it when we joined may have left it since). Syncs with p are then
+// fruitless: left alone, a joiner whose Welcome came on a branch that lost would stay
+// there.
+func (g *group) stranded(p peer.ID) bool {
+	cur := g.mls.Epoch()
+	if g.oldestEpoch() != cur {
+		return false
+	}
+	pub, err := identity.PublicKeyFromPeerID(p)
+	if err != nil {
+		return false
+	}
+	if pi := g.peers[string(pub.Bytes())]; pi == nil || pi.hbEpoch != cur || pi.hbAuth == nil || bytes.Equal(pi.hbAuth, g.authPrefix()) {
+		return false
+	}
+	for _, pi := range g.peers {
+		if pi.online && pi.hbEpoch == cur && bytes.Equal(pi.hbAuth, g.authPrefix()) {
+			return false
+		}
+	}
+	return true
+}
+
 // syncElsewhere makes the next catch-up ask another member than p, which did not have
 // the commits we lack (it joined after the epoch we are in).
 func (g *group) syncElsewhere(p peer.ID) {
@@ -926,7 +952,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 		case g.outranked != outranked:
 			// p is on a branch that loses to ours: it comes over when it judges ours.
 			g.debug("their branch loses", "with", p)
-		case overlap:
+		case overlap || g.stranded(p):
 			g.fruitlessSync(p)
 		default:
 			g.syncElsewhere(p)

@@ -790,7 +790,14 @@ func TestRestartRedials(t *testing.T) {
 // A joiner whose branch loses, and who is added again with the same KeyPackage on the
 // branch that wins, moves there from the commit it sees on the topic. That commit's
 // Welcome carries no ratchet tree: the joiner asks a member of the branch for it.
-func TestReaddedOnAnotherBranch(t *testing.T) {
+func TestReaddedOnAnotherBranch(t *testing.T) { readdedOnAnotherBranch(t, false) }
+
+// The same, when a member had confirmed the joiner's branch before it left it: the
+// joiner no longer takes a Welcome from the topic, but it finds itself alone on its
+// branch, with nothing to sync, and rejoins the group.
+func TestStrandedJoinerRejoins(t *testing.T) { readdedOnAnotherBranch(t, true) }
+
+func readdedOnAnotherBranch(t *testing.T, confirmed bool) {
 	fast(t, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -832,6 +839,12 @@ func TestReaddedOnAnotherBranch(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.waitMesh(t, gid, 2)
+	if confirmed {
+		gj, _ := j.group(gid)
+		if err := gj.do(ctx, func() error { gj.confirmed = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The winning branch: A adds J with the same KeyPackage, and publishes the commit.
 	err = ga.do(ctx, func() error {
 		ga.want(&intent{kind: intentAdd, kp: bundle.KeyPackage(), who: j.self})
@@ -840,7 +853,10 @@ func TestReaddedOnAnotherBranch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.waitFor(t, "re-added", func(ev Event) bool { e, ok := ev.(ForkResolved); return ok && e.How == "re-added" })
+	j.waitFor(t, "re-added or rejoined", func(ev Event) bool {
+		e, ok := ev.(ForkResolved)
+		return ok && (e.How == "re-added" || confirmed && e.How == "rejoined")
+	})
 	s := waitAgree(t, ctx, gid, []*testClient{a, b, j}, 3)
 	if s.Name != "test group" {
 		t.Fatalf("J is on the branch named %q", s.Name)
