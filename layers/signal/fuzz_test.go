@@ -154,8 +154,13 @@ func FuzzUnmarshalState(f *testing.F) {
 	f.Add(state(f, a))
 	b.l.RemovePeer(a.id) // a removed peer, with alice's sender key
 	f.Add(state(f, b))
+	if err := b.l.SetPeer(a.id, a.ident.Bundle()); err != nil { // added again: its earlier state kept
+		f.Fatal(err)
+	}
+	f.Add(state(f, b))
 	f.Add(readFile(f, "testdata/state-v1"))
 	f.Add(readFile(f, "testdata/state-v2"))
+	f.Add(readFile(f, "testdata/state-v3"))
 	// Version 3: a sender key installed at iteration 1 (base 1), with a
 	// key skipped, then merged with the distribution at 0 (base 0).
 	ms = group(f, "alice", "bob", "carol")
@@ -181,10 +186,15 @@ func FuzzUnmarshalState(f *testing.F) {
 			t.Fatal(err)
 		}
 		if data[0] < stateVersion {
-			// An older state is saved as the current version: with one
-			// flag byte more per peer from version 1, a base more per
-			// sender key from versions 1 and 2. That one must round-trip.
-			more := 4 * senderKeys(l)
+			// An older state is saved as the current version: with a
+			// flag byte more per peer from version 1 (removed), a base
+			// more per sender key from versions 1 and 2, a flag byte more
+			// per peer from versions 1 to 3 (earlier state). That one must
+			// round-trip.
+			more := len(l.peers)
+			if data[0] <= 2 {
+				more += 4 * senderKeys(l)
+			}
 			if data[0] == 1 {
 				more += len(l.peers)
 			}

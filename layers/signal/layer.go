@@ -89,6 +89,10 @@ type peer struct {
 	// nothing for it, and what we have of it is kept only to open its
 	// messages still on the way.
 	removed bool
+	// prev is what we had of the member before SetPeer gave it another
+	// bundle (added again after a removal, or with a new identity), kept
+	// for the messages it sent before; prev.prev is nil.
+	prev *peer
 }
 
 var (
@@ -112,9 +116,10 @@ func (l *Layer) Version() uint8 { return version }
 
 // SetPeer records a member's prekey bundle (from its LeafNode): call it for
 // every other member when joining and when a member is added or updates its
-// leaf. A bundle with another identity than the member had drops its
-// sessions and sender keys, and so does a removed member's: one added again
-// starts afresh.
+// leaf. A bundle with another identity than the member had, or one for a
+// removed member (added again), starts it afresh: what we had of it is kept
+// aside, for the messages it sent before, until ForgetRemoved (or the next
+// such bundle) drops it.
 func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 	if len(member) == 0 || len(member) > layers.MaxIDLen || bytes.Equal(member, l.self) {
 		return fmt.Errorf("signal: bad peer id")
@@ -127,11 +132,17 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 		p.bundle = b
 		return nil
 	}
+	np := &peer{id: slices.Clone(member), bundle: b}
 	if p != nil {
-		p.destroy()
+		if p.prev != nil {
+			p.prev.destroy()
+			p.prev = nil
+		}
+		p.removed = true // we seal nothing for it
+		np.prev = p
 		l.rekey = true
 	}
-	l.peers[string(member)] = &peer{id: slices.Clone(member), bundle: b}
+	l.peers[string(member)] = np
 	return nil
 }
 
@@ -155,8 +166,8 @@ func (l *Layer) RemovePeer(member []byte) {
 }
 
 // ForgetRemoved drops the sessions and sender keys of the removed members for which keep
-// returns false (keep nil: of all removed members); their messages then no
-// longer open. Call it when the epochs in which a removed member could have
+// returns false (keep nil: of all removed members), and what SetPeer kept
+// aside of a member added again; their messages then no longer open. Call it when the epochs in which a removed member could have
 // sent have left the window of epochs kept for late messages. keep is called
 // with the layer locked: it must not call the layer.
 func (l *Layer) ForgetRemoved(keep func(member []byte) bool) {
@@ -164,9 +175,15 @@ func (l *Layer) ForgetRemoved(keep func(member []byte) bool) {
 	defer l.mu.Unlock()
 	l.gen++
 	for id, p := range l.peers {
-		if p.removed && (keep == nil || !keep(slices.Clone(p.id))) {
+		if (!p.removed && p.prev == nil) || (keep != nil && keep(slices.Clone(p.id))) {
+			continue
+		}
+		if p.removed {
 			p.destroy()
 			delete(l.peers, id)
+		} else {
+			p.prev.destroy()
+			p.prev = nil
 		}
 	}
 }
@@ -245,6 +262,10 @@ func (l *Layer) Destroy() {
 }
 
 func (p *peer) destroy() {
+	if p.prev != nil {
+		p.prev.destroy()
+		p.prev = nil
+	}
 	for _, s := range p.sessions {
 		s.destroy()
 	}
@@ -513,6 +534,12 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 		return nil, nil, layers.ErrNoKey
 	}
 	pt, apply, err := l.stageLocked(p, ad, sealed)
+	before := false // sent before the member was added again: see SetPeer
+	if err != nil && p.prev != nil {
+		if pt2, apply2, err2 := l.stageLocked(p.prev, ad, sealed); err2 == nil {
+			pt, apply, err, before = pt2, apply2, nil, true
+		}
+	}
 	gen := l.gen
 	l.mu.Unlock()
 	if err != nil {
@@ -528,6 +555,9 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 			// The state moved since Open (a Seal or another Open): stage
 			// again on the current state; the plaintext cannot differ.
 			p := l.peers[string(sender)]
+			if p != nil && before {
+				p = p.prev
+			}
 			if p == nil {
 				return layers.ErrAuth
 			}

@@ -418,10 +418,10 @@ func TestStateVersion1(t *testing.T) {
 			t.Fatalf("peer %s removed", p.id)
 		}
 	}
-	// Saved again, it is a state of the current version: a flag byte more
-	// per peer, a base more per sender key.
+	// Saved again, it is a state of the current version: two flag bytes more
+	// per peer (removed, earlier state), a base more per sender key.
 	again := state(t, b)
-	if again[0] != stateVersion || len(again) != len(saved)+len(b.l.peers)+4*senderKeys(b.l) {
+	if again[0] != stateVersion || len(again) != len(saved)+2*len(b.l.peers)+4*senderKeys(b.l) {
 		t.Fatalf("version-1 state saved again as version %d in %d bytes", again[0], len(again))
 	}
 	l, _ := New(b.id, b.ident)
@@ -437,25 +437,44 @@ func TestStateVersion1(t *testing.T) {
 }
 
 // TestReaddedMember: SetPeer for a removed member, added again, makes it a
-// peer afresh, and the next group message goes under a new sender key.
+// peer afresh, and the next group message goes under a new sender key. What
+// it sent before still opens, after a restart too, until ForgetRemoved.
 func TestReaddedMember(t *testing.T) {
 	ms := group(t, "alice", "bob", "carol", "dave")
 	a, b := ms[0], ms[1]
 	mustOpen(t, a, b, sealTo(t, b, []byte("old key"), others(ms, b)...), []byte("old key"))
-	late := sealTo(t, b, []byte("late"), others(ms, b)...)
+	var late [][]byte
+	for i := range 3 {
+		late = append(late, sealTo(t, b, fmt.Appendf(nil, "late %d", i), others(ms, b)...))
+	}
+	b.l.Rekey()
+	lateKey := sealTo(t, b, []byte("late, new key"), others(ms, b)...) // the key only in it
 	a.l.RemovePeer(b.id)
 	sealTo(t, a, []byte("without bob"), ms[2], ms[3]) // uses up the rekey
 	if err := a.l.SetPeer(b.id, b.ident.Bundle()); err != nil {
 		t.Fatal(err)
 	}
-	if p := a.l.peers["bob"]; p.removed || len(p.keys) != 0 {
-		t.Fatal("re-added member kept its old state")
+	if p := a.l.peers["bob"]; p.removed || len(p.keys) != 0 || len(p.sessions) != 0 || p.prev == nil {
+		t.Fatal("re-added member kept its old state, or lost it")
 	}
 	if !a.l.rekey {
 		t.Fatal("no rekey after a member was added again")
 	}
-	if _, err := open(a, b.id, late, testAD); err != layers.ErrNoKey {
-		t.Fatalf("message under the re-added member's old key: %v", err)
+	mustOpen(t, a, b, late[0], []byte("late 0"))
+	mustOpen(t, a, b, lateKey, []byte("late, new key"))
+	refuse(t, a, b.id, late[0], testAD, "a message from before the re-add, again")
+	a2 := restored(t, a)
+	mustOpen(t, a2, b, late[1], []byte("late 1"))
+	a2.l.ForgetRemoved(func([]byte) bool { return true })
+	if a2.l.peers["bob"].prev == nil {
+		t.Fatal("ForgetRemoved dropped what keep kept")
+	}
+	a2.l.ForgetRemoved(func([]byte) bool { return false })
+	if p := a2.l.peers["bob"]; p == nil || p.prev != nil {
+		t.Fatal("ForgetRemoved did not drop just the earlier state")
+	}
+	if _, err := open(a2, b.id, late[2], testAD); err != layers.ErrNoKey {
+		t.Fatalf("message from before the re-add, after ForgetRemoved: %v", err)
 	}
 	mustOpen(t, b, a, sealTo(t, a, []byte("welcome back"), b), []byte("welcome back"))
 	msg := sealTo(t, a, []byte("all again"), others(ms, a)...)
@@ -644,4 +663,37 @@ func TestCommitAfterStateMoved(t *testing.T) {
 	mustOpen(t, a, b, between, []byte("sealed between"))
 	mustOpen(t, a, b, sealTo(t, b, []byte("3"), a), []byte("3"))
 	mustOpen(t, b, a, sealTo(t, a, []byte("4"), b), []byte("4"))
+}
+
+// TestStateVersion3 loads a state saved by the code of version 3, before
+// earlier states of members added again were kept (testdata: bob's state
+// with sessions with alice and her sender key, and carol removed; then a
+// pairwise and a group message alice sealed after the save).
+func TestStateVersion3(t *testing.T) {
+	saved := readFile(t, "testdata/state-v3")
+	if saved[0] != 3 {
+		t.Fatalf("fixture of version %d", saved[0])
+	}
+	b := newMember(t, "bob")
+	if err := b.l.UnmarshalBinary(saved); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.l.peers) != 2 || b.l.peers["alice"].removed || !b.l.peers["carol"].removed || senderKeys(b.l) != 1 {
+		t.Fatal("the peers are not the ones saved")
+	}
+	// Saved again: a flag byte more per peer (no earlier state).
+	again := state(t, b)
+	if again[0] != stateVersion || len(again) != len(saved)+len(b.l.peers) {
+		t.Fatalf("version-3 state saved again as version %d in %d bytes", again[0], len(again))
+	}
+	l, _ := New(b.id, b.ident)
+	if err := l.UnmarshalBinary(again); err != nil {
+		t.Fatal(err)
+	}
+	if v4, _ := l.MarshalBinary(); !bytes.Equal(v4, again) {
+		t.Fatal("state does not encode the same after a round trip")
+	}
+	alice := &member{name: "alice", id: []byte("alice")}
+	mustOpen(t, b, alice, readFile(t, "testdata/state-v3-pairwise"), []byte("pairwise after save"))
+	mustOpen(t, b, alice, readFile(t, "testdata/state-v3-group"), []byte("group after save"))
 }

@@ -1,6 +1,7 @@
 package signal
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"slices"
@@ -17,8 +18,10 @@ import (
 // no peer is removed, and the sender keys of both get base 0, as nothing
 // tells which of their earlier messages opened: no distribution then
 // starts before base, so none adds keys to them (see senderKey.stageMerge),
-// as before version 3.
-const stateVersion = 3
+// as before version 3. Version 4 adds to every peer a flag byte, set when
+// its earlier state follows (see SetPeer): a peer encoded the same way, of
+// the same member, removed, with no earlier state of its own.
+const stateVersion = 4
 
 var errState = errors.New("signal: malformed layer state")
 
@@ -62,30 +65,37 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 	slices.Sort(ids)
 	b.AddUint32(uint32(len(ids)))
 	for _, id := range ids {
-		p := l.peers[id]
-		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.id) })
-		bundle, _ := p.bundle.MarshalBinary()
-		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(bundle) })
-		b.AddUint8(boolByte(p.removed))
-		b.AddUint8(uint8(len(p.sessions)))
-		for _, s := range p.sessions {
-			s.marshal(&b)
-		}
-		b.AddUint8(uint8(len(p.keys)))
-		for _, k := range p.keys {
-			b.AddUint32(k.keyID)
-			b.AddBytes(k.verify)
-			b.AddBytes(k.ck[:])
-			b.AddUint32(k.iteration)
-			b.AddUint32(k.base)
-			b.AddUint16(uint16(len(k.skipped)))
-			for _, sk := range k.skipped {
-				b.AddUint32(sk.n)
-				b.AddBytes(sk.mk[:])
-			}
-		}
+		marshalPeer(&b, l.peers[id])
 	}
 	return b.Bytes()
+}
+
+func marshalPeer(b *cryptobyte.Builder, p *peer) {
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.id) })
+	bundle, _ := p.bundle.MarshalBinary()
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(bundle) })
+	b.AddUint8(boolByte(p.removed))
+	b.AddUint8(uint8(len(p.sessions)))
+	for _, s := range p.sessions {
+		s.marshal(b)
+	}
+	b.AddUint8(uint8(len(p.keys)))
+	for _, k := range p.keys {
+		b.AddUint32(k.keyID)
+		b.AddBytes(k.verify)
+		b.AddBytes(k.ck[:])
+		b.AddUint32(k.iteration)
+		b.AddUint32(k.base)
+		b.AddUint16(uint16(len(k.skipped)))
+		for _, sk := range k.skipped {
+			b.AddUint32(sk.n)
+			b.AddBytes(sk.mk[:])
+		}
+	}
+	b.AddUint8(boolByte(p.prev != nil))
+	if p.prev != nil {
+		marshalPeer(b, p.prev)
+	}
 }
 
 func boolByte(v bool) uint8 {
@@ -137,7 +147,7 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	}
 	peers := make(map[string]*peer, np)
 	for range np {
-		p, err := unmarshalPeer(&s, v)
+		p, err := unmarshalPeer(&s, v, false)
 		if err != nil || peers[string(p.id)] != nil || string(p.id) == string(l.self) {
 			return errState
 		}
@@ -159,7 +169,8 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-func unmarshalPeer(s *cryptobyte.String, v uint8) (*peer, error) {
+// unmarshalPeer reads a peer; prev is set when it reads a peer's earlier state.
+func unmarshalPeer(s *cryptobyte.String, v uint8, prev bool) (*peer, error) {
 	var id, bundle cryptobyte.String
 	var ns, nk uint8
 	if !s.ReadUint8LengthPrefixed(&id) || len(id) == 0 || !s.ReadUint16LengthPrefixed(&bundle) {
@@ -209,6 +220,22 @@ func unmarshalPeer(s *cryptobyte.String, v uint8) (*peer, error) {
 			}
 		}
 		p.keys = append(p.keys, k)
+	}
+	if v >= 4 {
+		var hasPrev uint8
+		if !s.ReadUint8(&hasPrev) || hasPrev > 1 {
+			return nil, errState
+		}
+		if hasPrev == 1 {
+			if prev {
+				return nil, errState // one earlier state at most
+			}
+			q, err := unmarshalPeer(s, v, true)
+			if err != nil || !bytes.Equal(q.id, p.id) || !q.removed {
+				return nil, errState
+			}
+			p.prev = q
+		}
 	}
 	return p, nil
 }
