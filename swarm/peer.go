@@ -133,7 +133,7 @@ func (p *Peer) pump(c *chat.Client, done chan struct{}) {
 		now := time.Now()
 		switch e := ev.(type) {
 		case chat.MessageReceived:
-			s.col.received(p.Index, e.Text, now)
+			s.col.received(p.Index, e.Text, now, e.Late)
 		case chat.ForkDetected:
 			s.col.forksDetected.Add(1)
 		case chat.ForkResolved:

@@ -58,13 +58,20 @@ type Report struct {
 	SendFailures int    `json:"send_failures"` // Send calls that failed with nothing sent
 	// Withdrawn: deliveries to a member that had not happened when it was removed (churn),
 	// so left out of deliveries_expected.
-	Withdrawn     int      `json:"deliveries_withdrawn"`
-	GossipDropped int64    `json:"gossip_dropped"` // gossip messages thrown away by --drop
-	EpochChanges  int64    `json:"epoch_changes"`  // EpochChanged events summed over the peers
-	ErrorEvents   int64    `json:"error_events"`   // chat Error events summed over the peers
-	LateOrMissing []string `json:"missing,omitempty"`
-	Notes         []string `json:"notes,omitempty"`
-	DurationS     float64  `json:"duration_s"`
+	Withdrawn     int   `json:"deliveries_withdrawn"`
+	GossipDropped int64 `json:"gossip_dropped"` // gossip messages thrown away by --drop
+	// DeliveriesLate: deliveries done that the chat core marked late: by sync (lost or
+	// held up on the way), or after the epoch they were sent in.
+	DeliveriesLate int `json:"deliveries_late"`
+	// GossipQueueDrops: gossip messages gossipsub itself threw away, summed over the
+	// peers, for want of room in a queue (validation, a peer's outbound queue, our
+	// subscription's buffer); sync makes up for them, late.
+	GossipQueueDrops int64    `json:"gossip_queue_drops"`
+	EpochChanges     int64    `json:"epoch_changes"` // EpochChanged events summed over the peers
+	ErrorEvents      int64    `json:"error_events"`  // chat Error events summed over the peers
+	LateOrMissing    []string `json:"missing,omitempty"`
+	Notes            []string `json:"notes,omitempty"`
+	DurationS        float64  `json:"duration_s"`
 }
 
 // String formats the report as aligned lines.
@@ -94,6 +101,8 @@ func (r *Report) String() string {
 	}
 	line("peak_rss_mb", fmt.Sprintf("%.0f", r.PeakRSSMB))
 	line("gossip_dropped", r.GossipDropped)
+	line("gossip_queue_drops", r.GossipQueueDrops)
+	line("deliveries_late", r.DeliveriesLate)
 	if r.JoinFailures > 0 || r.SendFailures > 0 || r.ErrorEvents > 0 {
 		line("failures", fmt.Sprintf("%d joins, %d sends, %d error events", r.JoinFailures, r.SendFailures, r.ErrorEvents))
 	}
@@ -121,6 +130,7 @@ type collector struct {
 	sent      int // guarded by mu
 	failed    int // guarded by mu
 	withdrawn int // guarded by mu
+	late      int // guarded by mu: deliveries done that came late
 
 	forksDetected, forksResolved atomic.Int64
 	epochChanges, errorEvents    atomic.Int64
@@ -186,7 +196,7 @@ func (c *collector) withdraw(x int) {
 	}
 }
 
-func (c *collector) received(to int, text string, at time.Time) {
+func (c *collector) received(to int, text string, at time.Time, late bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.byText[text]
@@ -201,6 +211,9 @@ func (c *collector) received(to int, text string, at time.Time) {
 	if r.want[to] && !r.failed {
 		c.done++
 		c.lat = append(c.lat, at.Sub(r.at))
+		if late {
+			c.late++
+		}
 	}
 }
 

@@ -500,6 +500,12 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 	for _, v := range vs {
 		r.Commits = max(r.Commits, v.epoch)
 	}
+	for _, p := range s.peers {
+		if c := p.Client(); c != nil {
+			st := c.Node().GossipStats()
+			r.GossipQueueDrops += int64(st.Dropped + st.SendDropped + st.Undelivered)
+		}
+	}
 	r.BytesSentPerPeer = s.meter.total() / int64(len(s.peers))
 	r.BytesByProtocol = s.meter.byProtocol()
 	r.ForksDetected = s.col.forksDetected.Load()
@@ -510,6 +516,7 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 	r.MessagesSent = s.col.sent
 	r.SendFailures = s.col.failed
 	r.Withdrawn = s.col.withdrawn
+	r.DeliveriesLate = s.col.late
 	r.DeliveriesExpected = s.col.expected
 	r.DeliveriesDone = s.col.done
 	r.LatencyP50Ms = percentile(s.col.lat, 0.50)

@@ -18,11 +18,14 @@ type meshTracer struct {
 	stats Stats                           // guarded by mu
 }
 
-// Stats counts the messages our validators turned down.
+// Stats counts the messages our validators turned down, and those gossipsub
+// dropped for want of room in a queue.
 type Stats struct {
-	Rejected uint64 // Reject: counted against the forwarding peer
-	Ignored  uint64 // Ignore, including over the per-peer rate
-	Dropped  uint64 // not validated: the validation queue was full
+	Rejected    uint64 // Reject: counted against the forwarding peer
+	Ignored     uint64 // Ignore, including over the per-peer rate
+	Dropped     uint64 // not validated: the validation queue was full
+	SendDropped uint64 // not sent to a peer: its outbound queue was full
+	Undelivered uint64 // not handed to us: our subscription's buffer was full
 }
 
 var _ pubsub.RawTracer = (*meshTracer)(nil)
@@ -92,5 +95,15 @@ func (mt *meshTracer) ThrottlePeer(peer.ID)                                 {}
 func (mt *meshTracer) RecvRPC(*pubsub.RPC)                                  {}
 func (mt *meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (mt *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (mt *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
-func (mt *meshTracer) UndeliverableMessage(*pubsub.Message)                 {}
+
+func (mt *meshTracer) DropRPC(rpc *pubsub.RPC, _ peer.ID) {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	mt.stats.SendDropped += uint64(len(rpc.GetPublish()))
+}
+
+func (mt *meshTracer) UndeliverableMessage(*pubsub.Message) {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	mt.stats.Undelivered++
+}
