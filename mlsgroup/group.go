@@ -176,6 +176,14 @@ type Group struct {
 	// updateKeys are the leaf keys of this member's own Update proposals of the current
 	// epoch, by public key, for when one of them is committed.
 	updateKeys map[string]*suite.HPKEPrivateKey
+
+	// encTree is cur.tree encoded, and encTreeOf the tree it is of (trees are never
+	// modified in place): a member saves its state after every message it sends, and
+	// the tree is most of it. stateSize is the size of the last state encoded, to size
+	// the buffer of the next.
+	encTree   []byte
+	encTreeOf *ratchettree.Tree
+	stateSize int
 }
 
 // Join joins a group from a Welcome (RFC 9420, Section 12.4.3.1). ratchetTree is the
@@ -439,7 +447,20 @@ type Member struct {
 // RatchetTree returns the current epoch's ratchet tree (optional<Node> ratchet_tree<V>),
 // for a joiner whose Welcome does not carry it. It costs O(group size).
 func (g *Group) RatchetTree() ([]byte, error) {
-	return codec.Marshal(ptr(g.cur.tree.Wire()))
+	t, err := g.encodedTree()
+	return bytes.Clone(t), err
+}
+
+// encodedTree returns the current epoch's ratchet tree encoded (not to be modified).
+func (g *Group) encodedTree() ([]byte, error) {
+	if g.encTreeOf != g.cur.tree {
+		t, err := codec.Marshal(ptr(g.cur.tree.Wire()))
+		if err != nil {
+			return nil, err
+		}
+		g.encTree, g.encTreeOf = t, g.cur.tree
+	}
+	return g.encTree, nil
 }
 
 // Members returns the current roster, by leaf index.

@@ -30,7 +30,7 @@ var ErrBadState = errors.New("mls: invalid saved group state")
 // a sent message depends on, before the message leaves: a restored state must never reuse
 // a key generation (RFC 9420, Section 6.3.1).
 func (g *Group) MarshalBinary() ([]byte, error) {
-	var b cryptobyte.Builder
+	b := cryptobyte.NewBuilder(make([]byte, 0, g.stateSize+g.stateSize/8))
 	b.AddUint8(stateVersion)
 	b.AddUint16(uint16(g.suite.ID()))
 	b.AddUint8(uint8(g.status))
@@ -38,15 +38,15 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	if g.signer != nil {
 		signer = g.signer.Bytes()
 	}
-	codec.AddOpaque(&b, signer)
-	codec.AddOptional(&b, g.reinit != nil)
+	codec.AddOpaque(b, signer)
+	codec.AddOptional(b, g.reinit != nil)
 	if g.reinit != nil {
-		g.reinit.Marshal(&b)
+		g.reinit.Marshal(b)
 	}
-	if err := g.marshalEpoch(&b); err != nil {
+	if err := g.marshalEpoch(b); err != nil {
 		return nil, err
 	}
-	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+	codec.AddVector(b, func(b *cryptobyte.Builder) {
 		for _, p := range g.proposals {
 			codec.AddOpaque(b, p.ref)
 			p.proposal.Marshal(b)
@@ -54,7 +54,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		}
 	})
 	var pastErr error
-	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+	codec.AddVector(b, func(b *cryptobyte.Builder) {
 		for _, p := range g.past {
 			b.AddUint64(p.epoch)
 			p.keys.Context.Marshal(b)
@@ -79,7 +79,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		return nil, pastErr
 	}
 	var keyErr error
-	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+	codec.AddVector(b, func(b *cryptobyte.Builder) {
 		for _, pub := range slices.Sorted(maps.Keys(g.updateKeys)) {
 			raw, err := g.updateKeys[pub].Bytes()
 			if err != nil {
@@ -91,20 +91,27 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	if keyErr != nil {
 		return nil, keyErr
 	}
-	codec.AddVector(&b, func(b *cryptobyte.Builder) {
+	codec.AddVector(b, func(b *cryptobyte.Builder) {
 		for _, e := range slices.Sorted(maps.Keys(g.resumption)) {
 			b.AddUint64(e)
 			codec.AddOpaque(b, g.resumption[e])
 		}
 	})
-	return b.Bytes()
+	out, err := b.Bytes()
+	if err == nil {
+		g.stateSize = len(out)
+	}
+	return out, err
 }
 
 func (g *Group) marshalEpoch(b *cryptobyte.Builder) error {
 	st := &g.cur
 	st.ctx.Marshal(b)
-	rt := st.tree.Wire()
-	rt.Marshal(b)
+	rt, err := g.encodedTree()
+	if err != nil {
+		return err
+	}
+	b.AddBytes(rt)
 	b.AddUint32(uint32(st.priv.Leaf()))
 	var keyErr error
 	codec.AddVector(b, func(b *cryptobyte.Builder) {

@@ -1,0 +1,34 @@
+package mlsgroup
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkMarshalState encodes the state of a member of a 50-member group with the
+// default suite after each message it sends, as tchat saves it.
+func BenchmarkMarshalState(b *testing.B) {
+	creator := newMember(b, DefaultCipherSuite, "creator")
+	g, err := Create(creator.key, []byte("creator"), []byte("bench group"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	creator.g = g
+	var joiners []*member
+	for i := range 49 {
+		joiners = append(joiners, newMember(b, DefaultCipherSuite, fmt.Sprint("m", i)))
+	}
+	add(b, creator, nil, joiners...)
+	var size int
+	for b.Loop() {
+		if _, err := creator.g.SealApplication([]byte("hello")); err != nil {
+			b.Fatal(err)
+		}
+		st, err := creator.g.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(st)
+	}
+	b.ReportMetric(float64(size), "state_bytes")
+}
