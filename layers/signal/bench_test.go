@@ -83,3 +83,28 @@ func BenchmarkHandshake(b *testing.B) {
 	}
 	b.ReportMetric(float64(overhead), "overhead-bytes")
 }
+
+// BenchmarkMarshalState encodes the state of a member of a 50-member group,
+// with a session and a sender key from each of the others, after each group
+// message it sends, as tchat saves it.
+func BenchmarkMarshalState(b *testing.B) {
+	names := make([]string, 50)
+	for i := range names {
+		names[i] = fmt.Sprint("m", i)
+	}
+	ms := group(b, names...)
+	me := ms[0]
+	for _, m := range ms[1:] {
+		mustOpen(b, me, m, sealTo(b, m, []byte("key"), others(ms, m)...), []byte("key"))
+	}
+	var size int
+	for b.Loop() {
+		sealTo(b, me, []byte("hello"), ms[1:]...)
+		st, err := me.l.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(st)
+	}
+	b.ReportMetric(float64(size), "state_bytes")
+}

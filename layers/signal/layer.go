@@ -78,6 +78,7 @@ type Layer struct {
 	own        *ownSenderKey         // nil until the first group message; guarded by mu
 	rekey      bool                  // make a new own sender key before the next group message; guarded by mu
 	handshakes [][sessionIDSize]byte // answered handshakes, oldest first; guarded by mu
+	stateSize  int                   // of the last state encoded, to size the next; guarded by mu
 }
 
 type peer struct {
@@ -93,6 +94,10 @@ type peer struct {
 	// bundle (added again after a removal, or with a new identity), kept
 	// for the messages it sent before; prev.prev is nil.
 	prev *peer
+	// encBundle is bundle encoded, for MarshalBinary (bundles are not
+	// modified once parsed); encBundleOf is the bundle it is of.
+	encBundle   []byte
+	encBundleOf *Bundle
 }
 
 var (

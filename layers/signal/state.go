@@ -33,7 +33,7 @@ var errState = errors.New("signal: malformed layer state")
 func (l *Layer) MarshalBinary() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var b cryptobyte.Builder
+	b := cryptobyte.NewBuilder(make([]byte, 0, l.stateSize+l.stateSize/8))
 	b.AddUint8(stateVersion)
 	b.AddUint8(boolByte(l.rekey))
 	if l.own == nil {
@@ -65,15 +65,22 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 	slices.Sort(ids)
 	b.AddUint32(uint32(len(ids)))
 	for _, id := range ids {
-		marshalPeer(&b, l.peers[id])
+		marshalPeer(b, l.peers[id])
 	}
-	return b.Bytes()
+	out, err := b.Bytes()
+	if err == nil {
+		l.stateSize = len(out)
+	}
+	return out, err
 }
 
 func marshalPeer(b *cryptobyte.Builder, p *peer) {
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.id) })
-	bundle, _ := p.bundle.MarshalBinary()
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(bundle) })
+	if p.encBundleOf != p.bundle {
+		p.encBundle, _ = p.bundle.MarshalBinary()
+		p.encBundleOf = p.bundle
+	}
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.encBundle) })
 	b.AddUint8(boolByte(p.removed))
 	b.AddUint8(uint8(len(p.sessions)))
 	for _, s := range p.sessions {
