@@ -967,6 +967,39 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 // resendDead sends again, in the current epoch, our messages whose epoch is not on our
 // branch any more.
 func (g *group) resendDead(ctx context.Context, all bool) {
+	g.resend(ctx, func(it store.OutboxItem, e *outboxEntry) bool {
+		if all {
+			return true
+		}
+		a := g.chainAuth(it.Epoch)
+		if a != nil && bytes.Equal(a[:authPrefix], e.Auth) {
+			return false
+		}
+		return a != nil || it.Epoch >= g.oldestEpoch() // else too old to tell; pruned below
+	})
+}
+
+// rejoinResend is how far back a member added to a group again sends again what it
+// sent in its earlier membership; see resendEarlier.
+const rejoinResend = 10 * time.Minute
+
+// resendEarlier sends again, in our first epoch after joining, the messages we sent
+// within rejoinResend in an earlier membership of the group: we cannot tell which of them
+// reached the others. One sent in an epoch of a branch that lost reached only the
+// members on that branch; its sender, removed meanwhile, never saw the branch lose, and
+// so never sent it again (resendDead). Members that have a message keep one copy. The
+// bound keeps a member added back long after from sending old messages to members who
+// joined since.
+func (g *group) resendEarlier(ctx context.Context) {
+	since := g.c.cfg.Now().Add(-rejoinResend)
+	g.resend(ctx, func(it store.OutboxItem, _ *outboxEntry) bool {
+		return it.Epoch < g.joinEpoch && it.CreatedAt.After(since)
+	})
+}
+
+// resend sends again, in the current epoch, the messages of our outbox that pick
+// chooses.
+func (g *group) resend(ctx context.Context, pick func(store.OutboxItem, *outboxEntry) bool) {
 	items, err := g.c.st.Outbox(ctx, g.id)
 	if err != nil {
 		g.errorf("chat: outbox: %w", err)
@@ -974,15 +1007,8 @@ func (g *group) resendDead(ctx context.Context, all bool) {
 	}
 	for _, it := range items {
 		var e outboxEntry
-		if err := json.Unmarshal(it.Payload, &e); err != nil {
+		if err := json.Unmarshal(it.Payload, &e); err != nil || !pick(it, &e) {
 			continue
-		}
-		a := g.chainAuth(it.Epoch)
-		if !all && a != nil && bytes.Equal(a[:authPrefix], e.Auth) {
-			continue
-		}
-		if !all && a == nil && it.Epoch < g.oldestEpoch() {
-			continue // too old to tell; pruned below
 		}
 		e.Payload.Resent = true
 		g.debug("resending", "sent in", it.Epoch)

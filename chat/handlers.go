@@ -69,6 +69,7 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 		return "", err
 	}
 	time.AfterFunc(keyAfter, func() { g.post(func() { g.handOutKey(nil, 1) }) })
+	g.post(func() { g.resendEarlier(g.c.ctx) })
 	c.emit(EpochChanged{Group: g.gid, Epoch: mg.Epoch(), Authenticator: mg.EpochAuthenticator()[:authPrefix]})
 	return g.gid, nil
 }

@@ -900,3 +900,82 @@ func TestGoneSendersMessagesReachAll(t *testing.T) {
 	waitAgree(t, ctx, gid, []*testClient{a, b, c}, 3)
 	waitReceived(t, "X during the partition", b, c)
 }
+
+// A member that sent on a branch that then lost, and was removed on the branch that won,
+// never sees its branch lose: when it is added back, it sends again what it sent in the
+// minutes before, and the members that missed it get it (the others keep one copy).
+func TestReaddedSenderResendsFromLostBranch(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	px := newProfile(t)
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), px.start(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b, x})
+	if _, err := x.Send(ctx, gid, "X before"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "X before", a, b)
+	// The branch of the member ranked first of A and B wins: w, alone, removes X, while
+	// l and X make a branch of their own.
+	ga, _ := a.group(gid)
+	w, l := a, b
+	err := ga.do(ctx, func() error {
+		for _, m := range rankOrder(ga.mls) {
+			if bytes.Equal(m.Identity, b.self) {
+				w, l = b, a
+				break
+			}
+			if bytes.Equal(m.Identity, a.self) {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partition([]*testClient{l, x}, []*testClient{w})
+	time.Sleep(time.Second) // let both sides see the others go
+	if err := w.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Rename(ctx, gid, "losing"); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{l, x}, 3)
+	if _, err := x.Send(ctx, gid, "X on the losing branch"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "X on the losing branch", l)
+
+	connectAll(t, ctx, []*testClient{a, b, x})
+	x.waitFor(t, "X removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+	x.Close()
+	x = px.start(t, "X again")
+	connectAll(t, ctx, []*testClient{a, b, x})
+	tok, err := w.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
+	waitReceived(t, "X on the losing branch", w)
+	for _, c := range []*testClient{a, b} {
+		h, _, err := c.History(ctx, gid, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range h {
+			if m.Text == "X on the losing branch" || m.Text == "X before" {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("%s has X's two messages %d times in all", c.name, n)
+		}
+	}
+}
