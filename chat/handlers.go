@@ -74,6 +74,9 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 	return g.gid, nil
 }
 
+// reasonAlreadyIn is how /tchat/welcome/2 refuses a Welcome to a group we are in.
+const reasonAlreadyIn = "already a member"
+
 type joinHandler struct{ c *Client }
 
 // HandleJoin answers /tchat/join/2: it checks the proof and the invite, asks the group to
@@ -317,20 +320,26 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	}
 	if err := c.dropInactive(ctx, groupIDOf(req.GroupID)); err != nil {
 		if errors.Is(err, ErrAlreadyIn) {
-			return nil, proto.Refuse(proto.CodeRefused, "already a member")
+			return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
 		}
 		return nil, err
 	}
 	if c.cfg.AcceptAdd != nil && !c.cfg.AcceptAdd(from, groupIDOf(req.GroupID), req.Name) {
 		return nil, proto.Refuse(proto.CodeRefused, "declined")
 	}
+	// The KeyPackages handed to from first; then the others: a member whose add was
+	// done by another member's commit (both asked for us at once) forwards that
+	// commit's Welcome, for the KeyPackage we handed the other.
 	c.mu.Lock()
-	var offers []*offeredKP
+	var offers, others []*offeredKP
 	for _, o := range c.kps {
 		if o.to == from {
 			offers = append(offers, o)
+		} else {
+			others = append(others, o)
 		}
 	}
+	offers = append(offers, others...)
 	c.mu.Unlock()
 	for _, o := range offers {
 		mg, err := mlsgroup.Join(req.Welcome, o.bundle, req.RatchetTree, c.mlsOptions())
@@ -399,6 +408,11 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 		return err
 	}
 	if _, err := c.node.Welcome(ctx, p.ID, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name, RatchetTree: r.tree}); err != nil {
+		if re := (*proto.RemoteError)(nil); errors.As(err, &re) && re.Reason == reasonAlreadyIn {
+			// It took a Welcome already: another member added it at the same time,
+			// and its commit did ours.
+			return nil
+		}
 		// A member that cannot read the group must not stay in it.
 		if rerr := c.Remove(ctx, id, p.ID); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("and removing it again failed: %w", rerr))

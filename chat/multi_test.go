@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -977,5 +978,44 @@ func TestReaddedSenderResendsFromLostBranch(t *testing.T) {
 		if n != 2 {
 			t.Errorf("%s has X's two messages %d times in all", c.name, n)
 		}
+	}
+}
+
+// Two members add the same peer at the same time: both calls succeed, and the peer is in
+// the group once, in agreement with the others, and can talk.
+func TestConcurrentAddsOfOnePeer(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b := newTestClient(t, "A"), newTestClient(t, "B")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	for round := range 3 {
+		c := newTestClient(t, fmt.Sprint("C", round))
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, adder := range []*testClient{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = adder.Add(ctx, gid, c.Node().AddrInfo())
+				if errors.Is(errs[i], ErrAlreadyIn) {
+					errs[i] = nil // it saw the other's commit first
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		waitAgree(t, ctx, gid, []*testClient{a, b, c}, 3)
+		text := fmt.Sprintf("C%d is in", round)
+		if _, err := c.Send(ctx, gid, text); err != nil {
+			t.Fatal(err)
+		}
+		waitReceived(t, text, a, b)
+		if err := a.Remove(ctx, gid, c.PeerID()); err != nil {
+			t.Fatal(err)
+		}
+		waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
 	}
 }
