@@ -165,7 +165,9 @@ func (p *Peer) stopClient() error {
 }
 
 // Restart closes the peer's client and starts a new one on the same identity and store,
-// then dials the peer's links again.
+// then dials the peer's links again. A link that does not come up (its other end is
+// restarting too, or a partition began meanwhile) is noted in the report, not an error:
+// the peer is up, and whoever adds it back dials it.
 func (p *Peer) Restart(ctx context.Context) error {
 	if err := p.stopClient(); err != nil {
 		return fmt.Errorf("swarm: peer %d: close: %w", p.Index, err)
@@ -179,7 +181,10 @@ func (p *Peer) Restart(ctx context.Context) error {
 			mine = append(mine, e)
 		}
 	}
-	return p.s.connect(ctx, mine)
+	if err := p.s.connect(ctx, mine); err != nil {
+		p.s.note("restart peer %d: %v", p.Index, err)
+	}
+	return nil
 }
 
 func (p *Peer) close() error {
