@@ -132,6 +132,9 @@ type Client struct {
 	groups map[GroupID]*group
 	wg     sync.WaitGroup
 	kps    []*offeredKP // KeyPackages handed out over /tchat/kp/1, waiting for a Welcome
+	// welcoming is held while a Welcome is taken (HandleWelcome): two members adding us
+	// at once send the same Welcome, and the second must find us in the group.
+	welcoming sync.Mutex
 
 	closers []func() error // what OpenProfile opened, closed after the node
 

@@ -318,6 +318,8 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	if len(req.RoomSecret) != roomSize || checkName("group name", req.Name) != nil {
 		return nil, proto.Refuse(proto.CodeBadRequest, "bad room secret or name")
 	}
+	c.welcoming.Lock()
+	defer c.welcoming.Unlock()
 	if err := c.dropInactive(ctx, groupIDOf(req.GroupID)); err != nil {
 		if errors.Is(err, ErrAlreadyIn) {
 			return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
