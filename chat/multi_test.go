@@ -1019,3 +1019,75 @@ func TestConcurrentAddsOfOnePeer(t *testing.T) {
 		waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
 	}
 }
+
+// A member removed while cut off, and restarted before it heard of it, still thinks it
+// is in the group: when a member adds it back, the Welcome of the add replaces its stale
+// state, and it is in again.
+func TestStaleMemberAddedBack(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	px := newProfile(t)
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), px.start(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b, x})
+	partition([]*testClient{x}, []*testClient{a, b})
+	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+	x.Close()
+	x = px.start(t, "X again")
+	if s, err := x.Group(ctx, gid); err != nil || !s.Active {
+		t.Fatalf("X's group after the restart: %+v, %v", s, err)
+	}
+	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	connectAll(t, ctx, []*testClient{a, b, x})
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
+	if _, err := x.Send(ctx, gid, "X is back"); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, "X is back", a, b)
+}
+
+// A removed member cannot come back by itself: the GroupInfo a sync still gives it (it was
+// a member of an epoch we keep) makes an external commit that every member refuses.
+func TestRemovedMemberCannotRejoinByItself(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b, x})
+	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	x.waitFor(t, "X removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	st := waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+	gx, _ := x.group(gid)
+	done := make(chan error, 1)
+	if err := gx.do(ctx, func() error {
+		gx.fetchGroupInfo(a.PeerID(), func(info []byte, err error) {
+			if err == nil {
+				err = gx.joinExternal(info)
+			}
+			done <- err
+		})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the external commit was not even made: %v", err)
+	}
+	a.waitFor(t, "the external commit refused", func(ev Event) bool {
+		e, ok := ev.(Error)
+		return ok && strings.Contains(e.Err.Error(), "not a member, was refused")
+	})
+	time.Sleep(time.Second)
+	for _, c := range []*testClient{a, b} {
+		if s, err := c.Group(ctx, gid); err != nil || s.Epoch != st.Epoch || len(s.Members) != 2 {
+			t.Fatalf("%s after the external commit: epoch %d, %d members, %v", c.name, s.Epoch, len(s.Members), err)
+		}
+	}
+}

@@ -205,6 +205,29 @@ func (g *group) applyCommit(from peer.ID, f *commitFrame, raw []byte, hh [32]byt
 		return
 	}
 	g.seen.add(hh)
+	if p.SenderKind == mlsgroup.SenderNewMemberCommit {
+		// An external commit may only bring back a member (it replaces its own leaf): a
+		// member removed, or anyone else holding a GroupInfo, does not get in by itself.
+		was := idents(before)
+		for _, m := range g.mls.Members() {
+			if was[string(m.Identity)] {
+				continue
+			}
+			mg, err := mlsgroup.Restore(state, g.c.mlsOptions())
+			if err == nil {
+				g.mls = mg
+				err = g.buildCascades()
+			}
+			if err != nil {
+				g.errorf("chat: %w", err)
+				return
+			}
+			if !quiet {
+				g.errorf("chat: an external commit by %s, not a member, was refused", peerOf(m.Identity))
+			}
+			return
+		}
+	}
 	committer := identityAt(before, p.Sender)
 	if p.SenderKind == mlsgroup.SenderNewMemberCommit {
 		// A member rejoining by external commit (it replaces its own leaf): it ranks
