@@ -66,12 +66,14 @@ type Report struct {
 	// GossipQueueDrops: gossip messages gossipsub itself threw away, summed over the
 	// peers, for want of room in a queue (validation, a peer's outbound queue, our
 	// subscription's buffer); sync makes up for them, late.
-	GossipQueueDrops int64    `json:"gossip_queue_drops"`
-	EpochChanges     int64    `json:"epoch_changes"` // EpochChanged events summed over the peers
-	ErrorEvents      int64    `json:"error_events"`  // chat Error events summed over the peers
-	LateOrMissing    []string `json:"missing,omitempty"`
-	Notes            []string `json:"notes,omitempty"`
-	DurationS        float64  `json:"duration_s"`
+	GossipQueueDrops int64 `json:"gossip_queue_drops"`
+	// The same by queue: validation, a peer's outbound queue, our subscription's buffer.
+	GossipQueueDropsBy [3]int64 `json:"gossip_queue_drops_by"`
+	EpochChanges       int64    `json:"epoch_changes"` // EpochChanged events summed over the peers
+	ErrorEvents        int64    `json:"error_events"`  // chat Error events summed over the peers
+	LateOrMissing      []string `json:"missing,omitempty"`
+	Notes              []string `json:"notes,omitempty"`
+	DurationS          float64  `json:"duration_s"`
 }
 
 // String formats the report as aligned lines.
@@ -101,7 +103,8 @@ func (r *Report) String() string {
 	}
 	line("peak_rss_mb", fmt.Sprintf("%.0f", r.PeakRSSMB))
 	line("gossip_dropped", r.GossipDropped)
-	line("gossip_queue_drops", r.GossipQueueDrops)
+	line("gossip_queue_drops", fmt.Sprintf("%d (validation %d, outbound %d, subscription %d)", r.GossipQueueDrops,
+		r.GossipQueueDropsBy[0], r.GossipQueueDropsBy[1], r.GossipQueueDropsBy[2]))
 	line("deliveries_late", r.DeliveriesLate)
 	if r.JoinFailures > 0 || r.SendFailures > 0 || r.ErrorEvents > 0 {
 		line("failures", fmt.Sprintf("%d joins, %d sends, %d error events", r.JoinFailures, r.SendFailures, r.ErrorEvents))

@@ -504,6 +504,9 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 		if c := p.Client(); c != nil {
 			st := c.Node().GossipStats()
 			r.GossipQueueDrops += int64(st.Dropped + st.SendDropped + st.Undelivered)
+			r.GossipQueueDropsBy[0] += int64(st.Dropped)
+			r.GossipQueueDropsBy[1] += int64(st.SendDropped)
+			r.GossipQueueDropsBy[2] += int64(st.Undelivered)
 		}
 	}
 	r.BytesSentPerPeer = s.meter.total() / int64(len(s.peers))
