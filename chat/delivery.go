@@ -618,6 +618,9 @@ func (g *group) relayCounts() []relayCount {
 			continue
 		}
 		for id, n := range m {
+			if len(id) != 32 {
+				continue // not an identity key: not ours to relay
+			}
 			if _, member := g.leafOf([]byte(id)); member {
 				if pi := g.peers[id]; pi != nil && pi.online && pi.claimed[e] > 0 {
 					continue // it counts them itself

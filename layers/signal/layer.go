@@ -159,7 +159,7 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 // cascade's mls layer, outside this one, opens only messages sealed in an
 // epoch the sender was a member of. Our next group message is sealed under
 // a fresh sender key that only the remaining members get. SetPeer makes the
-// member a peer again, with nothing of its old state.
+// member a peer again, afresh, with its old state kept aside.
 func (l *Layer) RemovePeer(member []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -170,11 +170,13 @@ func (l *Layer) RemovePeer(member []byte) {
 	l.rekey = true
 }
 
-// ForgetRemoved drops the sessions and sender keys of the removed members for which keep
-// returns false (keep nil: of all removed members), and what SetPeer kept
-// aside of a member added again; their messages then no longer open. Call it when the epochs in which a removed member could have
-// sent have left the window of epochs kept for late messages. keep is called
-// with the layer locked: it must not call the layer.
+// ForgetRemoved drops the sessions and sender keys of the removed members
+// for which keep returns false (keep nil: of all removed members), and of
+// the members added again for which it returns false, what SetPeer kept
+// aside; their messages then no longer open. Call it when the epochs in which a removed
+// member could have sent have left the window of epochs kept for late
+// messages. keep is called with the layer locked: it must not call the
+// layer.
 func (l *Layer) ForgetRemoved(keep func(member []byte) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
