@@ -300,15 +300,17 @@ func (s *Swarm) Churn(ctx context.Context) error {
 		return fmt.Errorf("restart peer %d: %w", x, err)
 	}
 	// A partition may hold meanwhile: the member is added back by one on its side, and
-	// again if that fails for want of a connection, or because that member has not
-	// applied the removal yet (it still counts x in: ErrAlreadyIn).
+	// again if that fails for want of a connection, because that member has not
+	// applied the removal yet (it still counts x in: ErrAlreadyIn), or because it is
+	// out of the group itself just then (its branch lost a removal: ErrNotMember).
 	for attempt := 0; ; attempt++ {
 		by = s.pickNear(x)
 		err := s.peers[by].Client().Add(cctx, gid, s.peers[x].AddrInfo())
 		if err == nil {
 			break
 		}
-		if !(errors.Is(err, chat.ErrUnreachable) || errors.Is(err, chat.ErrAlreadyIn)) || attempt == 10 || cctx.Err() != nil {
+		if !(errors.Is(err, chat.ErrUnreachable) || errors.Is(err, chat.ErrAlreadyIn) || errors.Is(err, chat.ErrNotMember)) ||
+			attempt == 10 || cctx.Err() != nil {
 			return fmt.Errorf("peer %d adding peer %d again: %w", by, x, err)
 		}
 		s.cfg.Logger.Info("swarm: churn: add again", "peer", x, "by", by, "err", err)
