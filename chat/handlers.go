@@ -410,7 +410,11 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 		return err
 	}
 	if _, err := c.node.Welcome(ctx, p.ID, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name, RatchetTree: r.tree}); err != nil {
-		if re := (*proto.RemoteError)(nil); errors.As(err, &re) && re.Reason == reasonAlreadyIn {
+		re := (*proto.RemoteError)(nil)
+		switch {
+		case !errors.As(err, &re):
+			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+		case re.Reason == reasonAlreadyIn:
 			// It took a Welcome already: another member added it at the same time,
 			// and its commit did ours.
 			return nil

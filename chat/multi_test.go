@@ -1091,3 +1091,30 @@ func TestRemovedMemberCannotRejoinByItself(t *testing.T) {
 		}
 	}
 }
+
+// A peer that goes away between handing out its KeyPackage and taking the Welcome:
+// Add says it was unreachable, and the group is as before (the add is undone).
+func TestAddedPeerGoneBeforeWelcome(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b := newTestClient(t, "A"), newTestClient(t, "B")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	c := newTestClient(t, "C")
+	// C goes once the commit that adds it is in (A sends the Welcome only after it
+	// settles).
+	go func() {
+		for ctx.Err() == nil {
+			if s, err := a.Group(ctx, gid); err == nil && len(s.Members) == 3 {
+				c.Close()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	err := a.Add(ctx, gid, c.Node().AddrInfo())
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "did not take the Welcome") {
+		t.Fatalf("adding a peer gone before its Welcome: %v", err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+}
