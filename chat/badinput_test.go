@@ -216,6 +216,18 @@ func TestBadSenderKey(t *testing.T) {
 	connectAll(t, ctx, []*testClient{a, b, d})
 	ga, _ := a.group(gid)
 	gb, _ := b.group(gid)
+	// A and B have handed each other their keys: nothing else changes B's signal state
+	// while we look at it.
+	for _, h := range []struct {
+		g  *group
+		to []byte
+	}{{ga, b.self}, {gb, a.self}} {
+		for lacking := true; lacking; time.Sleep(20 * time.Millisecond) {
+			if err := h.g.do(ctx, func() error { lacking = len(h.g.sig.SenderKeyLacking([][]byte{h.to})) > 0; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	sigState := func() []byte {
 		var st []byte
 		if err := gb.do(ctx, func() error {
