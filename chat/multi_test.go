@@ -149,6 +149,15 @@ func waitReceived(t *testing.T, text string, to ...*testClient) {
 	}
 }
 
+// say has from send text to the group and waits until every client in to received it.
+func say(t *testing.T, ctx context.Context, from *testClient, gid GroupID, text string, to ...*testClient) {
+	t.Helper()
+	if _, err := from.Send(ctx, gid, text); err != nil {
+		t.Fatal(err)
+	}
+	waitReceived(t, text, to...)
+}
+
 func without(cs []*testClient, x *testClient) []*testClient {
 	var out []*testClient
 	for _, c := range cs {
@@ -889,10 +898,7 @@ func TestGoneSendersMessagesReachAll(t *testing.T) {
 	if err := gx.do(ctx, func() error { gx.sig.Rekey(); return nil }); err != nil { // as after a removal
 		t.Fatal(err)
 	}
-	if _, err := x.Send(ctx, gid, "X during the partition"); err != nil {
-		t.Fatal(err)
-	}
-	waitReceived(t, "X during the partition", a)
+	say(t, ctx, x, gid, "X during the partition", a)
 	x.Close()
 	connectAll(t, ctx, []*testClient{a, b, c})
 	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
@@ -912,10 +918,7 @@ func TestReaddedSenderResendsFromLostBranch(t *testing.T) {
 	px := newProfile(t)
 	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), px.start(t, "X")
 	gid := formGroup(t, ctx, []*testClient{a, b, x})
-	if _, err := x.Send(ctx, gid, "X before"); err != nil {
-		t.Fatal(err)
-	}
-	waitReceived(t, "X before", a, b)
+	say(t, ctx, x, gid, "X before", a, b)
 	// The branch of the member ranked first of A and B wins: w, alone, removes X, while
 	// l and X make a branch of their own.
 	ga, _ := a.group(gid)
@@ -944,10 +947,7 @@ func TestReaddedSenderResendsFromLostBranch(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAgree(t, ctx, gid, []*testClient{l, x}, 3)
-	if _, err := x.Send(ctx, gid, "X on the losing branch"); err != nil {
-		t.Fatal(err)
-	}
-	waitReceived(t, "X on the losing branch", l)
+	say(t, ctx, x, gid, "X on the losing branch", l)
 
 	connectAll(t, ctx, []*testClient{a, b, x})
 	x.waitFor(t, "X removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })

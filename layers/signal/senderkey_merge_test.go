@@ -363,17 +363,7 @@ func TestStateVersion2(t *testing.T) {
 		t.Fatal("alice's key is not the one saved")
 	}
 
-	again := state(t, b)
-	if again[0] != stateVersion || len(again) != len(saved)+4*senderKeys(b.l)+len(b.l.peers) {
-		t.Fatalf("version-2 state saved again as version %d in %d bytes", again[0], len(again))
-	}
-	l, _ := New(b.id, b.ident)
-	if err := l.UnmarshalBinary(again); err != nil {
-		t.Fatal(err)
-	}
-	if v3, _ := l.MarshalBinary(); !bytes.Equal(v3, again) {
-		t.Fatal("state does not encode the same after a round trip")
-	}
+	savedAgain(t, b, saved, 4*senderKeys(b.l)+len(b.l.peers))
 
 	opened := readFile(t, "testdata/state-v2-opened")
 	refuse(t, b, alice.id, opened, testAD, "message opened before the save")
