@@ -875,10 +875,7 @@ func readdedOnAnotherBranch(t *testing.T, confirmed bool) {
 	if s.Name != "test group" {
 		t.Fatalf("J is on the branch named %q", s.Name)
 	}
-	if _, err := j.Send(ctx, gid, "from the winning branch"); err != nil {
-		t.Fatal(err)
-	}
-	waitReceived(t, "from the winning branch", a, b)
+	say(t, ctx, j, gid, "from the winning branch", a, b)
 }
 
 // A member that sent during a partition, then went away and was removed, cannot tell
@@ -1049,10 +1046,7 @@ func TestStaleMemberAddedBack(t *testing.T) {
 	}
 	connectAll(t, ctx, []*testClient{a, b, x})
 	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
-	if _, err := x.Send(ctx, gid, "X is back"); err != nil {
-		t.Fatal(err)
-	}
-	waitReceived(t, "X is back", a, b)
+	say(t, ctx, x, gid, "X is back", a, b)
 }
 
 // A removed member cannot come back by itself: the GroupInfo a sync still gives it (it was
