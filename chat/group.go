@@ -69,6 +69,9 @@ type group struct {
 	sigWaiters   []chan error    // keys taken, waiting for the signal state to be saved
 	lastFork     time.Time
 	outranked    int // competing commits judged to lose to our branch (compared around a sync)
+	// out: the branch the group went on with removed us while we were on another one,
+	// which our MLS state still shows us in (see leftOut).
+	out bool
 
 	intents   []*intent
 	removers  map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch
@@ -323,7 +326,7 @@ func (g *group) histAt(e uint64) *epochRec {
 	return nil
 }
 
-func (g *group) active() bool { return g.mls.Status() == mlsgroup.Active }
+func (g *group) active() bool { return !g.out && g.mls.Status() == mlsgroup.Active }
 
 func sigIDKey(groupID []byte) store.SessionKey {
 	return store.SessionKey{GroupID: groupID, PeerID: []byte{}, Kind: "chat/signal-identity"}
@@ -358,7 +361,8 @@ func parseMeta(meta []byte) (room []byte, name string, err error) {
 }
 
 // marshalDelivery encodes what the group knows of message delivery: the epoch we joined
-// at, and the per-epoch counts of messages sent and received.
+// at, the per-epoch counts of messages sent and received, and whether we are out (a byte
+// added later: a record without it is of a member that is not).
 func (g *group) marshalDelivery() []byte {
 	var b cryptobyte.Builder
 	b.AddUint64(g.joinEpoch)
@@ -383,6 +387,9 @@ func (g *group) marshalDelivery() []byte {
 			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(id)) })
 			b.AddUint32(c)
 		}
+	}
+	if g.out {
+		b.AddUint8(1)
 	}
 	return b.BytesOrPanic()
 }
@@ -416,9 +423,11 @@ func (g *group) parseDelivery(data []byte) error {
 		}
 		g.got[e][string(id)] = c
 	}
-	if !s.Empty() {
+	var out uint8
+	if !s.Empty() && (!s.ReadUint8(&out) || out != 1) || !s.Empty() {
 		return errors.New("chat: bad stored delivery state")
 	}
+	g.out = out == 1
 	return nil
 }
 

@@ -593,17 +593,7 @@ func TestForkBeyondHistory(t *testing.T) {
 	gid := formGroup(t, ctx, cs)
 	// The member ranked last for this epoch is cut off: any commit of the others beats
 	// its own.
-	g0, _ := cs[0].group(gid)
-	var order []mlsgroup.Member
-	if err := g0.do(ctx, func() error { order = rankOrder(g0.mls); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	xi := 0
-	for i, c := range cs {
-		if peerOf(order[2].Identity) == c.PeerID() {
-			xi = i
-		}
-	}
+	xi := lastRanked(t, ctx, gid, cs)
 	x, others := cs[xi], without(cs, cs[xi])
 	partition(others, []*testClient{x})
 	time.Sleep(time.Second) // the others see x go offline
@@ -633,6 +623,76 @@ func TestForkBeyondHistory(t *testing.T) {
 	}
 	waitReceived(t, "x alone", others...)
 	waitReceived(t, "without x", x)
+}
+
+// lastRanked returns the index in cs of the member ranked last to commit in the group's
+// epoch (as cs[0] sees it).
+func lastRanked(t *testing.T, ctx context.Context, gid GroupID, cs []*testClient) int {
+	t.Helper()
+	g0, _ := cs[0].group(gid)
+	var order []mlsgroup.Member
+	if err := g0.do(ctx, func() error { order = rankOrder(g0.mls); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		if peerOf(order[len(order)-1].Identity) == c.PeerID() {
+			return i
+		}
+	}
+	t.Fatal("the member ranked last is none of the clients")
+	return 0
+}
+
+// A member removed while cut off, which then made a commit of its own and restarted: the
+// group's branch cannot come back to its own (it keeps no earlier epoch). When it moves
+// to the group's branch it finds itself removed there, and is out, as if it had seen the
+// removal, where it used to add itself there by an external commit that every member
+// refuses, and so stay alone on its branch for good. A member can then add it again.
+func TestRemovedWhileAway(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ps := []*profile{newProfile(t), newProfile(t), newProfile(t)}
+	var cs []*testClient
+	for i, p := range ps {
+		cs = append(cs, p.start(t, string(rune('A'+i))))
+	}
+	gid := formGroup(t, ctx, cs)
+	xi := lastRanked(t, ctx, gid, cs) // the others' commit for this epoch beats x's
+	x, others := cs[xi], without(cs, cs[xi])
+	partition(others, []*testClient{x})
+	time.Sleep(time.Second) // x sees the others go offline
+	if err := x.Rename(ctx, gid, "x's name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := others[0].Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := others[0].Rename(ctx, gid, "their name"); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, others, 2)
+	x.Close()
+	x = ps[xi].start(t, "x again")
+	connectAll(t, ctx, append([]*testClient{x}, others...))
+	x.waitFor(t, "x out", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	if s, err := x.Group(ctx, gid); err != nil || s.Active {
+		t.Fatalf("x's group once out: %+v, %v", s, err)
+	}
+	x.Close()
+	x = ps[xi].start(t, "x out, again")
+	if s, err := x.Group(ctx, gid); err != nil || s.Active {
+		t.Fatalf("x's group once out, after a restart: %+v, %v", s, err)
+	}
+	connectAll(t, ctx, append([]*testClient{x}, others...))
+	if err := others[0].Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]*testClient{x}, others...)
+	if st := waitAgree(t, ctx, gid, all, 3); st.Name != "their name" {
+		t.Fatalf("name %q", st.Name)
+	}
+	say(t, ctx, x, gid, "x is back", others...)
 }
 
 // A member alone in its group can still write: the message is kept in its history.
@@ -1063,11 +1123,22 @@ func TestRemovedMemberCannotRejoinByItself(t *testing.T) {
 	x.waitFor(t, "X removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
 	st := waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
 	gx, _ := x.group(gid)
+	if err := gx.do(ctx, func() error { return gx.joinExternal(nil) }); err == nil {
+		t.Fatal("an external join from no GroupInfo")
+	}
 	done := make(chan error, 1)
 	if err := gx.do(ctx, func() error {
 		gx.fetchGroupInfo(a.PeerID(), func(info []byte, err error) {
 			if err == nil {
-				err = gx.joinExternal(info)
+				if err = gx.joinExternal(info); !errors.Is(err, errRemovedThere) {
+					err = fmt.Errorf("X tried to join the group it is not in: %v", err)
+				} else {
+					// As a client that does not check would: the members refuse it.
+					var key *mlsgroup.SigningKey
+					if key, err = mlsgroup.NewSigningKey(gx.mls.CipherSuite(), gx.c.id.Seed()); err == nil {
+						err = gx.externalCommit(info, key)
+					}
+				}
 			}
 			done <- err
 		})

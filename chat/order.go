@@ -399,15 +399,7 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	g.removers, g.renamer = map[uint32]uint32{}, nil
 	g.proposals = 0
 	if !g.active() {
-		g.stopTimer()
-		for _, in := range g.intents {
-			if in.kind == intentLeave {
-				in.finish(nil)
-			} else {
-				in.finish(ErrNotMember)
-			}
-		}
-		g.intents = nil
+		g.endIntents()
 		return
 	}
 	g.retryFuture(nil)
@@ -879,6 +871,20 @@ func (g *group) commitPending(pc *mlsgroup.PendingCommit) {
 	if err := g.topic.Publish(g.c.ctx, raw); err != nil {
 		g.errorf("chat: publish commit: %w", err)
 	}
+}
+
+// endIntents ends our changes once we are out of the group: a leave is done, the others
+// cannot be.
+func (g *group) endIntents() {
+	g.stopTimer()
+	for _, in := range g.intents {
+		if in.kind == intentLeave {
+			in.finish(nil)
+		} else {
+			in.finish(ErrNotMember)
+		}
+	}
+	g.intents = nil
 }
 
 // wait waits for an intent's result.

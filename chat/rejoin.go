@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,12 +33,35 @@ func (g *group) rejoinExternal(p peer.ID) {
 	g.debug("rejoining by external commit", "from", p)
 	g.fetchGroupInfo(p, func(info []byte, err error) {
 		g.rejoining = false
-		if err == nil && len(info) > 0 && g.joinExternal(info) == nil {
-			return
+		if err == nil && len(info) > 0 {
+			if err = g.joinExternal(info); err == nil {
+				return
+			}
+			if errors.Is(err, errRemovedThere) {
+				g.leftOut(p)
+				return
+			}
 		}
 		g.debug("external commit failed, asking to be re-added", "err", err)
 		g.rejoin(p)
 	})
+}
+
+// errRemovedThere: the branch we would rejoin has no leaf of ours.
+var errRemovedThere = errors.New("chat: removed on the branch the group went on with")
+
+// leftOut: p's branch, the one the group went on with, removed us while we were on a
+// branch that cannot come back to it. We are out, as if we had applied the commit that
+// removed us: a member may add us again. (An external commit would add us as a new
+// member, which every member refuses; see applyCommit.)
+func (g *group) leftOut(p peer.ID) {
+	g.debug("removed on the branch the group went on with", "from", p)
+	g.out = true
+	g.endIntents()
+	if err := g.save(g.c.ctx, nil); err != nil {
+		g.errorf("chat: save: %w", err)
+	}
+	g.c.emit(MemberRemoved{Group: g.gid, Member: g.c.node.ID(), Epoch: g.mls.Epoch()})
 }
 
 // fetchGroupInfo asks p, in the background, for a GroupInfo of its branch, with the
@@ -55,18 +79,32 @@ func (g *group) fetchGroupInfo(p peer.ID, done func(info []byte, err error)) {
 	}()
 }
 
-// joinExternal joins the branch of info by an external commit and publishes it.
+// joinExternal joins the branch of info by an external commit that replaces our old leaf,
+// and publishes it. It fails with errRemovedThere if that branch has no leaf of ours.
 func (g *group) joinExternal(info []byte) error {
+	key, err := mlsgroup.NewSigningKey(g.mls.CipherSuite(), g.c.id.Seed())
+	if err != nil {
+		return err
+	}
+	re, err := mlsgroup.Resyncs(info, key, nil, g.c.mlsOptions())
+	if err != nil {
+		return fmt.Errorf("chat: external join: %w", err)
+	}
+	if !re {
+		return errRemovedThere
+	}
+	return g.externalCommit(info, key)
+}
+
+// externalCommit joins the branch of info by an external commit, resync or not, and
+// publishes it.
+func (g *group) externalCommit(info []byte, key *mlsgroup.SigningKey) error {
 	sigID, leafExt, err := g.c.newSignalIdentity()
 	if err != nil {
 		return err
 	}
 	opts := g.c.mlsOptions()
 	opts.LeafExtensions = leafExt
-	key, err := mlsgroup.NewSigningKey(g.mls.CipherSuite(), g.c.id.Seed())
-	if err != nil {
-		return err
-	}
 	mg, msg, err := mlsgroup.JoinExternal(info, key, g.c.self, nil, opts)
 	if err != nil || !bytes.Equal(mg.GroupID(), g.id) {
 		return fmt.Errorf("chat: external join: %v", err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/framing"
+	"github.com/tchat-p2p/tchat/mlsgroup/internal/ratchettree"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/schedule"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/suite"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/wire"
@@ -87,23 +88,51 @@ func decodeGroupInfo(data []byte) (*wire.GroupInfo, error) {
 	return &gi, nil
 }
 
+// openGroupInfo decodes and verifies groupInfo and its tree (ratchetTree if the GroupInfo
+// has none) for a client with key: it returns the client's group, yet without state.
+func openGroupInfo(groupInfo []byte, key *SigningKey, ratchetTree []byte, opts Options) (*Group, *wire.GroupInfo, *ratchettree.Tree, error) {
+	info, err := decodeGroupInfo(groupInfo)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cs, err := suite.Lookup(suite.ID(info.GroupContext.CipherSuite))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cs.ID() != key.suite {
+		return nil, nil, nil, fmt.Errorf("mls: group uses suite 0x%04x, the signing key 0x%04x", uint16(cs.ID()), uint16(key.suite))
+	}
+	g := &Group{suite: cs, opts: opts, signer: key.k, resumption: map[uint64][]byte{}}
+	tree, err := g.loadTree(info, ratchetTree)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return g, info, tree, nil
+}
+
+// Resyncs reports whether JoinExternal with key would be a resync: whether the tree of
+// groupInfo (or ratchetTree) already holds a leaf with key's signature key. A client that
+// has none there is not a member of that epoch, however it remembers the group.
+func Resyncs(groupInfo []byte, key *SigningKey, ratchetTree []byte, opts Options) (bool, error) {
+	_, _, tree, err := openGroupInfo(groupInfo, key, ratchetTree, opts)
+	if err != nil {
+		return false, err
+	}
+	_, ok := tree.LeafBySignatureKey(key.PublicKey())
+	return ok, nil
+}
+
 // JoinExternal joins a group by an external Commit (RFC 9420, Section 12.4.3.2) from a
 // GroupInfo that carries external_pub. ratchetTree is the encoded tree if the GroupInfo has no
 // ratchet_tree extension. If the tree already holds a leaf with key's signature key (an old
 // appearance of this client), the Commit removes it (a "resync"). It returns the new member's
 // group, already in the new epoch, and the Commit to send to the group as a PublicMessage.
 func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTree []byte, opts Options) (*Group, []byte, error) {
-	info, err := decodeGroupInfo(groupInfo)
+	g, info, tree, err := openGroupInfo(groupInfo, key, ratchetTree, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	cs, err := suite.Lookup(suite.ID(info.GroupContext.CipherSuite))
-	if err != nil {
-		return nil, nil, err
-	}
-	if cs.ID() != key.suite {
-		return nil, nil, fmt.Errorf("mls: group uses suite 0x%04x, the signing key 0x%04x", uint16(cs.ID()), uint16(key.suite))
-	}
+	cs := g.suite
 	extPubExt := info.Extensions.Find(wire.ExtensionTypeExternalPub)
 	if extPubExt == nil {
 		return nil, nil, errors.New("mls: the group info has no external_pub: external joins are not allowed")
@@ -112,13 +141,7 @@ func JoinExternal(groupInfo []byte, key *SigningKey, identity []byte, ratchetTre
 	if err != nil {
 		return nil, nil, err
 	}
-	g := &Group{suite: cs, opts: opts, signer: key.k, resumption: map[uint64][]byte{}}
 	ctx := info.GroupContext
-	tree, err := g.loadTree(info, ratchetTree)
-	if err != nil {
-		return nil, nil, err
-	}
-
 	kemOutput, initSecret, err := cs.ExportSender(extPub.ExternalPub, nil, externalInitLabel, cs.Nh())
 	if err != nil {
 		return nil, nil, err

@@ -180,6 +180,9 @@ func TestExternalJoinAndResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	dave := newMember(t, X25519_AES128GCM_SHA256_Ed25519, "dave")
+	if re, err := Resyncs(info, dave.key, nil, Options{}); err != nil || re {
+		t.Fatalf("a newcomer's external join counts as a resync: %v, %v", re, err)
+	}
 	g, commit, err := JoinExternal(info, dave.key, []byte("dave"), nil, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +206,12 @@ func TestExternalJoinAndResync(t *testing.T) {
 	tree, err := codec.Marshal(ptr(bob.g.cur.tree.Wire()))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if re, err := Resyncs(info, carol.key, tree, Options{}); err != nil || !re {
+		t.Fatalf("carol's rejoin does not count as a resync: %v, %v", re, err)
+	}
+	if _, err := Resyncs(info[:len(info)-1], carol.key, tree, Options{}); err == nil {
+		t.Fatal("a truncated GroupInfo was taken")
 	}
 	g, commit, err = JoinExternal(info, carol.key, []byte("carol"), tree, Options{})
 	if err != nil {
