@@ -823,6 +823,47 @@ func (g *group) fruitlessSync(p peer.ID) {
 	}
 }
 
+// noHistory is called after a sync with p that moved us nowhere because p's history does
+// not reach back to our epoch: p joined or rejoined since, or pruned its log. Another
+// member may have the commits we lack, and the next sync asks one (syncElsewhere). Once
+// maxUnreached members whose branch wins over ours (all the others, in a smaller group)
+// showed no way from our epoch to theirs, no member we reach keeps it: our branch parted
+// from theirs long ago, or we were away longer than members keep their history. We then
+// rejoin p's branch. (A fork sync that compares what both branches kept ends in
+// fruitlessSync instead.)
+func (g *group) noHistory(p peer.ID) {
+	pub, err := identity.PublicKeyFromPeerID(p)
+	if err != nil {
+		return
+	}
+	pi := g.peers[string(pub.Bytes())]
+	cur := g.mls.Epoch()
+	if pi == nil || pi.hbAuth == nil || pi.hbEpoch < cur || (pi.hbEpoch == cur && bytes.Compare(pi.hbAuth, g.authPrefix()) >= 0) {
+		return // its branch does not win over ours: it comes over to ours
+	}
+	ours := fmt.Sprintf("%d/%x", cur, g.authPrefix())
+	if g.unreached.ours != ours {
+		g.unreached = unreached{ours: ours, by: map[peer.ID]bool{}}
+	}
+	g.unreached.by[p] = true
+	g.debug("no history reaches our epoch", "with", p, "members", len(g.unreached.by))
+	if len(g.unreached.by) >= min(maxUnreached, len(g.recipients())) {
+		g.unreached = unreached{}
+		g.rejoinExternal(p)
+	}
+}
+
+// unreached is what noHistory counts: the members whose branch wins over ours and whose
+// history does not reach back to our epoch, since we are in it.
+type unreached struct {
+	ours string // our epoch and authenticator when counting started
+	by   map[peer.ID]bool
+}
+
+// maxUnreached is how many members showing no way from our epoch to their winning
+// branch make us rejoin it.
+const maxUnreached = 3
+
 // stranded: p is in our epoch on another branch, and we can tell nothing more. We
 // have no earlier epoch of our branch (we joined in this one, or restarted), so no sync
 // shows where the branches part; and no member online is on our branch with us (one
@@ -959,6 +1000,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 			g.fruitlessSync(p)
 		default:
 			g.syncElsewhere(p)
+			g.noHistory(p)
 		}
 	}
 	if resp.More {
