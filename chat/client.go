@@ -586,6 +586,12 @@ func (c *Client) Leave(ctx context.Context, id GroupID) error {
 // a member of gid, and stops the group we keep of it if we left it or were removed (its
 // history stays in the store).
 func (c *Client) dropInactive(ctx context.Context, gid GroupID) error {
+	return c.dropGroup(ctx, gid, 0)
+}
+
+// dropGroup is dropInactive for a Welcome to epoch: it also stops the group if we are a
+// member of an earlier epoch.
+func (c *Client) dropGroup(ctx context.Context, gid GroupID, epoch uint64) error {
 	g, err := c.group(gid)
 	if errors.Is(err, ErrUnknownGroup) {
 		return nil
@@ -594,7 +600,7 @@ func (c *Client) dropInactive(ctx context.Context, gid GroupID) error {
 		return err
 	}
 	active := false
-	if err := g.do(ctx, func() error { active = g.active(); return nil }); err != nil {
+	if err := g.do(ctx, func() error { active = g.active() && g.mls.Epoch() >= epoch; return nil }); err != nil {
 		return err
 	}
 	if active {

@@ -320,13 +320,8 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	}
 	c.welcoming.Lock()
 	defer c.welcoming.Unlock()
-	if err := c.dropInactive(ctx, groupIDOf(req.GroupID)); err != nil {
-		if errors.Is(err, ErrAlreadyIn) {
-			return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
-		}
-		return nil, err
-	}
-	if c.cfg.AcceptAdd != nil && !c.cfg.AcceptAdd(from, groupIDOf(req.GroupID), req.Name) {
+	gid := groupIDOf(req.GroupID)
+	if c.cfg.AcceptAdd != nil && !c.cfg.AcceptAdd(from, gid, req.Name) {
 		return nil, proto.Refuse(proto.CodeRefused, "declined")
 	}
 	// The KeyPackages handed to from first; then the others: a member whose add was
@@ -351,6 +346,17 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 		if !bytes.Equal(mg.GroupID(), req.GroupID) {
 			return nil, proto.Refuse(proto.CodeRefused, "the Welcome is for another group")
 		}
+		// A member added us afresh, so its branch has no leaf of ours. If we are in the
+		// group, but behind the Welcome's epoch, our branch is stale (it lost, or removed
+		// us there, while we were away): we take the Welcome, where we used to answer
+		// that we are in and leave a leaf no one holds in the member's branch. At the
+		// same epoch or ahead of it, two branches compete, and ours may win.
+		if err := c.dropGroup(ctx, gid, mg.Epoch()); err != nil {
+			if errors.Is(err, ErrAlreadyIn) {
+				return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
+			}
+			return nil, err
+		}
 		c.mu.Lock()
 		for i, x := range c.kps {
 			if x == o {
@@ -363,6 +369,14 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 			return nil, err
 		}
 		return &proto.WelcomeResponse{}, nil
+	}
+	// Another member's commit added us, and this one forwards its Welcome, for a
+	// KeyPackage we used when that member's Welcome came.
+	if err := c.dropInactive(ctx, gid); err != nil {
+		if errors.Is(err, ErrAlreadyIn) {
+			return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
+		}
+		return nil, err
 	}
 	return nil, proto.Refuse(proto.CodeRefused, "no KeyPackage of ours handed to this peer opens the Welcome")
 }

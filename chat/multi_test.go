@@ -1152,6 +1152,15 @@ func TestStaleMemberAddedBack(t *testing.T) {
 	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
+	// X took the Welcome (where it used to answer that it was in, and come back only by
+	// replacing the leaf A's commit gave it).
+	sa, err := a.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sx, err := x.Group(ctx, gid); err != nil || !sx.Active || sx.Epoch != sa.Epoch || len(sx.Members) != 3 {
+		t.Fatalf("X once added: %+v, %v; A is in epoch %d", sx, err, sa.Epoch)
+	}
 	connectAll(t, ctx, []*testClient{a, b, x})
 	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
 	say(t, ctx, x, gid, "X is back", a, b)
