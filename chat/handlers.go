@@ -262,8 +262,9 @@ func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.Sy
 	return resp, nil
 }
 
-// offeredKP is a KeyPackage handed out over /tchat/kp/1, kept until a Welcome for it
-// comes or it expires.
+// offeredKP is a KeyPackage handed out over /tchat/kp/1, kept until it expires. One a
+// Welcome came for stays too: a commit that added us on a branch that lost is made again,
+// with the same KeyPackage, on the branch that won, and its Welcome must open as well.
 type offeredKP struct {
 	to      peer.ID
 	sigID   *signal.Identity
@@ -271,7 +272,7 @@ type offeredKP struct {
 	expires time.Time
 }
 
-// maxOffered bounds the KeyPackages handed out and not yet used.
+// maxOffered bounds the KeyPackages handed out and not expired.
 const maxOffered = 64
 
 type kpHandler struct{ c *Client }
@@ -357,14 +358,6 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 			}
 			return nil, err
 		}
-		c.mu.Lock()
-		for i, x := range c.kps {
-			if x == o {
-				c.kps = append(c.kps[:i], c.kps[i+1:]...)
-				break
-			}
-		}
-		c.mu.Unlock()
 		if _, err := c.joined(ctx, mg, req.Name, bytes.Clone(req.RoomSecret), o.sigID, o.bundle); err != nil {
 			return nil, err
 		}
@@ -405,25 +398,30 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 		}
 		return fmt.Errorf("chat: key package from %s: %w", p.ID, err)
 	}
-	who, _, err := mlsgroup.KeyPackageIdentity(resp.KeyPackage)
+	return c.addWith(ctx, g, p.ID, resp.KeyPackage)
+}
+
+// addWith adds p to group g with its KeyPackage kp, and sends it the Welcome.
+func (c *Client) addWith(ctx context.Context, g *group, p peer.ID, kp []byte) error {
+	who, _, err := mlsgroup.KeyPackageIdentity(kp)
 	if err != nil {
-		return fmt.Errorf("chat: key package from %s: %w", p.ID, err)
+		return fmt.Errorf("chat: key package from %s: %w", p, err)
 	}
-	if peerOf(who) != p.ID {
-		return fmt.Errorf("chat: %s answered with someone else's key package", p.ID)
+	if peerOf(who) != p {
+		return fmt.Errorf("chat: %s answered with someone else's key package", p)
 	}
 	var name string
-	r, err := c.change(ctx, id, func(g *group) (*intent, error) {
+	r, err := c.change(ctx, g.gid, func(g *group) (*intent, error) {
 		if _, in := g.leafOf(who); in {
 			return nil, ErrAlreadyIn
 		}
 		name = g.name
-		return &intent{kind: intentAdd, kp: resp.KeyPackage, who: who}, nil
+		return &intent{kind: intentAdd, kp: kp, who: who}, nil
 	})
 	if err != nil {
 		return err
 	}
-	if _, err := c.node.Welcome(ctx, p.ID, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name, RatchetTree: r.tree}); err != nil {
+	if _, err := c.node.Welcome(ctx, p, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name, RatchetTree: r.tree}); err != nil {
 		re := (*proto.RemoteError)(nil)
 		switch {
 		case !errors.As(err, &re):
@@ -434,10 +432,10 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 			return nil
 		}
 		// A member that cannot read the group must not stay in it.
-		if rerr := c.Remove(ctx, id, p.ID); rerr != nil {
+		if rerr := c.Remove(ctx, g.gid, p); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("and removing it again failed: %w", rerr))
 		}
-		return fmt.Errorf("chat: %s did not take the Welcome: %w", p.ID, err)
+		return fmt.Errorf("chat: %s did not take the Welcome: %w", p, err)
 	}
 	return nil
 }

@@ -1218,6 +1218,40 @@ func TestRemovedMemberCannotRejoinByItself(t *testing.T) {
 	}
 }
 
+// A commit that added a member on a branch that lost is made again on the branch that
+// won, with the same KeyPackage: its Welcome still opens, though the member used that
+// KeyPackage for the first Welcome. Here the member was removed in between, and A adds it
+// again with the KeyPackage it used.
+func TestWelcomeForUsedKeyPackage(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, x := newTestClient(t, "A"), newTestClient(t, "X")
+	gid, err := a.CreateGroup("test group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	x.mu.Lock()
+	if len(x.kps) != 1 {
+		t.Fatalf("X handed out %d KeyPackages", len(x.kps))
+	}
+	kp := x.kps[0].bundle.KeyPackage()
+	x.mu.Unlock()
+	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	x.waitFor(t, "X removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	ga, _ := a.group(gid)
+	if err := a.addWith(ctx, ga, x.PeerID(), kp); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, x}, 2)
+	say(t, ctx, x, gid, "in again", a)
+}
+
 // A peer that goes away between handing out its KeyPackage and taking the Welcome:
 // Add says it was unreachable, and the group is as before (the add is undone).
 func TestAddedPeerGoneBeforeWelcome(t *testing.T) {
