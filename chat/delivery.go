@@ -815,7 +815,7 @@ func (g *group) fruitlessSync(p peer.ID) {
 		g.stuck[id] = m
 	}
 	m.n++
-	theirsWins := pi.hbEpoch > cur || (pi.hbEpoch == cur && bytes.Compare(pi.hbAuth, g.authPrefix()) < 0)
+	theirsWins := g.winsOverOurs(pi)
 	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins)
 	if m.n >= 3 && (theirsWins || m.n >= 8) {
 		delete(g.stuck, id)
@@ -823,46 +823,69 @@ func (g *group) fruitlessSync(p peer.ID) {
 	}
 }
 
-// noHistory is called after a sync with p that moved us nowhere because p's history does
-// not reach back to our epoch: p joined or rejoined since, or pruned its log. Another
-// member may have the commits we lack, and the next sync asks one (syncElsewhere). Once
-// maxUnreached members whose branch wins over ours (all the others, in a smaller group)
-// showed no way from our epoch to theirs, no member we reach keeps it: our branch parted
-// from theirs long ago, or we were away longer than members keep their history. We then
-// rejoin p's branch. (A fork sync that compares what both branches kept ends in
-// fruitlessSync instead.)
+// noHistory is called after a sync with p, a member ahead of us, that moved us nowhere
+// because p's history does not reach back to our epoch: p joined or rejoined since, or
+// pruned its log. Another member may have the commits we lack: the next catch-up asks one
+// that has not shown none yet. Once every member online ahead of us showed none, no member
+// keeps the way from our epoch to theirs (our branch parted from theirs long ago, or we
+// were away longer than members keep their history), and we rejoin p's branch. (A fork
+// sync that compares what both branches kept ends in fruitlessSync instead.) Asking them
+// all keeps a member that is only behind, among members that rejoined or joined since,
+// from rejoining too, and so the others after it.
 func (g *group) noHistory(p peer.ID) {
-	pub, err := identity.PublicKeyFromPeerID(p)
-	if err != nil {
+	// Only a member ahead of us: one in our epoch with no history (it joined there, on
+	// another branch) finds itself stranded there, and comes over (see stranded).
+	pi := g.peerByID(p)
+	if pi == nil || pi.hbAuth == nil || pi.hbEpoch <= g.mls.Epoch() {
 		return
 	}
-	pi := g.peers[string(pub.Bytes())]
-	cur := g.mls.Epoch()
-	if pi == nil || pi.hbAuth == nil || pi.hbEpoch < cur || (pi.hbEpoch == cur && bytes.Compare(pi.hbAuth, g.authPrefix()) >= 0) {
-		return // its branch does not win over ours: it comes over to ours
-	}
-	ours := fmt.Sprintf("%d/%x", cur, g.authPrefix())
+	ours := fmt.Sprintf("%d/%x", g.mls.Epoch(), g.authPrefix())
 	if g.unreached.ours != ours {
 		g.unreached = unreached{ours: ours, by: map[peer.ID]bool{}}
 	}
 	g.unreached.by[p] = true
-	g.debug("no history reaches our epoch", "with", p, "members", len(g.unreached.by))
-	if len(g.unreached.by) >= min(maxUnreached, len(g.recipients())) {
-		g.unreached = unreached{}
-		g.rejoinExternal(p)
+	var left []peer.ID
+	for id, pi := range g.peers {
+		q := peerOf([]byte(id))
+		if pi.online && !g.unreached.by[q] && pi.hbAuth != nil && pi.hbEpoch > g.mls.Epoch() {
+			if ok, _ := g.c.node.Connected(q); ok {
+				left = append(left, q)
+			}
+		}
 	}
+	g.debug("no history reaches our epoch", "with", p, "members", len(g.unreached.by), "left", len(left))
+	if len(left) > 0 {
+		if g.ahead.epoch > g.mls.Epoch() {
+			g.ahead.from = left[mrand.IntN(len(left))]
+		}
+		return
+	}
+	g.unreached = unreached{}
+	g.rejoinExternal(p)
 }
 
-// unreached is what noHistory counts: the members whose branch wins over ours and whose
-// history does not reach back to our epoch, since we are in it.
+// peerByID returns what we know of the member with peer id p (nil if nothing).
+func (g *group) peerByID(p peer.ID) *peerInfo {
+	pub, err := identity.PublicKeyFromPeerID(p)
+	if err != nil {
+		return nil
+	}
+	return g.peers[string(pub.Bytes())]
+}
+
+// winsOverOurs says whether the branch a member's last heartbeat showed wins over ours
+// when the two cannot be compared: the later epoch, then the lower authenticator.
+func (g *group) winsOverOurs(pi *peerInfo) bool {
+	cur := g.mls.Epoch()
+	return pi.hbAuth != nil && (pi.hbEpoch > cur || (pi.hbEpoch == cur && bytes.Compare(pi.hbAuth, g.authPrefix()) < 0))
+}
+
+// unreached is what noHistory counts: the members ahead of us whose history does not
+// reach back to our epoch, since we are in it.
 type unreached struct {
 	ours string // our epoch and authenticator when counting started
 	by   map[peer.ID]bool
 }
-
-// maxUnreached is how many members showing no way from our epoch to their winning
-// branch make us rejoin it.
-const maxUnreached = 3
 
 // stranded: p is in our epoch on another branch, and we can tell nothing more. We
 // have no earlier epoch of our branch (we joined in this one, or restarted), so no sync
