@@ -819,7 +819,7 @@ func (g *group) fruitlessSync(p peer.ID) {
 	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins)
 	if m.n >= 3 && (theirsWins || m.n >= 8) {
 		delete(g.stuck, id)
-		g.rejoinExternal(p)
+		g.rejoinSoon(p)
 	}
 }
 
@@ -861,7 +861,7 @@ func (g *group) noHistory(p peer.ID) {
 		return
 	}
 	g.unreached = unreached{}
-	g.rejoinExternal(p)
+	g.rejoinSoon(p)
 }
 
 // peerByID returns what we know of the member with peer id p (nil if nothing).

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,6 +22,26 @@ import (
 // re-add it: that member, which still has us in its tree, commits the removal of our old
 // leaf and the addition of a fresh KeyPackage, and answers with the Welcome. Our own
 // messages of the lost branch then go out again.
+
+// rejoinSoon goes to the second rung (rejoinExternal) with p after a random delay of up
+// to two heartbeats, unless p's heartbeats agree with us by then. The members of a
+// branch that lost find out at about the same time, and their external commits compete:
+// one wins each epoch, and every other one has to start over.
+func (g *group) rejoinSoon(p peer.ID) {
+	if g.rejoining {
+		return
+	}
+	g.rejoining = true
+	time.AfterFunc(mrand.N(2*g.beat()), func() {
+		g.post(func() {
+			g.rejoining = false
+			if pi := g.peerByID(p); !g.active() || pi == nil || pi.hbEpoch == g.mls.Epoch() && bytes.Equal(pi.hbAuth, g.authPrefix()) {
+				return
+			}
+			g.rejoinExternal(p)
+		})
+	})
+}
 
 // rejoinExternal is the second rung: it fetches a GroupInfo of p's branch over
 // /tchat/sync/1 and joins that branch by an external commit that replaces our old leaf
@@ -161,7 +182,7 @@ func (g *group) rejoin(p peer.ID) {
 // replaceState moves the group onto another branch, entered by a Welcome.
 func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how string) {
 	before := g.mls.Members()
-	g.mls = mg
+	g.mls, g.out = mg, false
 	if g.sig != nil {
 		sig, err := signal.New(g.c.self, sigID)
 		if err != nil {
