@@ -823,47 +823,6 @@ func (g *group) fruitlessSync(p peer.ID) {
 	}
 }
 
-// noHistory is called after a sync with p, a member ahead of us, that moved us nowhere
-// because p's history does not reach back to our epoch: p joined or rejoined since, or
-// pruned its log. Another member may have the commits we lack: the next catch-up asks one
-// that has not shown none yet. Once every member online ahead of us showed none, no member
-// keeps the way from our epoch to theirs (our branch parted from theirs long ago, or we
-// were away longer than members keep their history), and we rejoin p's branch. (A fork
-// sync that compares what both branches kept ends in fruitlessSync instead.) Asking them
-// all keeps a member that is only behind, among members that rejoined or joined since,
-// from rejoining too, and so the others after it.
-func (g *group) noHistory(p peer.ID) {
-	// Only a member ahead of us: one in our epoch with no history (it joined there, on
-	// another branch) finds itself stranded there, and comes over (see stranded).
-	pi := g.peerByID(p)
-	if pi == nil || pi.hbAuth == nil || pi.hbEpoch <= g.mls.Epoch() {
-		return
-	}
-	ours := fmt.Sprintf("%d/%x", g.mls.Epoch(), g.authPrefix())
-	if g.unreached.ours != ours {
-		g.unreached = unreached{ours: ours, by: map[peer.ID]bool{}}
-	}
-	g.unreached.by[p] = true
-	var left []peer.ID
-	for id, pi := range g.peers {
-		q := peerOf([]byte(id))
-		if pi.online && !g.unreached.by[q] && pi.hbAuth != nil && pi.hbEpoch > g.mls.Epoch() {
-			if ok, _ := g.c.node.Connected(q); ok {
-				left = append(left, q)
-			}
-		}
-	}
-	g.debug("no history reaches our epoch", "with", p, "members", len(g.unreached.by), "left", len(left))
-	if len(left) > 0 {
-		if g.ahead.epoch > g.mls.Epoch() {
-			g.ahead.from = left[mrand.IntN(len(left))]
-		}
-		return
-	}
-	g.unreached = unreached{}
-	g.rejoinSoon(p)
-}
-
 // peerByID returns what we know of the member with peer id p (nil if nothing).
 func (g *group) peerByID(p peer.ID) *peerInfo {
 	pub, err := identity.PublicKeyFromPeerID(p)
@@ -878,13 +837,6 @@ func (g *group) peerByID(p peer.ID) *peerInfo {
 func (g *group) winsOverOurs(pi *peerInfo) bool {
 	cur := g.mls.Epoch()
 	return pi.hbAuth != nil && (pi.hbEpoch > cur || (pi.hbEpoch == cur && bytes.Compare(pi.hbAuth, g.authPrefix()) < 0))
-}
-
-// unreached is what noHistory counts: the members ahead of us whose history does not
-// reach back to our epoch, since we are in it.
-type unreached struct {
-	ours string // our epoch and authenticator when counting started
-	by   map[peer.ID]bool
 }
 
 // stranded: p is in our epoch on another branch, and we can tell nothing more. We
@@ -1023,7 +975,6 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 			g.fruitlessSync(p)
 		default:
 			g.syncElsewhere(p)
-			g.noHistory(p)
 		}
 	}
 	if resp.More {

@@ -63,7 +63,6 @@ type group struct {
 	syncing      map[peer.ID]bool
 	forkSeen     map[string]uint64 // peer → the epoch of the last fork reported with it
 	stuck        map[string]*mismatch
-	unreached    unreached
 	rejoining    bool
 	fetchingTree bool            // readdedBy asks a member for a tree
 	keyGiving    map[string]bool // members handOutKey is giving our sender key to

@@ -695,54 +695,6 @@ func TestRemovedWhileAway(t *testing.T) {
 	say(t, ctx, x, gid, "x is back", others...)
 }
 
-// A member whose branch parted from the group's before the oldest epoch any member still
-// logs (the others went on for many epochs while it was cut off, and pruned their logs)
-// finds no member that can show it the way from its epoch to theirs. It rejoins their
-// branch, and what it sent and changed on its own reaches them.
-func TestBranchBeyondEveryLog(t *testing.T) {
-	fast(t, 400*time.Millisecond)
-	fastCfg := testConfig
-	testConfig = func(c *Config) { fastCfg(c); c.KeepEpochs = 1 } // logs keep 4 epochs
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X")
-	gid := formGroup(t, ctx, []*testClient{a, b, x})
-	partition([]*testClient{a, b}, []*testClient{x})
-	time.Sleep(time.Second) // x sees the others go offline
-	if err := x.Rename(ctx, gid, "x's name"); err != nil {
-		t.Fatal(err)
-	}
-	sx, err := x.Group(ctx, gid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := x.Send(ctx, gid, "x alone"); err != nil {
-		t.Fatal(err)
-	}
-	// Logs are pruned every 8 epochs, to the last 4: the others go on until theirs no
-	// longer hold the epoch x parted at.
-	for i := 0; ; i++ {
-		s, err := a.Group(ctx, gid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Epoch >= 8 && s.Epoch-4 > sx.Epoch {
-			break
-		}
-		if err := a.Rename(ctx, gid, fmt.Sprintf("their name %d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitAgree(t, ctx, gid, []*testClient{a, b}, 3)
-	connectAll(t, ctx, []*testClient{a, b, x})
-	x.waitFor(t, "x rejoined", func(ev Event) bool { e, ok := ev.(ForkResolved); return ok && e.How == "rejoined" })
-	// x's rename, not final on its branch, is made again on theirs.
-	if st := waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3); st.Name != "x's name" {
-		t.Fatalf("name %q, want x's", st.Name)
-	}
-	waitReceived(t, "x alone", a, b)
-}
-
 // A member alone in its group can still write: the message is kept in its history.
 func TestSendAlone(t *testing.T) {
 	ctx := context.Background()
