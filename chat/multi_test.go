@@ -1204,6 +1204,40 @@ func TestWelcomeForUsedKeyPackage(t *testing.T) {
 	say(t, ctx, x, gid, "in again", a)
 }
 
+// A member whose add of a peer is committed, but which is removed before it sends the
+// Welcome (Add waits for the commit to settle), still sends it: no other member can, and
+// the peer would otherwise keep a leaf in the group that no one holds.
+func TestAdderRemovedBeforeWelcome(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	fastCfg := testConfig
+	testConfig = func(c *Config) { fastCfg(c); c.Settle = 3 * time.Second }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, c, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C"), newTestClient(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b, c})
+	connectAll(t, ctx, []*testClient{a, b, c, x})
+	added := make(chan error, 1)
+	go func() { added <- a.Add(ctx, gid, x.Node().AddrInfo()) }()
+	for {
+		s, err := b.Group(ctx, gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Members) == 4 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := b.Remove(ctx, gid, a.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-added; err != nil {
+		t.Fatalf("A's add, once A was removed: %v", err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{b, c, x}, 3)
+	say(t, ctx, x, gid, "X is in", b, c)
+}
+
 // A peer that goes away between handing out its KeyPackage and taking the Welcome:
 // Add says it was unreachable, and the group is as before (the add is undone).
 func TestAddedPeerGoneBeforeWelcome(t *testing.T) {

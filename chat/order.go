@@ -399,7 +399,7 @@ func (g *group) afterCommit(before []mlsgroup.Member, by []byte, f *commitFrame,
 	g.removers, g.renamer = map[uint32]uint32{}, nil
 	g.proposals = 0
 	if !g.active() {
-		g.endIntents()
+		g.endIntents(true)
 		return
 	}
 	g.retryFuture(nil)
@@ -874,13 +874,19 @@ func (g *group) commitPending(pc *mlsgroup.PendingCommit) {
 }
 
 // endIntents ends our changes once we are out of the group: a leave is done, the others
-// cannot be.
-func (g *group) endIntents() {
+// cannot be, except those a commit did already on our branch, if a later commit of the
+// same branch (mine is true) removed us. Such an add still gets its Welcome to the
+// joiner (see addWith): left without it, the joiner would keep a leaf in the group
+// that no one holds, and no one else can send it.
+func (g *group) endIntents(mine bool) {
 	g.stopTimer()
 	for _, in := range g.intents {
-		if in.kind == intentLeave {
+		switch {
+		case in.kind == intentLeave:
 			in.finish(nil)
-		} else {
+		case mine && in.at != nil && (in.welcome != nil || in.kind != intentAdd && in.kind != intentReadd):
+			in.finish(nil)
+		default:
 			in.finish(ErrNotMember)
 		}
 	}

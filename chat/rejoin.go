@@ -78,7 +78,7 @@ var errRemovedThere = errors.New("chat: removed on the branch the group went on 
 func (g *group) leftOut(p peer.ID) {
 	g.debug("removed on the branch the group went on with", "from", p)
 	g.out = true
-	g.endIntents()
+	g.endIntents(false)
 	if err := g.save(g.c.ctx, nil); err != nil {
 		g.errorf("chat: save: %w", err)
 	}
