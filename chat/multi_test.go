@@ -585,21 +585,8 @@ func TestForkBeyondHistory(t *testing.T) {
 	fast(t, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ps := []*profile{newProfile(t), newProfile(t), newProfile(t)}
-	var cs []*testClient
-	for i, p := range ps {
-		cs = append(cs, p.start(t, string(rune('A'+i))))
-	}
-	gid := formGroup(t, ctx, cs)
-	// The member ranked last for this epoch is cut off: any commit of the others beats
-	// its own.
-	xi := lastRanked(t, ctx, gid, cs)
+	ps, cs, gid, xi := cutOffRenames(t, ctx)
 	x, others := cs[xi], without(cs, cs[xi])
-	partition(others, []*testClient{x})
-	time.Sleep(time.Second) // the others see x go offline
-	if err := x.Rename(ctx, gid, "x's name"); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := x.Send(ctx, gid, "x alone"); err != nil {
 		t.Fatal(err)
 	}
@@ -623,6 +610,25 @@ func TestForkBeyondHistory(t *testing.T) {
 	}
 	waitReceived(t, "x alone", others...)
 	waitReceived(t, "without x", x)
+}
+
+// cutOffRenames forms a group of three clients that can be restarted, cuts off cs[xi],
+// the member ranked last for the epoch (any commit of the others for it beats its own),
+// and has it rename the group alone, to "x's name".
+func cutOffRenames(t *testing.T, ctx context.Context) (ps []*profile, cs []*testClient, gid GroupID, xi int) {
+	t.Helper()
+	ps = []*profile{newProfile(t), newProfile(t), newProfile(t)}
+	for i, p := range ps {
+		cs = append(cs, p.start(t, string(rune('A'+i))))
+	}
+	gid = formGroup(t, ctx, cs)
+	xi = lastRanked(t, ctx, gid, cs)
+	partition(without(cs, cs[xi]), []*testClient{cs[xi]})
+	time.Sleep(time.Second) // x sees the others go offline, and they see it
+	if err := cs[xi].Rename(ctx, gid, "x's name"); err != nil {
+		t.Fatal(err)
+	}
+	return ps, cs, gid, xi
 }
 
 // lastRanked returns the index in cs of the member ranked last to commit in the group's
@@ -652,19 +658,8 @@ func TestRemovedWhileAway(t *testing.T) {
 	fast(t, 400*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ps := []*profile{newProfile(t), newProfile(t), newProfile(t)}
-	var cs []*testClient
-	for i, p := range ps {
-		cs = append(cs, p.start(t, string(rune('A'+i))))
-	}
-	gid := formGroup(t, ctx, cs)
-	xi := lastRanked(t, ctx, gid, cs) // the others' commit for this epoch beats x's
+	ps, cs, gid, xi := cutOffRenames(t, ctx)
 	x, others := cs[xi], without(cs, cs[xi])
-	partition(others, []*testClient{x})
-	time.Sleep(time.Second) // x sees the others go offline
-	if err := x.Rename(ctx, gid, "x's name"); err != nil {
-		t.Fatal(err)
-	}
 	if err := others[0].Remove(ctx, gid, x.PeerID()); err != nil {
 		t.Fatal(err)
 	}
