@@ -34,6 +34,9 @@ type Report struct {
 	// the deliveries done, in milliseconds.
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	// LatencyP99ByTenthMs: the p99 of the deliveries of each tenth of the messages, in the
+	// order they were sent (the first tenth includes the warm-up after formation).
+	LatencyP99ByTenthMs []float64 `json:"latency_p99_by_tenth_ms,omitempty"`
 	// Commits: the final epoch of the group (the commits on the branch that won).
 	Commits uint64 `json:"commits"`
 	// ForksDetected and ForksResolved: ForkDetected and ForkResolved events summed over
@@ -87,6 +90,13 @@ func (r *Report) String() string {
 	line("messages_sent", r.MessagesSent)
 	line("deliveries", fmt.Sprintf("%d / %d (ratio %.4f)", r.DeliveriesDone, r.DeliveriesExpected, r.DeliveryRatio))
 	line("latency_ms", fmt.Sprintf("p50 %.1f, p99 %.1f", r.LatencyP50Ms, r.LatencyP99Ms))
+	if len(r.LatencyP99ByTenthMs) > 0 {
+		ps := make([]string, len(r.LatencyP99ByTenthMs))
+		for i, p := range r.LatencyP99ByTenthMs {
+			ps[i] = fmt.Sprintf("%.0f", p)
+		}
+		line("p99_by_tenth_ms", strings.Join(ps, " "))
+	}
 	if r.Withdrawn > 0 {
 		line("withdrawn", fmt.Sprintf("%d deliveries to members removed before they got them", r.Withdrawn))
 	}
@@ -125,15 +135,16 @@ type collector struct {
 	n int
 
 	mu        sync.Mutex
-	byText    map[string]int // guarded by mu: message index by text
-	msgs      []*msgRecord   // guarded by mu
-	expected  int            // guarded by mu
-	done      int            // guarded by mu
-	lat       []time.Duration
-	sent      int // guarded by mu
-	failed    int // guarded by mu
-	withdrawn int // guarded by mu
-	late      int // guarded by mu: deliveries done that came late
+	byText    map[string]int  // guarded by mu: message index by text
+	msgs      []*msgRecord    // guarded by mu
+	expected  int             // guarded by mu
+	done      int             // guarded by mu
+	lat       []time.Duration // guarded by mu
+	latMsg    []int           // guarded by mu: the message index of each lat
+	sent      int             // guarded by mu
+	failed    int             // guarded by mu
+	withdrawn int             // guarded by mu
+	late      int             // guarded by mu: deliveries done that came late
 
 	forksDetected, forksResolved atomic.Int64
 	epochChanges, errorEvents    atomic.Int64
@@ -214,6 +225,7 @@ func (c *collector) received(to int, text string, at time.Time, late bool) {
 	if r.want[to] && !r.failed {
 		c.done++
 		c.lat = append(c.lat, at.Sub(r.at))
+		c.latMsg = append(c.latMsg, i)
 		if late {
 			c.late++
 		}
@@ -249,6 +261,25 @@ func (c *collector) missing(max int) []string {
 			out = append(out, fmt.Sprintf("%q from peer %d at +%s: not at peers %s", r.text, r.sender,
 				r.at.Format("15:04:05.000"), strings.Join(to, ",")))
 		}
+	}
+	return out
+}
+
+// p99ByTenth splits the deliveries by the tenth of the messages (in sending order) they
+// belong to, and returns each tenth's p99 in milliseconds; nil with fewer than ten
+// messages. Caller holds mu.
+func (c *collector) p99ByTenth() []float64 {
+	if len(c.msgs) < 10 {
+		return nil
+	}
+	tenths := make([][]time.Duration, 10)
+	for k, d := range c.lat {
+		t := c.latMsg[k] * 10 / len(c.msgs)
+		tenths[t] = append(tenths[t], d)
+	}
+	out := make([]float64, 10)
+	for t, ds := range tenths {
+		out[t] = percentile(ds, 0.99)
 	}
 	return out
 }

@@ -526,6 +526,7 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 	r.DeliveriesDone = s.col.done
 	r.LatencyP50Ms = percentile(s.col.lat, 0.50)
 	r.LatencyP99Ms = percentile(s.col.lat, 0.99)
+	r.LatencyP99ByTenthMs = s.col.p99ByTenth()
 	s.col.mu.Unlock()
 	if r.DeliveriesExpected > 0 {
 		r.DeliveryRatio = float64(r.DeliveriesDone) / float64(r.DeliveriesExpected)

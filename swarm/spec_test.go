@@ -1,7 +1,9 @@
 package swarm
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -39,5 +41,31 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentile(nil, 0.99); p != 0 {
 		t.Errorf("p99 of nothing %v", p)
+	}
+}
+
+func TestP99ByTenth(t *testing.T) {
+	c := newCollector(2)
+	base := time.Now()
+	for i := range 20 {
+		c.add(fmt.Sprint("m", i), 0, []bool{false, true}, base)
+	}
+	for i := range 20 {
+		// The first tenth (messages 0 and 1) takes a second, the rest i ms.
+		d := time.Duration(i) * time.Millisecond
+		if i < 2 {
+			d = time.Second
+		}
+		c.received(1, fmt.Sprint("m", i), base.Add(d), false)
+	}
+	c.mu.Lock()
+	got := c.p99ByTenth()
+	c.mu.Unlock()
+	want := []float64{1000, 3, 5, 7, 9, 11, 13, 15, 17, 19}
+	if !slices.Equal(got, want) {
+		t.Errorf("p99 by tenth %v, want %v", got, want)
+	}
+	if got := newCollector(2).p99ByTenth(); got != nil {
+		t.Errorf("no messages: %v", got)
 	}
 }
