@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
@@ -511,5 +514,104 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 	// C's first message is the size of B's second one: it carries no key.
 	if first, later := len(fromC[0].Data), len(fromB[1].Data); first > later+100 {
 		t.Fatalf("C's first message is %d bytes, B's second %d: the first still carries keys", first, later)
+	}
+}
+
+// While A's sender key is on its way to a joiner, A's messages carry it for no one; when
+// the hand-out fails, A's next message carries it from where the hand-out had it, and
+// the joiner reads every message, those that skipped it included.
+func TestKeyOnItsWay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	gid, err := a.CreateGroup("keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectAll(t, ctx, []*testClient{a, b, c})
+	// C answers no hand-out: it holds each stream until released, then resets it.
+	release := make(chan struct{})
+	c.Node().Host().SetStreamHandler(proto.SenderKeyID, func(s network.Stream) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		s.Reset()
+	})
+	for _, j := range []*testClient{b, c} {
+		tok, err := a.Invite(gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Join(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	giving := func(to *testClient) bool {
+		var on bool
+		if err := ga.do(ctx, func() error {
+			on = ga.keyGiving[string(to.self)] && len(ga.sig.SenderKeyLacking([][]byte{to.self})) > 0
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return on
+	}
+	lacks := func(to *testClient) bool {
+		var n int
+		if err := ga.do(ctx, func() error { n = len(ga.sig.SenderKeyLacking([][]byte{to.self})); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	for !giving(c) || lacks(b) {
+		if ctx.Err() != nil {
+			t.Fatal("A never handed its key to B, or never started handing it to C")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	frames := func() []store.WireItem {
+		items, _, err := a.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: a.self})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var own []store.WireItem
+		for _, it := range items {
+			if bytes.Equal(it.Sender, a.self) {
+				own = append(own, it)
+			}
+		}
+		return own
+	}
+	for _, text := range []string{"while on its way 1", "while on its way 2"} {
+		say(t, ctx, a, gid, text, b)
+	}
+	if c.got("while on its way 1") {
+		t.Fatal("C read a message of A's before it had A's key")
+	}
+	close(release)
+	for giving(c) { // the hand-out failed (and its retries will)
+		if ctx.Err() != nil {
+			t.Fatal("A's hand-out to C never ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	say(t, ctx, a, gid, "after the hand-out failed", b, c)
+	waitReceived(t, "while on its way 1", c)
+	waitReceived(t, "while on its way 2", c)
+	fs := frames() // (before them, A's message in the epoch C was added in)
+	if len(fs) < 3 {
+		t.Fatalf("%d frames of A's in its log, want 3 at least", len(fs))
+	}
+	fs = fs[len(fs)-3:]
+	// The two sent while the key was on its way carry none; the third carries C's (a
+	// distribution sealed for C adds well over 100 bytes).
+	if len(fs[0].Data) != len(fs[1].Data) || len(fs[2].Data) < len(fs[0].Data)+100 {
+		t.Fatalf("frames of %d, %d and %d bytes: want the first two without a key, the third with C's",
+			len(fs[0].Data), len(fs[1].Data), len(fs[2].Data))
 	}
 }

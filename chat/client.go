@@ -734,6 +734,7 @@ func (c *Client) loadGroups(ctx context.Context) error {
 		if err := c.start(g); err != nil {
 			return err
 		}
+		g.post(func() { g.handOutKeySoon(nil) }) // what was on its way when we stopped
 	}
 	return nil
 }

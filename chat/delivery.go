@@ -122,13 +122,15 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 }
 
 // handOutKey hands our signal sender key to every member that lacks it, each over a
-// stream of its own (/tchat/senderkey/1), a few at a time: after we join, and after a
-// commit adds members. Our group messages then need not carry the key: there it costs
+// stream of its own (/tchat/senderkey/1), a few at a time: after we join, after a
+// commit adds members, after a restart, and when a member we owe a key is heard from
+// again. Our group messages then need not carry the key: there it costs
 // about 1.35 KB per member that lacks it (a PQXDH handshake, most of it ML-KEM), in a
 // message that gossip floods to every member, so a large group's first messages would
 // cost every member O(members²) bytes. A member counts as having the key once it said
-// it saved it; until then, and for a member the key could not reach, our group messages
-// carry it, as in Signal.
+// it saved it. While a hand-out is on its way, our group messages carry the key for no
+// one it goes to; for a member the key could not reach, they carry it, from where the
+// hand-out had it (see signal.Layer.SealSenderKey), as in Signal.
 func (g *group) handOutKey(members [][]byte, try int) {
 	if g.sig == nil || !g.active() {
 		return
@@ -151,7 +153,7 @@ func (g *group) handOutKey(members [][]byte, try int) {
 		sem := make(chan struct{}, keyStreams)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		var again [][]byte
+		var again, more [][]byte
 		for _, m := range todo {
 			wg.Add(1)
 			sem <- struct{}{}
@@ -160,12 +162,15 @@ func (g *group) handOutKey(members [][]byte, try int) {
 				defer func() { <-sem }()
 				// A member that has not applied the commit that added us (or it), has
 				// not taken its Welcome yet, or is out of reach (its addresses may come
-				// later) is tried again a little later; after that, it gets the key in
-				// our next group message. One that refused the key is not.
-				if err := g.giveKey(sig, m); err != nil && !errors.Is(err, proto.ErrRefused) && !errors.Is(err, ErrNotMember) {
-					mu.Lock()
+				// later) is tried again a little later. One that refused the key is not.
+				err := g.giveKey(sig, m, try >= maxKeyTries)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					more = append(more, m) // perhaps owed another key
+				case !errors.Is(err, proto.ErrRefused) && !errors.Is(err, ErrNotMember):
 					again = append(again, m)
-					mu.Unlock()
 				}
 			}()
 		}
@@ -176,6 +181,11 @@ func (g *group) handOutKey(members [][]byte, try int) {
 			}
 			if len(again) > 0 && try < maxKeyTries {
 				time.AfterFunc(g.beat()<<(try-1), func() { g.post(func() { g.handOutKey(again, try+1) }) })
+			}
+			if len(more) > 0 && try < maxKeyTries && g.sig == sig {
+				if owed := g.sig.SenderKeyLacking(more); len(owed) > 0 {
+					g.handOutKey(owed, try+1)
+				}
 			}
 		})
 	}()
@@ -195,8 +205,11 @@ const (
 )
 
 // giveKey gives member our sender key (of layer sig, if it is still ours). It runs
-// outside the group's loop.
-func (g *group) giveKey(sig *signal.Layer, member []byte) error {
+// outside the group's loop. If the key does not arrive, our group messages carry it for
+// the member from then on; but while the member is only not ready for it yet (it has
+// not taken the Welcome or applied the commit that added us or it, and cannot open our
+// messages anyway), not before the last try.
+func (g *group) giveKey(sig *signal.Layer, member []byte, last bool) error {
 	ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 	defer cancel()
 	var sealed []byte
@@ -214,6 +227,9 @@ func (g *group) giveKey(sig *signal.Layer, member []byte) error {
 	}
 	if _, err := g.c.node.SenderKey(ctx, peerOf(member), &proto.SenderKeyRequest{GroupID: g.id, Key: sealed}); err != nil {
 		g.debug("sender key not handed over", "to", peerOf(member), "err", err)
+		if last || !(errors.Is(err, proto.ErrUnavailable) || errors.Is(err, proto.ErrNotFound)) {
+			g.post(func() { sig.SenderKeyNotSent(member, keyID) })
+		}
 		return err
 	}
 	g.post(func() { sig.SenderKeySent(member, keyID) }) // a key replaced since is not marked
@@ -434,6 +450,9 @@ func (g *group) notePeer(ident []byte, nick string) {
 	if !pi.online {
 		pi.online = true
 		g.c.emit(PeerOnline{Group: g.gid, Peer: peerOf(ident)})
+		if g.sig != nil && len(g.sig.SenderKeyLacking([][]byte{ident})) > 0 {
+			g.handOutKeySoon([][]byte{ident}) // what we owe it could not reach it before
+		}
 	}
 	if !pi.saved {
 		// Its addresses, for dialing it again after a restart when nothing else finds it.

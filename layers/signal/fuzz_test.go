@@ -161,6 +161,7 @@ func FuzzUnmarshalState(f *testing.F) {
 	f.Add(readFile(f, "testdata/state-v1"))
 	f.Add(readFile(f, "testdata/state-v2"))
 	f.Add(readFile(f, "testdata/state-v3"))
+	f.Add(readFile(f, "testdata/state-v4"))
 	// Version 3: a sender key installed at iteration 1 (base 1), with a
 	// key skipped, then merged with the distribution at 0 (base 0).
 	ms = group(f, "alice", "bob", "carol")
@@ -176,6 +177,17 @@ func FuzzUnmarshalState(f *testing.F) {
 	f.Add(state(f, b))
 	mustOpen(f, b, a, m0, []byte("m0"))
 	f.Add(state(f, b))
+	// Version 5: bob owes alice a hand-out, which a message skipped.
+	ms = group(f, "alice", "bob", "carol")
+	a, b, c = ms[0], ms[1], ms[2]
+	if _, _, err := b.l.SealSenderKey(a.id, testAD); err != nil {
+		f.Fatal(err)
+	}
+	sealTo(f, b, []byte("skipped alice"), a, c)
+	if len(b.l.handing) != 1 {
+		f.Fatal("no hand-out owed")
+	}
+	f.Add(state(f, b))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, _ := New([]byte("bob"), b.ident)
 		if l.UnmarshalBinary(data) != nil {
@@ -189,9 +201,13 @@ func FuzzUnmarshalState(f *testing.F) {
 			// An older state is saved as the current version: with a
 			// flag byte more per peer from version 1 (removed), a base
 			// more per sender key from versions 1 and 2, a flag byte more
-			// per peer from versions 1 to 3 (earlier state). That one must
+			// per peer from versions 1 to 3 (earlier state), and the count
+			// of hand-outs owed (none) from versions 1 to 4. That one must
 			// round-trip.
-			more := len(l.peers)
+			more := 4
+			if data[0] <= 3 {
+				more += len(l.peers)
+			}
 			if data[0] <= 2 {
 				more += 4 * senderKeys(l)
 			}

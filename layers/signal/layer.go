@@ -78,6 +78,7 @@ type Layer struct {
 	own        *ownSenderKey         // nil until the first group message; guarded by mu
 	rekey      bool                  // make a new own sender key before the next group message; guarded by mu
 	handshakes [][sessionIDSize]byte // answered handshakes, oldest first; guarded by mu
+	handing    map[string][]*handOut // by member id, oldest first; guarded by mu
 	stateSize  int                   // of the last state encoded, to size the next; guarded by mu
 }
 
@@ -100,6 +101,26 @@ type peer struct {
 	encBundleOf *Bundle
 }
 
+// A handOut is our sender key sealed for one member on its own (SealSenderKey) and not
+// yet known to have arrived, kept as the distribution that was sealed: of the iteration
+// our chain was at then. While it is on its way, our group messages carry the key for
+// no one it goes to: that is what keeps a large group's first messages small. If it
+// does not arrive (SenderKeyNotSent), they carry this same distribution, not one of the
+// current iteration, so that the member opens the group messages that skipped it as
+// well; SealSenderKey seals it again too. Nothing else gives the member those keys:
+// one of a key replaced since (a rekey) stays until it arrives, or the member goes.
+type handOut struct {
+	keyID     uint32
+	iteration uint32
+	dist      []byte // the distribution
+	skipped   bool   // a group message skipped the member for it
+	sending   bool   // sealed and on its way; not saved
+}
+
+// maxHandOuts bounds the hand-outs kept for one member (its messages keep as many of
+// our keys).
+const maxHandOuts = maxSenderKeysPerPeer
+
 var (
 	_ layers.Layer    = (*Layer)(nil)
 	_ layers.Stateful = (*Layer)(nil)
@@ -110,7 +131,7 @@ func New(self []byte, id *Identity) (*Layer, error) {
 	if len(self) == 0 || len(self) > layers.MaxIDLen {
 		return nil, fmt.Errorf("signal: member id of %d bytes", len(self))
 	}
-	return &Layer{self: slices.Clone(self), id: id, peers: make(map[string]*peer)}, nil
+	return &Layer{self: slices.Clone(self), id: id, peers: make(map[string]*peer), handing: make(map[string][]*handOut)}, nil
 }
 
 // Name returns "signal".
@@ -138,6 +159,7 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 		return nil
 	}
 	np := &peer{id: slices.Clone(member), bundle: b}
+	l.dropHandOuts(member, nil)
 	if p != nil {
 		if p.prev != nil {
 			p.prev.destroy()
@@ -167,6 +189,7 @@ func (l *Layer) RemovePeer(member []byte) {
 	if p := l.peers[string(member)]; p != nil {
 		p.removed = true
 	}
+	l.dropHandOuts(member, nil)
 	l.rekey = true
 }
 
@@ -220,7 +243,7 @@ func (l *Layer) ResendSenderKey(members ...[]byte) {
 
 // SenderKeySent notes that member has our sender key keyID, handed over by
 // SealSenderKey: our group messages stop carrying it for the member, as
-// they do once one of them has carried it. It does nothing if keyID is no
+// they do once one of them has carried it. It only forgets the hand-out if keyID is no
 // longer our sender key (we made a new one since, which the member gets as
 // any other would: in a group message or a new SealSenderKey), or if member
 // is not one of our peers or was removed.
@@ -228,6 +251,7 @@ func (l *Layer) SenderKeySent(member []byte, keyID uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gen++
+	l.dropHandOuts(member, func(h *handOut) bool { return h.keyID == keyID })
 	p := l.peers[string(member)]
 	if l.own == nil || l.own.keyID != keyID || p == nil || p.removed {
 		return
@@ -235,9 +259,25 @@ func (l *Layer) SenderKeySent(member []byte, keyID uint32) {
 	l.own.sentTo[string(member)] = true
 }
 
+// SenderKeyNotSent notes that the hand-out of our sender key keyID that SealSenderKey
+// sealed for member did not arrive: our group messages of that key carry it for the
+// member again, from the iteration it was sealed at (see handOut), and the next
+// SealSenderKey for the member seals it again.
+func (l *Layer) SenderKeyNotSent(member []byte, keyID uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	for _, h := range l.handing[string(member)] {
+		if h.keyID == keyID {
+			h.sending = false
+		}
+	}
+}
+
 // SenderKeyLacking returns those of members (our peers, not removed) that our next
-// group message would carry our sender key for: all of them while we have no key or a
-// rekey is pending, else those not noted as having it.
+// group message would carry our sender key for, or that a hand-out is still owed to:
+// all of them while we have no key or a rekey is pending, else those not noted as
+// having it.
 func (l *Layer) SenderKeyLacking(members [][]byte) [][]byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -246,7 +286,7 @@ func (l *Layer) SenderKeyLacking(members [][]byte) [][]byte {
 		if p := l.peers[string(m)]; p == nil || p.removed {
 			continue
 		}
-		if l.own == nil || l.rekey || !l.own.sentTo[string(m)] {
+		if l.own == nil || l.rekey || !l.own.sentTo[string(m)] || len(l.handing[string(m)]) > 0 {
 			out = append(out, m)
 		}
 	}
@@ -265,6 +305,39 @@ func (l *Layer) Destroy() {
 	if l.own != nil {
 		l.own.destroy()
 		l.own = nil
+	}
+	for m := range l.handing {
+		l.dropHandOuts([]byte(m), nil)
+	}
+}
+
+// handOut returns the hand-out of our key keyID to member, or nil. l.mu is held.
+func (l *Layer) handOut(member []byte, keyID uint32) *handOut {
+	for _, h := range l.handing[string(member)] {
+		if h.keyID == keyID {
+			return h
+		}
+	}
+	return nil
+}
+
+// dropHandOuts forgets the hand-outs to member that drop returns true for (nil: all).
+// l.mu is held.
+func (l *Layer) dropHandOuts(member []byte, drop func(*handOut) bool) {
+	hs := l.handing[string(member)]
+	keep := hs[:0]
+	for _, h := range hs {
+		if drop == nil || drop(h) {
+			clear(h.dist)
+		} else {
+			keep = append(keep, h)
+		}
+	}
+	clear(hs[len(keep):])
+	if len(keep) == 0 {
+		delete(l.handing, string(member))
+	} else {
+		l.handing[string(member)] = keep
 	}
 }
 
@@ -441,16 +514,24 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 		if own.sentTo[string(p.id)] {
 			continue
 		}
-		if dist == nil {
+		d := dist
+		if h := l.handOut(p.id, own.keyID); h != nil {
+			if h.sending {
+				h.skipped = true // it gets the key on its own
+				continue
+			}
+			d = h.dist
+		} else if d == nil {
 			dist = own.distribution()
 			defer clear(dist)
+			d = dist
 		}
 		out = append(out, byte(len(p.id)))
 		out = append(out, p.id...)
 		at := len(out)
 		out = append(out, 0, 0)
 		var err error
-		if out, err = l.sealPairwise(out, p, ad, messageLabel, dist); err != nil {
+		if out, err = l.sealPairwise(out, p, ad, messageLabel, d); err != nil {
 			return nil, err
 		}
 		size := len(out) - at - 2
@@ -466,6 +547,12 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 	clear(mk[:])
 	out = append(out, ed25519.Sign(own.sign, signedDigest(ad, l.self, out))...)
 	for _, p := range ps {
+		if h := l.handOut(p.id, own.keyID); h != nil {
+			if h.sending {
+				continue
+			}
+			l.dropHandOuts(p.id, func(h *handOut) bool { return h.keyID == own.keyID })
+		}
 		own.sentTo[string(p.id)] = true
 	}
 	return out, nil
@@ -475,8 +562,12 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 // destroying the old) if there is none or a rekey is pending. l.mu is held.
 func (l *Layer) ownKeyLocked() *ownSenderKey {
 	if l.own == nil || l.rekey {
-		if l.own != nil {
-			l.own.destroy()
+		if old := l.own; old != nil {
+			// A hand-out of the old key that no message skipped is owed no more.
+			for m := range l.handing {
+				l.dropHandOuts([]byte(m), func(h *handOut) bool { return h.keyID == old.keyID && !h.skipped })
+			}
+			old.destroy()
 		}
 		l.own = newOwnSenderKey()
 		l.rekey = false
@@ -490,8 +581,11 @@ func (l *Layer) ownKeyLocked() *ownSenderKey {
 // key ahead of our group messages instead of inside one. With no sender key
 // yet, or a rekey pending, it first makes a new one, as a group message
 // would. It returns the id of the key sealed. Sealing does not count as
-// handing the key over: our group messages carry it for the member until
-// SenderKeySent, called with this id once the message was delivered.
+// handing the key over: until SenderKeySent, called with this id once the
+// message was delivered, the member is owed the key. Meanwhile our group
+// messages do not carry it for the member; after SenderKeyNotSent they do. A
+// key still owed is sealed again as it was first (see handOut), the oldest
+// first: call SealSenderKey until SenderKeyLacking no longer names the member.
 func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err error) {
 	if len(ad) > maxAD {
 		return nil, 0, fmt.Errorf("signal: associated data of %d bytes", len(ad))
@@ -507,12 +601,27 @@ func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err 
 		return nil, 0, fmt.Errorf("signal: no prekey bundle for member %x", member)
 	}
 	own := l.ownKeyLocked()
-	dist := own.distribution()
-	defer clear(dist)
-	if msg, err = l.sealPairwise(nil, p, keyMessageAD(ad), keyMessageLabel, dist); err != nil {
+	hs := l.handing[string(member)]
+	var h *handOut
+	switch {
+	case len(hs) > 0:
+		h = hs[0]
+	case !own.sentTo[string(member)]:
+		h = &handOut{keyID: own.keyID, iteration: own.iteration, dist: own.distribution()}
+		if len(hs) == maxHandOuts {
+			clear(hs[0].dist)
+			hs = hs[1:]
+		}
+		l.handing[string(member)] = append(hs, h)
+	default: // it has the key: sealed again, as asked
+		h = &handOut{keyID: own.keyID, dist: own.distribution()}
+		defer clear(h.dist)
+	}
+	if msg, err = l.sealPairwise(nil, p, keyMessageAD(ad), keyMessageLabel, h.dist); err != nil {
 		return nil, 0, err
 	}
-	return msg, own.keyID, nil
+	h.sending = true
+	return msg, h.keyID, nil
 }
 
 // keyMessageAD is what a sender key message is sealed and opened with in

@@ -178,43 +178,146 @@ func TestSenderKeyAlone(t *testing.T) {
 	mustOpen(t, c, a, g, []byte("nothing carried"))
 }
 
-// TestSenderKeyNotMarked: without SenderKeySent the group message still
-// carries bob's distribution, which opens though he has the key already, and
-// keeps the key he has.
-func TestSenderKeyNotMarked(t *testing.T) {
+// TestSenderKeyOnItsWay: while alice's hand-out to bob is on its way, her group
+// messages carry the key for carol only; bob opens them once it arrives.
+func TestSenderKeyOnItsWay(t *testing.T) {
 	ms := group(t, "alice", "bob", "carol")
 	a, b, c := ms[0], ms[1], ms[2]
 	km, keyID := sealKey(t, a, b)
+	var gs [][]byte
+	for i := range 3 {
+		g := sealTo(t, a, fmt.Appendf(nil, "m%d", i), b, c)
+		if got := carried(t, g); (i == 0 && (len(got) != 1 || got[0] != "carol")) || (i > 0 && len(got) != 0) {
+			t.Fatalf("message %d carries distributions for %q, want carol's in the first only", i, got)
+		}
+		mustOpen(t, c, a, g, fmt.Appendf(nil, "m%d", i))
+		gs = append(gs, g)
+	}
+	if got := a.l.SenderKeyLacking([][]byte{b.id, c.id}); len(got) != 1 || !bytes.Equal(got[0], b.id) {
+		t.Fatalf("lacking %q, want bob (the hand-out is not known to have arrived)", got)
+	}
+	refuse(t, b, a.id, gs[1], testAD, "a group message before the key")
 	mustOpenKey(t, b, a, km)
-	have := b.l.peers["alice"].senderKey(keyID)
-	g := sealTo(t, a, []byte("to all"), b, c)
-	if got := carried(t, g); len(got) != 2 {
-		t.Fatalf("group message carries distributions for %q, want bob and carol", got)
+	for i := 2; i >= 0; i-- {
+		mustOpen(t, b, a, gs[i], fmt.Appendf(nil, "m%d", i))
 	}
-	mustOpen(t, b, a, g, []byte("to all"))
-	mustOpen(t, c, a, g, []byte("to all"))
-	if p := b.l.peers["alice"]; len(p.keys) != 1 || p.keys[0] != have {
-		t.Fatal("the distribution in the group message replaced bob's key")
+	a.l.SenderKeySent(b.id, keyID)
+	if got := a.l.SenderKeyLacking([][]byte{b.id, c.id}); len(got) != 0 {
+		t.Fatalf("lacking %q after the hand-out arrived", got)
 	}
+	g := sealTo(t, a, []byte("after"), b, c)
+	if got := carried(t, g); len(got) != 0 {
+		t.Fatalf("carries distributions for %q after both have the key", got)
+	}
+	mustOpen(t, b, a, g, []byte("after"))
+}
 
-	// The other way round: the group message first, then the sender key
-	// message; the key stays the one installed, which is already past the
-	// iteration the sender key message carries.
-	ms = group(t, "alice", "bob", "carol")
-	a, b, c = ms[0], ms[1], ms[2]
-	km, keyID = sealKey(t, a, b)
-	g = sealTo(t, a, []byte("first"), b, c)
-	mustOpen(t, b, a, g, []byte("first"))
-	have = b.l.peers["alice"].senderKey(keyID)
-	if have == nil || have.iteration != 1 {
-		t.Fatal("bob has not the key from the group message")
+// TestSenderKeyNotSent: alice's hand-out to bob did not arrive (or its answer did not):
+// her next group message carries the key for bob from where the hand-out had it, so
+// bob opens the messages that skipped him; and SealSenderKey seals that same key again.
+func TestSenderKeyNotSent(t *testing.T) {
+	for _, how := range []string{"in a group message", "sealed again", "both, arriving late"} {
+		ms := group(t, "alice", "bob", "carol")
+		a, b, c := ms[0], ms[1], ms[2]
+		lost, keyID := sealKey(t, a, b)
+		skipped := sealTo(t, a, []byte("skipped bob"), b, c)
+		a.l.SenderKeyNotSent(b.id, keyID)
+		var again []byte
+		if how != "in a group message" {
+			var id uint32
+			again, id = sealKey(t, a, b)
+			if id != keyID {
+				t.Fatalf("%s: sealed key %d again, want %d", how, id, keyID)
+			}
+		}
+		if how == "sealed again" {
+			mustOpenKey(t, b, a, again)
+			a.l.SenderKeySent(b.id, keyID)
+		}
+		g := sealTo(t, a, []byte("next"), b, c)
+		got := carried(t, g)
+		switch how {
+		case "in a group message":
+			if len(got) != 1 || got[0] != "bob" {
+				t.Fatalf("%s: carries distributions for %q, want bob's", how, got)
+			}
+			mustOpen(t, b, a, g, []byte("next"))
+		case "sealed again":
+			if len(got) != 0 {
+				t.Fatalf("%s: carries distributions for %q", how, got)
+			}
+			mustOpen(t, b, a, g, []byte("next"))
+		default: // the second hand-out is on its way: nothing carried, both arrive after
+			if len(got) != 0 {
+				t.Fatalf("%s: carries distributions for %q", how, got)
+			}
+			mustOpenKey(t, b, a, lost)
+			mustOpenKey(t, b, a, again)
+			mustOpen(t, b, a, g, []byte("next"))
+		}
+		mustOpen(t, b, a, skipped, []byte("skipped bob"))
+		if n := len(b.l.peers["alice"].keys); n != 1 {
+			t.Fatalf("%s: bob has %d keys of alice's", how, n)
+		}
+	}
+}
+
+// TestSenderKeyOwedAcrossRekey: a hand-out that group messages skipped outlives a
+// rekey; one that none skipped does not.
+func TestSenderKeyOwedAcrossRekey(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol", "dave")
+	a, b, c, d := ms[0], ms[1], ms[2], ms[3]
+	_, old := sealKey(t, a, b)
+	_, _ = sealKey(t, a, c)
+	skipped := sealTo(t, a, []byte("under the old key"), b, d) // skips bob; carol had none
+	mustOpen(t, d, a, skipped, []byte("under the old key"))
+	a.l.SenderKeyNotSent(b.id, old)
+	a.l.SenderKeyNotSent(c.id, old)
+	a.l.RemovePeer(d.id)
+	g := sealTo(t, a, []byte("new key"), b, c)
+	if got := carried(t, g); len(got) != 2 {
+		t.Fatalf("first message of the new key carries distributions for %q, want bob's and carol's", got)
+	}
+	mustOpen(t, b, a, g, []byte("new key"))
+	mustOpen(t, c, a, g, []byte("new key"))
+	if got := a.l.SenderKeyLacking([][]byte{b.id, c.id}); len(got) != 1 || !bytes.Equal(got[0], b.id) {
+		t.Fatalf("lacking %q, want bob (owed the old key)", got)
+	}
+	km, id := sealKey(t, a, b)
+	if id != old {
+		t.Fatalf("sealed key %d for bob, want the old one %d", id, old)
 	}
 	mustOpenKey(t, b, a, km)
-	if p := b.l.peers["alice"]; len(p.keys) != 1 || p.keys[0] != have || have.iteration != 1 {
-		t.Fatal("the sender key message replaced or rewound bob's key")
+	mustOpen(t, b, a, skipped, []byte("under the old key"))
+	a.l.SenderKeySent(b.id, old)
+	if got := a.l.SenderKeyLacking([][]byte{b.id, c.id}); len(got) != 0 {
+		t.Fatalf("lacking %q after the old key arrived", got)
 	}
-	refuse(t, b, a.id, g, testAD, "group message replayed after the sender key message")
-	mustOpen(t, b, a, sealTo(t, a, []byte("second"), b, c), []byte("second"))
+	if len(a.l.handing) != 0 {
+		t.Fatalf("hand-outs left: %d", len(a.l.handing))
+	}
+}
+
+// TestSenderKeyHandOutState: a hand-out owed survives a save and load, as not on its
+// way (what was on its way when we stopped is not known to have arrived).
+func TestSenderKeyHandOutState(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	_, keyID := sealKey(t, a, b)
+	skipped := sealTo(t, a, []byte("skipped bob"), b, c)
+	a2 := restored(t, a)
+	if !bytes.Equal(state(t, a), state(t, a2)) {
+		t.Fatal("state differs after a round trip")
+	}
+	g := sealTo(t, a2, []byte("after restart"), b, c)
+	if got := carried(t, g); len(got) != 1 || got[0] != "bob" {
+		t.Fatalf("after restart: carries distributions for %q, want bob's", got)
+	}
+	mustOpen(t, b, a2, g, []byte("after restart"))
+	mustOpen(t, b, a2, skipped, []byte("skipped bob"))
+	if a2.l.handOut(b.id, keyID) != nil {
+		t.Fatal("hand-out still owed after a group message carried it")
+	}
 }
 
 // TestSenderKeySentStale: SenderKeySent for a key we have replaced marks
@@ -272,7 +375,8 @@ func TestSenderKeyDomainSeparation(t *testing.T) {
 	pm := sealTo(t, a, fake.distribution(), b)
 	refuseKey(t, b, a.id, pm, testAD, "application message as a sender key message")
 
-	// The distribution a group message carries for bob.
+	// The distribution a group message carries for bob (the hand-out did not arrive).
+	a.l.SenderKeyNotSent(b.id, keyID)
 	g := sealTo(t, a, []byte("group"), b, c)
 	refuseKey(t, b, a.id, entryFor(t, g, "bob"), testAD, "a group message's distribution as a sender key message")
 	refuseKey(t, b, a.id, g, testAD, "group message as a sender key message")

@@ -677,3 +677,26 @@ func TestStateVersion3(t *testing.T) {
 	mustOpen(t, b, alice, readFile(t, "testdata/state-v3-pairwise"), []byte("pairwise after save"))
 	mustOpen(t, b, alice, readFile(t, "testdata/state-v3-group"), []byte("group after save"))
 }
+
+// TestStateVersion4 loads a state saved by the code of version 4, before hand-outs owed
+// were kept (testdata: bob's state with sessions with alice and her sender key, and
+// carol removed and added again with another identity; then a pairwise and a group
+// message alice sealed after the save).
+func TestStateVersion4(t *testing.T) {
+	saved := readFile(t, "testdata/state-v4")
+	if saved[0] != 4 {
+		t.Fatalf("fixture of version %d", saved[0])
+	}
+	b := newMember(t, "bob")
+	if err := b.l.UnmarshalBinary(saved); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.l.peers) != 2 || b.l.peers["alice"].removed || b.l.peers["carol"].prev == nil || senderKeys(b.l) != 1 ||
+		len(b.l.handing) != 0 {
+		t.Fatal("the peers are not the ones saved")
+	}
+	savedAgain(t, b, saved, 0)
+	alice := &member{name: "alice", id: []byte("alice")}
+	mustOpen(t, b, alice, readFile(t, "testdata/state-v4-pairwise"), []byte("pairwise after save"))
+	mustOpen(t, b, alice, readFile(t, "testdata/state-v4-group"), []byte("group after save"))
+}

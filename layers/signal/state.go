@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 
@@ -20,14 +21,15 @@ import (
 // starts before base, so none adds keys to them (see senderKey.stageMerge),
 // as before version 3. Version 4 adds to every peer a flag byte, set when
 // its earlier state follows (see SetPeer): a peer encoded the same way, of
-// the same member, removed, with no earlier state of its own.
-const stateVersion = 4
+// the same member, removed, with no earlier state of its own. Version 5 adds, after the
+// peers, the hand-outs of our sender keys still owed (see handOut).
+const stateVersion = 5
 
 var errState = errors.New("signal: malformed layer state")
 
 // MarshalBinary encodes the layer's state: every peer's bundle, whether it
-// was removed, its sessions and sender keys, our sender key, and the
-// handshakes answered. Not included: our member id and Identity, given to
+// was removed, its sessions and sender keys, our sender key, the
+// handshakes answered, and the hand-outs of our keys owed. Not included: our member id and Identity, given to
 // New again on restore. The bytes hold secrets: store them encrypted. Equal
 // states encode to equal bytes.
 func (l *Layer) MarshalBinary() ([]byte, error) {
@@ -66,6 +68,17 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 	b.AddUint32(uint32(len(ids)))
 	for _, id := range ids {
 		marshalPeer(b, l.peers[id])
+	}
+	owed := slices.Sorted(maps.Keys(l.handing))
+	b.AddUint32(uint32(len(owed)))
+	for _, m := range owed {
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(m)) })
+		hs := l.handing[m]
+		b.AddUint8(uint8(len(hs)))
+		for _, h := range hs {
+			b.AddBytes(h.dist)
+			b.AddUint8(boolByte(h.skipped))
+		}
 	}
 	out, err := b.Bytes()
 	if err == nil {
@@ -160,6 +173,35 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 		}
 		peers[string(p.id)] = p
 	}
+	handing := make(map[string][]*handOut)
+	if v >= 5 {
+		var nm uint32
+		if !s.ReadUint32(&nm) || nm > np {
+			return errState
+		}
+		for range nm {
+			var m cryptobyte.String
+			var nh uint8
+			if !s.ReadUint8LengthPrefixed(&m) || peers[string(m)] == nil || peers[string(m)].removed ||
+				handing[string(m)] != nil || !s.ReadUint8(&nh) || nh == 0 || nh > maxHandOuts {
+				return errState
+			}
+			for range nh {
+				var dist []byte
+				var skipped uint8
+				if !s.ReadBytes(&dist, distributionSize) || !s.ReadUint8(&skipped) || skipped > 1 {
+					return errState
+				}
+				k, err := parseDistribution(dist)
+				if err != nil {
+					return errState
+				}
+				handing[string(m)] = append(handing[string(m)], &handOut{keyID: k.keyID, iteration: k.iteration,
+					dist: slices.Clone(dist), skipped: skipped == 1})
+				k.destroy()
+			}
+		}
+	}
 	if !s.Empty() {
 		return errState
 	}
@@ -172,7 +214,10 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	if l.own != nil {
 		l.own.destroy()
 	}
-	l.peers, l.own, l.rekey, l.handshakes = peers, own, rekey == 1, handshakes
+	for m := range l.handing {
+		l.dropHandOuts([]byte(m), nil)
+	}
+	l.peers, l.own, l.rekey, l.handshakes, l.handing = peers, own, rekey == 1, handshakes, handing
 	return nil
 }
 
