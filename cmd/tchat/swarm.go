@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -72,7 +73,11 @@ func runSwarm(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer f.Close()
-		cfg.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		// Buffered, so that logging disturbs the timing of the run less (the handler
+		// serializes its writes).
+		w := bufio.NewWriterSize(f, 1<<20)
+		defer w.Flush()
+		cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 		bar := &progressBar{w: f}
