@@ -586,12 +586,13 @@ func (c *Client) Leave(ctx context.Context, id GroupID) error {
 // a member of gid, and stops the group we keep of it if we left it or were removed (its
 // history stays in the store).
 func (c *Client) dropInactive(ctx context.Context, gid GroupID) error {
-	return c.dropGroup(ctx, gid, 0)
+	return c.dropGroup(ctx, gid, 0, time.Time{})
 }
 
-// dropGroup is dropInactive for a Welcome to epoch: it also stops the group if we are a
-// member of an earlier epoch.
-func (c *Client) dropGroup(ctx context.Context, gid GroupID, epoch uint64) error {
+// dropGroup is dropInactive for a Welcome to epoch, for a KeyPackage we handed out at
+// offered: it also stops the group if we are a member of an earlier epoch, or entered it
+// before offered.
+func (c *Client) dropGroup(ctx context.Context, gid GroupID, epoch uint64, offered time.Time) error {
 	g, err := c.group(gid)
 	if errors.Is(err, ErrUnknownGroup) {
 		return nil
@@ -600,7 +601,10 @@ func (c *Client) dropGroup(ctx context.Context, gid GroupID, epoch uint64) error
 		return err
 	}
 	active := false
-	if err := g.do(ctx, func() error { active = g.active() && g.mls.Epoch() >= epoch; return nil }); err != nil {
+	if err := g.do(ctx, func() error {
+		active = g.active() && g.mls.Epoch() >= epoch && !g.started.Before(offered)
+		return nil
+	}); err != nil {
 		return err
 	}
 	if active {

@@ -66,9 +66,12 @@ type group struct {
 	rejoining    bool
 	fetchingTree bool            // readdedBy asks a member for a tree
 	keyGiving    map[string]bool // members handOutKey is giving our sender key to
-	sigWaiters   []chan error    // keys taken, waiting for the signal state to be saved
-	lastFork     time.Time
-	outranked    int // competing commits judged to lose to our branch (compared around a sync)
+	// vouched: joiners a branch of ours added that lost, until when we re-admit them
+	// (see lostChanges).
+	vouched    map[string]time.Time
+	sigWaiters []chan error // keys taken, waiting for the signal state to be saved
+	lastFork   time.Time
+	outranked  int // competing commits judged to lose to our branch (compared around a sync)
 	// out: the branch the group went on with removed us while we were on another one,
 	// which our MLS state still shows us in (see leftOut).
 	out bool
@@ -150,7 +153,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		joinEpoch: mg.Epoch(), seen: newSeenSet(8192), kept: map[[32]byte]bool{},
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
-		removers: map[uint32]uint32{}, keyGiving: map[string]bool{},
+		removers: map[uint32]uint32{}, keyGiving: map[string]bool{}, vouched: map[string]time.Time{},
 	}
 	if n, ok := mg.Extension(ExtensionGroupName); ok {
 		g.name = string(n)

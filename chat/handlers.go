@@ -269,6 +269,7 @@ type offeredKP struct {
 	to      peer.ID
 	sigID   *signal.Identity
 	bundle  *mlsgroup.KeyPackageBundle
+	at      time.Time // when it was handed out
 	expires time.Time
 }
 
@@ -305,7 +306,7 @@ func (h kpHandler) HandleKeyPackage(ctx context.Context, from peer.ID, req *prot
 		c.mu.Unlock()
 		return nil, proto.Refuse(proto.CodeUnavailable, "too many key packages handed out")
 	}
-	c.kps = append(c.kps, &offeredKP{to: from, sigID: sigID, bundle: bundle, expires: now.Add(10 * time.Minute)})
+	c.kps = append(c.kps, &offeredKP{to: from, sigID: sigID, bundle: bundle, at: now, expires: now.Add(10 * time.Minute)})
 	c.mu.Unlock()
 	return &proto.KeyPackageResponse{KeyPackage: bundle.KeyPackage()}, nil
 }
@@ -348,11 +349,12 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 			return nil, proto.Refuse(proto.CodeRefused, "the Welcome is for another group")
 		}
 		// A member added us afresh, so its branch has no leaf of ours. If we are in the
-		// group, but behind the Welcome's epoch, our branch is stale (it lost, or removed
-		// us there, while we were away): we take the Welcome, where we used to answer
-		// that we are in and leave a leaf no one holds in the member's branch. At the
-		// same epoch or ahead of it, two branches compete, and ours may win.
-		if err := c.dropGroup(ctx, gid, mg.Epoch()); err != nil {
+		// group, but behind the Welcome's epoch, or entered the group before the member
+		// asked us for the KeyPackage, our branch is stale (it lost, or removed us there,
+		// while we were away): we take the Welcome, where we used to answer that we are
+		// in and leave a leaf no one holds in the member's branch. Otherwise two branches
+		// compete (two members added us at once), and ours may win.
+		if err := c.dropGroup(ctx, gid, mg.Epoch(), o.at); err != nil {
 			if errors.Is(err, ErrAlreadyIn) {
 				return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
 			}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -635,17 +636,28 @@ func cutOffRenames(t *testing.T, ctx context.Context) (ps []*profile, cs []*test
 // epoch (as cs[0] sees it).
 func lastRanked(t *testing.T, ctx context.Context, gid GroupID, cs []*testClient) int {
 	t.Helper()
+	return ranked(t, ctx, gid, cs, true)
+}
+
+// ranked returns the index in cs of the member ranked first (or last) to commit in the
+// group's epoch (as cs[0] sees it).
+func ranked(t *testing.T, ctx context.Context, gid GroupID, cs []*testClient, last bool) int {
+	t.Helper()
 	g0, _ := cs[0].group(gid)
 	var order []mlsgroup.Member
 	if err := g0.do(ctx, func() error { order = rankOrder(g0.mls); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	m := order[0]
+	if last {
+		m = order[len(order)-1]
+	}
 	for i, c := range cs {
-		if peerOf(order[len(order)-1].Identity) == c.PeerID() {
+		if peerOf(m.Identity) == c.PeerID() {
 			return i
 		}
 	}
-	t.Fatal("the member ranked last is none of the clients")
+	t.Fatal("the member ranked so is none of the clients")
 	return 0
 }
 
@@ -1078,15 +1090,35 @@ func TestConcurrentAddsOfOnePeer(t *testing.T) {
 
 // A member removed while cut off, and restarted before it heard of it, still thinks it
 // is in the group: when a member adds it back, the Welcome of the add replaces its stale
-// state, and it is in again.
+// state, and it is in again. Also when, alone, it went on to the epoch of the Welcome (or
+// beyond): the member asked it for the KeyPackage after it entered the group state it is
+// in, so that member's branch has no leaf of its own.
 func TestStaleMemberAddedBack(t *testing.T) {
+	for _, renames := range []int{0, 2} {
+		t.Run(fmt.Sprintf("%d commits alone", renames), func(t *testing.T) { staleMemberAddedBack(t, renames) })
+	}
+}
+
+func staleMemberAddedBack(t *testing.T, renames int) {
 	fast(t, 400*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	px := newProfile(t)
-	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), px.start(t, "X")
-	gid := formGroup(t, ctx, []*testClient{a, b, x})
+	ps := []*profile{newProfile(t), newProfile(t), newProfile(t)}
+	var cs []*testClient
+	for i, p := range ps {
+		cs = append(cs, p.start(t, string(rune('A'+i))))
+	}
+	gid := formGroup(t, ctx, cs)
+	// X ranked last: its own commits lose to A's removal of it.
+	xi := lastRanked(t, ctx, gid, cs)
+	px, x := ps[xi], cs[xi]
+	a, b := without(cs, x)[0], without(cs, x)[1]
 	partition([]*testClient{x}, []*testClient{a, b})
+	for i := range renames {
+		if err := x.Rename(ctx, gid, fmt.Sprintf("x alone %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
 		t.Fatal(err)
 	}
@@ -1105,8 +1137,9 @@ func TestStaleMemberAddedBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sx, err := x.Group(ctx, gid); err != nil || !sx.Active || sx.Epoch != sa.Epoch || len(sx.Members) != 3 {
-		t.Fatalf("X once added: %+v, %v; A is in epoch %d", sx, err, sa.Epoch)
+	if sx, err := x.Group(ctx, gid); err != nil || !sx.Active || sx.Epoch != sa.Epoch ||
+		!bytes.Equal(sx.Authenticator, sa.Authenticator) || len(sx.Members) != 3 {
+		t.Fatalf("X once added: %+v, %v; A is in epoch %d, %x", sx, err, sa.Epoch, sa.Authenticator)
 	}
 	connectAll(t, ctx, []*testClient{a, b, x})
 	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
@@ -1258,4 +1291,49 @@ func TestAddedPeerGoneBeforeWelcome(t *testing.T) {
 		t.Fatalf("adding a peer gone before its Welcome: %v", err)
 	}
 	waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+}
+
+// A branch that lost had added X, then removed B, the member that added X, and then A,
+// the member that removed B, went away too: no author is left to make those changes
+// again on the winning branch. D, which saw them, does: it adds X again, and removes B.
+func TestLostChangesMadeAgain(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C"), newTestClient(t, "D")}
+	gid := formGroup(t, ctx, cs)
+	// W, ranked first for the epoch, alone on its side: its commit for it wins.
+	w := cs[ranked(t, ctx, gid, cs, false)]
+	rest := without(cs, w)
+	b, a, d := rest[0], rest[1], rest[2]
+	x := newTestClient(t, "X")
+	partition([]*testClient{w}, rest)
+	connectAll(t, ctx, append(slices.Clone(rest), x))
+	time.Sleep(time.Second) // both sides see the other go
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(ctx, gid, b.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, d, x}, 4) // W, A, D, X
+	a.Close()
+	b.Close()
+
+	all := []*testClient{w, d, x}
+	connectAll(t, ctx, all)
+	st := waitAgree(t, ctx, gid, all, 4) // W, A (away), D, X: B removed, X in
+	if st.Name != "w's name" {
+		t.Fatalf("name %q: not the winning branch", st.Name)
+	}
+	for _, m := range st.Members {
+		if m.Peer == b.PeerID() {
+			t.Fatal("B, removed on the branch that lost, is still a member")
+		}
+	}
+	say(t, ctx, x, gid, "X is back", w, d)
+	say(t, ctx, w, gid, "W to all", d, x)
 }

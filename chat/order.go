@@ -336,9 +336,120 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 		g.sig.Rekey()
 	}
 	drop := rec.epoch
+	adds, removes := lostChanges(before, cur, g.mls.Members(), g.c.self)
 	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
 	g.resendDead(g.c.ctx, false)
+	g.madeAgain(adds, removes)
+}
+
+// A change to the roster that a branch which lost had made is made again on the winning
+// branch: by its author, which still has it as an intent; but the author may be gone
+// (removed on the branch that lost, restarted, offline), and a joiner of that branch
+// then stays out, a member removed there keeps a leaf no one holds. So every member that
+// saw the change makes it again, madeAgainAfter heartbeats after the switch and one more
+// per place in the committer order, if no one has made it by then: it adds the joiner
+// (with a KeyPackage fetched from it, as Add does: the joiner takes the Welcome, as it
+// handed the KeyPackage out after it entered the branch that lost), or removes the
+// member. A joiner is also vouched for, for vouchFor: asked by it (a join request without
+// an invite proof, see readmit), the member adds it again.
+
+// lostRemove is a removal made on a branch that lost: the member, and the signal prekeys
+// of the leaf it had (a member given a new leaf since is not removed for the old one).
+type lostRemove struct {
+	who, prekeys []byte
+}
+
+const (
+	vouchFor       = 10 * time.Minute
+	madeAgainAfter = 2 // heartbeats
+)
+
+// lostChanges returns the changes a branch that lost made to the roster, from base
+// (where the branches part) to lost (its end), that the winning one, at won, lacks:
+// members it added, and members it removed. We are never one of them.
+func lostChanges(base, lost, won []mlsgroup.Member, self []byte) (adds [][]byte, removes []lostRemove) {
+	in := func(ms []mlsgroup.Member, id []byte) *mlsgroup.Member {
+		for i := range ms {
+			if bytes.Equal(ms[i].Identity, id) {
+				return &ms[i]
+			}
+		}
+		return nil
+	}
+	for _, m := range lost {
+		if !bytes.Equal(m.Identity, self) && in(base, m.Identity) == nil && in(won, m.Identity) == nil {
+			adds = append(adds, m.Identity)
+		}
+	}
+	for _, m := range base {
+		pk := m.Extensions[layers.ExtensionSignalPrekeys]
+		if w := in(won, m.Identity); !bytes.Equal(m.Identity, self) && in(lost, m.Identity) == nil && w != nil &&
+			bytes.Equal(w.Extensions[layers.ExtensionSignalPrekeys], pk) {
+			removes = append(removes, lostRemove{who: m.Identity, prekeys: pk})
+		}
+	}
+	return adds, removes
+}
+
+// madeAgain vouches for the joiners adds and makes the removals again (see lostChanges).
+func (g *group) madeAgain(adds [][]byte, removes []lostRemove) {
+	until := time.Now().Add(vouchFor)
+	for _, id := range adds {
+		g.vouched[string(id)] = until
+	}
+	if len(adds) == 0 && len(removes) == 0 {
+		return
+	}
+	after := time.Duration(madeAgainAfter+g.onlineRank()) * g.beat()
+	time.AfterFunc(after, func() {
+		g.post(func() {
+			if !g.active() {
+				return
+			}
+			for _, id := range adds {
+				if _, in := g.leafOf(id); in || g.wants(intentAdd, id) {
+					continue
+				}
+				g.debug("adding again a joiner of a branch that lost", "peer", peerOf(id))
+				go func() {
+					ctx, cancel := context.WithTimeout(g.c.ctx, 2*time.Minute)
+					defer cancel()
+					if err := g.c.Add(ctx, g.gid, peer.AddrInfo{ID: peerOf(id)}); err != nil && !errors.Is(err, ErrAlreadyIn) {
+						g.post(func() { g.debug("adding again a joiner of a branch that lost failed", "peer", peerOf(id), "err", err) })
+					}
+				}()
+			}
+			for _, r := range removes {
+				if !g.keepsLeaf(r.who, r.prekeys) || g.wants(intentRemove, r.who) {
+					continue
+				}
+				g.debug("removing again a member a branch that lost removed", "peer", peerOf(r.who))
+				g.want(&intent{kind: intentRemove, who: r.who})
+			}
+		})
+	})
+}
+
+// keepsLeaf says whether the member who is in the group with the leaf whose signal
+// prekeys are prekeys.
+func (g *group) keepsLeaf(who, prekeys []byte) bool {
+	for _, m := range g.mls.Members() {
+		if bytes.Equal(m.Identity, who) {
+			return bytes.Equal(m.Extensions[layers.ExtensionSignalPrekeys], prekeys)
+		}
+	}
+	return false
+}
+
+// wants says whether an intent of ours of this kind for who is under way.
+func (g *group) wants(kind intentKind, who []byte) bool {
+	for _, in := range g.intents {
+		if in.kind == kind && bytes.Equal(in.who, who) {
+			return true
+		}
+	}
+	return false
 }
 
 // afterCommit saves the new epoch (with the commit in the wire log), tells about it,

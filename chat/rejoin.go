@@ -292,8 +292,10 @@ func (g *group) mayBeReadded() bool {
 	return g.joinBundle != nil && !g.confirmed && time.Now().Before(g.joinUntil)
 }
 
-// readmit checks a request to be re-added from a member of our branch (a join request
-// without an invite proof) and returns the intent that replaces its leaf.
+// readmit checks a request to be re-added (a join request without an invite proof) from
+// a member of our branch, or from a joiner that a branch of ours which lost added (see
+// lostChanges), and returns the intent that replaces the member's leaf or adds the
+// joiner again.
 func (g *group) readmit(from peer.ID, kp []byte) (*intent, error) {
 	who, _, err := mlsgroup.KeyPackageIdentity(kp)
 	if err != nil {
@@ -311,6 +313,16 @@ func (g *group) readmit(from peer.ID, kp []byte) (*intent, error) {
 		if bytes.Equal(m.Identity, who) {
 			return &intent{kind: intentReadd, kp: kp, who: who, old: m.Extensions[layers.ExtensionSignalPrekeys]}, nil
 		}
+	}
+	if until, ok := g.vouched[string(who)]; ok {
+		if time.Now().Before(until) {
+			if g.wants(intentAdd, who) {
+				return nil, proto.Refuse(proto.CodeRefused, "a join of this peer is already under way")
+			}
+			g.debug("adding again a joiner of a branch that lost", "peer", from)
+			return &intent{kind: intentAdd, kp: kp, who: who}, nil
+		}
+		delete(g.vouched, string(who))
 	}
 	return nil, proto.Refuse(proto.CodeRefused, "invalid invite proof")
 }
