@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -517,23 +518,26 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 	}
 }
 
-// While A's sender key is on its way to a joiner, A's messages carry it for no one; when
-// the hand-out fails, A's next message carries it from where the hand-out had it, and
-// the joiner reads every message, those that skipped it included.
-func TestKeyOnItsWay(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+// keyOnItsWay forms a group of A, B and C in which A's hand-out of its sender key to C
+// is on its way (C holds the stream), and A has sent two messages, which reached B.
+// release makes C reset that stream and every later one; restore gives C its handlers
+// back; tries counts the hand-outs C got from A.
+func keyOnItsWay(t *testing.T, ctx context.Context) (a, b, c *testClient, gid GroupID, release, restore func(), tries func() int) {
+	t.Helper()
+	a, b, c = newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
 	gid, err := a.CreateGroup("keys")
 	if err != nil {
 		t.Fatal(err)
 	}
 	connectAll(t, ctx, []*testClient{a, b, c})
-	// C answers no hand-out: it holds each stream until released, then resets it.
-	release := make(chan struct{})
+	held := make(chan struct{})
+	var n atomic.Int32
 	c.Node().Host().SetStreamHandler(proto.SenderKeyID, func(s network.Stream) {
+		if s.Conn().RemotePeer() == a.PeerID() {
+			n.Add(1)
+		}
 		select {
-		case <-release:
+		case <-held:
 		case <-ctx.Done():
 		}
 		s.Reset()
@@ -551,41 +555,26 @@ func TestKeyOnItsWay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	giving := func(to *testClient) bool {
-		var on bool
+	lacks := func(to *testClient) (lacking, giving bool) {
 		if err := ga.do(ctx, func() error {
-			on = ga.keyGiving[string(to.self)] && len(ga.sig.SenderKeyLacking([][]byte{to.self})) > 0
+			lacking = len(ga.sig.SenderKeyLacking([][]byte{to.self})) > 0
+			giving = ga.keyGiving[string(to.self)]
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		return on
+		return lacking, giving
 	}
-	lacks := func(to *testClient) bool {
-		var n int
-		if err := ga.do(ctx, func() error { n = len(ga.sig.SenderKeyLacking([][]byte{to.self})); return nil }); err != nil {
-			t.Fatal(err)
+	for {
+		bLacks, _ := lacks(b)
+		cLacks, giving := lacks(c)
+		if !bLacks && cLacks && giving {
+			break
 		}
-		return n > 0
-	}
-	for !giving(c) || lacks(b) {
 		if ctx.Err() != nil {
 			t.Fatal("A never handed its key to B, or never started handing it to C")
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	frames := func() []store.WireItem {
-		items, _, err := a.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: a.self})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var own []store.WireItem
-		for _, it := range items {
-			if bytes.Equal(it.Sender, a.self) {
-				own = append(own, it)
-			}
-		}
-		return own
 	}
 	for _, text := range []string{"while on its way 1", "while on its way 2"} {
 		say(t, ctx, a, gid, text, b)
@@ -593,18 +582,45 @@ func TestKeyOnItsWay(t *testing.T) {
 	if c.got("while on its way 1") {
 		t.Fatal("C read a message of A's before it had A's key")
 	}
-	close(release)
-	for giving(c) { // the hand-out failed (and its retries will)
-		if ctx.Err() != nil {
-			t.Fatal("A's hand-out to C never ended")
+	release = func() { close(held) }
+	restore = func() {
+		c.Node().SetHandlers(proto.Handlers{Join: joinHandler{c.Client}, Sync: syncHandler{c.Client},
+			KeyPackage: kpHandler{c.Client}, Welcome: welcomeHandler{c.Client}, SenderKey: senderKeyHandler{c.Client}})
+	}
+	return a, b, c, gid, release, restore, func() int { return int(n.Load()) }
+}
+
+// While A's sender key is on its way to a joiner, A's messages carry it for no one; when
+// the hand-out fails, A's next message carries it from where the hand-out had it, and
+// the joiner reads every message, those that skipped it included.
+func TestKeyOnItsWay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c, gid, release, _, _ := keyOnItsWay(t, ctx)
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	for giving := true; giving; time.Sleep(10 * time.Millisecond) { // the hand-out failed
+		if err := ga.do(ctx, func() error { giving = ga.keyGiving[string(c.self)]; return nil }); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	say(t, ctx, a, gid, "after the hand-out failed", b, c)
 	waitReceived(t, "while on its way 1", c)
 	waitReceived(t, "while on its way 2", c)
-	fs := frames() // (before them, A's message in the epoch C was added in)
-	if len(fs) < 3 {
+	items, _, err := a.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: a.self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs []store.WireItem
+	for _, it := range items {
+		if bytes.Equal(it.Sender, a.self) {
+			fs = append(fs, it)
+		}
+	}
+	if len(fs) < 3 { // (before them, A's message in the epoch C was added in)
 		t.Fatalf("%d frames of A's in its log, want 3 at least", len(fs))
 	}
 	fs = fs[len(fs)-3:]
@@ -614,4 +630,29 @@ func TestKeyOnItsWay(t *testing.T) {
 		t.Fatalf("frames of %d, %d and %d bytes: want the first two without a key, the third with C's",
 			len(fs[0].Data), len(fs[1].Data), len(fs[2].Data))
 	}
+}
+
+// A's hand-out to C fails every time A tries, and A sends nothing more: A still owes C
+// the key for the messages that skipped it, and keeps trying, if less often, until it
+// arrives.
+func TestKeyOwedAfterTries(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, _, c, _, release, restore, tries := keyOnItsWay(t, ctx)
+	release()
+	// Every try fails until A has not tried for longer than its tries are ever apart
+	// (eight heartbeats): it has given up as it used to.
+	quiet := 10 * 250 * time.Millisecond
+	for n, since := tries(), time.Now(); time.Since(since) < quiet; time.Sleep(10 * time.Millisecond) {
+		if m := tries(); m != n {
+			n, since = m, time.Now()
+		}
+		if ctx.Err() != nil {
+			t.Fatal("A never stopped trying")
+		}
+	}
+	restore()
+	waitReceived(t, "while on its way 1", c)
+	waitReceived(t, "while on its way 2", c)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -179,8 +180,14 @@ func (g *group) handOutKey(members [][]byte, try int) {
 			for _, m := range todo {
 				delete(g.keyGiving, string(m))
 			}
-			if len(again) > 0 && try < maxKeyTries {
-				time.AfterFunc(g.beat()<<(try-1), func() { g.post(func() { g.handOutKey(again, try+1) }) })
+			next := try + 1
+			if try >= maxKeyTries {
+				// Given up, but for a member our messages skipped: nothing else may bring it
+				// the key for them (we may send nothing more), so on, at the longest interval.
+				next, again = try, slices.DeleteFunc(again, func(m []byte) bool { return g.sig != sig || !sig.SenderKeyOwed(m) })
+			}
+			if len(again) > 0 {
+				time.AfterFunc(g.beat()<<(min(try, maxKeyTries)-1), func() { g.post(func() { g.handOutKey(again, next) }) })
 			}
 			if len(more) > 0 && try < maxKeyTries && g.sig == sig {
 				if owed := g.sig.SenderKeyLacking(more); len(owed) > 0 {

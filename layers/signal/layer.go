@@ -274,6 +274,20 @@ func (l *Layer) SenderKeyNotSent(member []byte, keyID uint32) {
 	}
 }
 
+// SenderKeyOwed says whether group messages of ours skipped member for a hand-out of our
+// key that is not known to have arrived: only that hand-out, sealed again, or a group
+// message of the same key carrying it (see SenderKeyNotSent) lets the member open them.
+func (l *Layer) SenderKeyOwed(member []byte) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.handing[string(member)] {
+		if h.skipped {
+			return true
+		}
+	}
+	return false
+}
+
 // SenderKeyLacking returns those of members (our peers, not removed) that our next
 // group message would carry our sender key for, or that a hand-out is still owed to:
 // all of them while we have no key or a rekey is pending, else those not noted as

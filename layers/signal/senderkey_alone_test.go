@@ -184,6 +184,9 @@ func TestSenderKeyOnItsWay(t *testing.T) {
 	ms := group(t, "alice", "bob", "carol")
 	a, b, c := ms[0], ms[1], ms[2]
 	km, keyID := sealKey(t, a, b)
+	if a.l.SenderKeyOwed(b.id) {
+		t.Fatal("owed before any message skipped bob")
+	}
 	var gs [][]byte
 	for i := range 3 {
 		g := sealTo(t, a, fmt.Appendf(nil, "m%d", i), b, c)
@@ -196,14 +199,17 @@ func TestSenderKeyOnItsWay(t *testing.T) {
 	if got := a.l.SenderKeyLacking([][]byte{b.id, c.id}); len(got) != 1 || !bytes.Equal(got[0], b.id) {
 		t.Fatalf("lacking %q, want bob (the hand-out is not known to have arrived)", got)
 	}
+	if !a.l.SenderKeyOwed(b.id) || a.l.SenderKeyOwed(c.id) {
+		t.Fatal("not owed to bob, whom messages skipped, or owed to carol")
+	}
 	refuse(t, b, a.id, gs[1], testAD, "a group message before the key")
 	mustOpenKey(t, b, a, km)
 	for i := 2; i >= 0; i-- {
 		mustOpen(t, b, a, gs[i], fmt.Appendf(nil, "m%d", i))
 	}
 	a.l.SenderKeySent(b.id, keyID)
-	if got := a.l.SenderKeyLacking([][]byte{b.id, c.id}); len(got) != 0 {
-		t.Fatalf("lacking %q after the hand-out arrived", got)
+	if got := a.l.SenderKeyLacking([][]byte{b.id, c.id}); len(got) != 0 || a.l.SenderKeyOwed(b.id) {
+		t.Fatalf("lacking %q, or still owed to bob, after the hand-out arrived", got)
 	}
 	g := sealTo(t, a, []byte("after"), b, c)
 	if got := carried(t, g); len(got) != 0 {
