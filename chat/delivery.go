@@ -685,6 +685,10 @@ func (g *group) receiveRelayed(p peer.ID, rs []relayCount) {
 // lack, a member on another branch is a fork, a member that sent more messages than we
 // have has some we missed. Each case is a sync with that member.
 func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
+	if g.out && !bytes.Equal(h.identity, g.c.self) && bytes.Equal(h.group, g.id) {
+		g.outHeartbeat(from, h)
+		return
+	}
 	if !g.active() || bytes.Equal(h.identity, g.c.self) || !bytes.Equal(h.group, g.id) {
 		return
 	}
@@ -756,6 +760,24 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 		g.requestSync("fork", from, proto.SyncRequest{SinceEpoch: g.oldestEpoch(), Want: proto.WantCommits | proto.WantRecent})
 	}
 }
+
+// outHeartbeat: we are out (see leftOut), but the group goes on: every outCheck
+// heartbeats we look whether its branch has a leaf of ours again (a member added us, and
+// the Welcome did not reach us), to take it back (see rejoinExternal).
+func (g *group) outHeartbeat(from peer.ID, h *heartbeat) {
+	if time.Since(g.outChecked) < outCheck*g.beat() || (h.epoch == g.mls.Epoch() && bytes.Equal(h.auth, g.authPrefix())) {
+		return
+	}
+	g.outChecked = time.Now()
+	if author := peerOf(h.identity); from == "" {
+		from = author
+	} else if ok, _ := g.c.node.Connected(author); ok {
+		from = author
+	}
+	g.rejoinExternal(from)
+}
+
+const outCheck = 8
 
 // aheadWait is how long the commits a member ahead of us has may still be on their way
 // to us by gossip before we ask for them.

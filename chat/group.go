@@ -74,7 +74,8 @@ type group struct {
 	outranked  int // competing commits judged to lose to our branch (compared around a sync)
 	// out: the branch the group went on with removed us while we were on another one,
 	// which our MLS state still shows us in (see leftOut).
-	out bool
+	out        bool
+	outChecked time.Time // when we last looked for a leaf of ours, once out
 
 	intents   []*intent
 	removers  map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch

@@ -1337,3 +1337,46 @@ func TestLostChangesMadeAgain(t *testing.T) {
 	say(t, ctx, x, gid, "X is back", w, d)
 	say(t, ctx, w, gid, "W to all", d, x)
 }
+
+// A member out of the group (removed while away, see TestRemovedWhileAway) whom a member
+// adds again, but whose Welcome never comes, has a leaf in the group that it does not
+// hold: it finds the leaf in the group's GroupInfo and takes it back by itself.
+func TestOutMemberTakesItsLeaf(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ps, cs, gid, xi := cutOffRenames(t, ctx)
+	x, others := cs[xi], without(cs, cs[xi])
+	if err := others[0].Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, others, 2)
+	x.Close()
+	x = ps[xi].start(t, "x again")
+	connectAll(t, ctx, append([]*testClient{x}, others...))
+	x.waitFor(t, "x out", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	// An add of x whose Welcome is lost.
+	g0, err := others[0].group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := others[0].Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: g0.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	who, _, err := mlsgroup.KeyPackageIdentity(resp.KeyPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := others[0].change(ctx, gid, func(g *group) (*intent, error) {
+		return &intent{kind: intentAdd, kp: resp.KeyPackage, who: who}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]*testClient{x}, others...)
+	waitAgree(t, ctx, gid, all, 3)
+	if s, err := x.Group(ctx, gid); err != nil || !s.Active {
+		t.Fatalf("x's group: %+v, %v", s, err)
+	}
+	say(t, ctx, x, gid, "x took its leaf back", others...)
+}

@@ -26,7 +26,9 @@ import (
 // rejoinSoon goes to the second rung (rejoinExternal) with p after a random delay of up
 // to two heartbeats, unless p's heartbeats agree with us by then. The members of a
 // branch that lost find out at about the same time, and their external commits compete:
-// one wins each epoch, and every other one has to start over.
+// one wins each epoch, and every other one has to start over. Also once we are out (see
+// leftOut): p's branch may have a leaf of ours again (a member added us, and the Welcome
+// did not reach us), which a resync takes back.
 func (g *group) rejoinSoon(p peer.ID) {
 	if g.rejoining {
 		return
@@ -35,7 +37,7 @@ func (g *group) rejoinSoon(p peer.ID) {
 	time.AfterFunc(mrand.N(2*g.beat()), func() {
 		g.post(func() {
 			g.rejoining = false
-			if pi := g.peerByID(p); !g.active() || pi == nil || pi.hbEpoch == g.mls.Epoch() && bytes.Equal(pi.hbAuth, g.authPrefix()) {
+			if pi := g.peerByID(p); !(g.active() || g.out) || pi == nil || pi.hbEpoch == g.mls.Epoch() && bytes.Equal(pi.hbAuth, g.authPrefix()) {
 				return
 			}
 			g.rejoinExternal(p)
@@ -77,6 +79,9 @@ var errRemovedThere = errors.New("chat: removed on the branch the group went on 
 // member, which every member refuses; see applyCommit.)
 func (g *group) leftOut(p peer.ID) {
 	g.debug("removed on the branch the group went on with", "from", p)
+	if g.out {
+		return // still
+	}
 	g.out = true
 	g.endIntents(false)
 	if err := g.save(g.c.ctx, nil); err != nil {
