@@ -403,6 +403,15 @@ func (c *Client) Add(ctx context.Context, id GroupID, p peer.AddrInfo) error {
 	return c.addWith(ctx, g, p.ID, resp.KeyPackage)
 }
 
+// addAgain adds p to group g again, with a KeyPackage fetched from it (see madeAgain).
+func (c *Client) addAgain(ctx context.Context, g *group, p peer.ID) error {
+	resp, err := c.node.KeyPackage(ctx, p, &proto.KeyPackageRequest{GroupID: g.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+	if err != nil {
+		return fmt.Errorf("chat: key package from %s: %w", p, err)
+	}
+	return c.addWith(ctx, g, p, resp.KeyPackage)
+}
+
 // addWith adds p to group g with its KeyPackage kp, and sends it the Welcome.
 func (c *Client) addWith(ctx context.Context, g *group, p peer.ID, kp []byte) error {
 	who, _, err := mlsgroup.KeyPackageIdentity(kp)

@@ -1380,3 +1380,35 @@ func TestOutMemberTakesItsLeaf(t *testing.T) {
 	}
 	say(t, ctx, x, gid, "x took its leaf back", others...)
 }
+
+// The same for a member removed and added again on the branch that lost, by members
+// gone since, where the winning branch removed it too: D adds it again.
+func TestLostReaddMadeAgain(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "D"), newTestClient(t, "W"), newTestClient(t, "Y")}
+	gid := formGroup(t, ctx, cs)
+	w := cs[ranked(t, ctx, gid, cs, false)]
+	rest := without(cs, w)
+	a, b, d, y := rest[0], rest[1], rest[2], rest[3]
+	partition([]*testClient{w}, rest)
+	time.Sleep(time.Second) // both sides see the other go
+	if err := w.Remove(ctx, gid, y.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(ctx, gid, y.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(ctx, gid, y.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, rest, 5)
+	a.Close()
+	b.Close()
+
+	all := []*testClient{w, d, y}
+	connectAll(t, ctx, all)
+	waitAgree(t, ctx, gid, all, 5) // W, A and B (away), D, Y
+	say(t, ctx, y, gid, "Y is back", w, d)
+}

@@ -336,11 +336,11 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 		g.sig.Rekey()
 	}
 	drop := rec.epoch
-	adds, removes := lostChanges(before, cur, g.mls.Members(), g.c.self)
+	lost := lostChanges(before, cur, g.mls.Members(), g.c.self)
 	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
 	g.resendDead(g.c.ctx, false)
-	g.madeAgain(adds, removes)
+	g.madeAgain(lost)
 }
 
 // A change to the roster that a branch which lost had made is made again on the winning
@@ -351,12 +351,16 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 // per place in the committer order, if no one has made it by then: it adds the joiner
 // (with a KeyPackage fetched from it, as Add does: the joiner takes the Welcome, as it
 // handed the KeyPackage out after it entered the branch that lost), or removes the
-// member. A joiner is also vouched for, for vouchFor: asked by it (a join request without
-// an invite proof, see readmit), the member adds it again.
+// member. (A member removed and added again there that still has its old leaf on the
+// winning branch takes it back itself, by a resync: see rejoinExternal.) A joiner is also vouched for, for vouchFor: asked by it (a join
+// request without an invite proof, see readmit), the member adds it again.
 
-// lostRemove is a removal made on a branch that lost: the member, and the signal prekeys
-// of the leaf it had (a member given a new leaf since is not removed for the old one).
-type lostRemove struct {
+// lostChange is a change to the roster made on a branch that lost: an add (of a member
+// the winning branch does not have, new to the group or removed and added again there)
+// or a removal. prekeys are, for a removal, the signal prekeys of the member's leaf on
+// the winning branch (one given another leaf since is left alone).
+type lostChange struct {
+	kind         intentKind
 	who, prekeys []byte
 }
 
@@ -366,9 +370,9 @@ const (
 )
 
 // lostChanges returns the changes a branch that lost made to the roster, from base
-// (where the branches part) to lost (its end), that the winning one, at won, lacks:
-// members it added, and members it removed. We are never one of them.
-func lostChanges(base, lost, won []mlsgroup.Member, self []byte) (adds [][]byte, removes []lostRemove) {
+// (where the branches part) to lost (its end), that the winning one, at won, lacks.
+// Leaves are told apart by their signal prekeys. We are never one of them.
+func lostChanges(base, lost, won []mlsgroup.Member, self []byte) []lostChange {
 	in := func(ms []mlsgroup.Member, id []byte) *mlsgroup.Member {
 		for i := range ms {
 			if bytes.Equal(ms[i].Identity, id) {
@@ -377,28 +381,36 @@ func lostChanges(base, lost, won []mlsgroup.Member, self []byte) (adds [][]byte,
 		}
 		return nil
 	}
+	pk := func(m *mlsgroup.Member) []byte { return m.Extensions[layers.ExtensionSignalPrekeys] }
+	var out []lostChange
 	for _, m := range lost {
-		if !bytes.Equal(m.Identity, self) && in(base, m.Identity) == nil && in(won, m.Identity) == nil {
-			adds = append(adds, m.Identity)
+		b, w := in(base, m.Identity), in(won, m.Identity)
+		switch {
+		case bytes.Equal(m.Identity, self) || (b != nil && bytes.Equal(pk(b), pk(&m))):
+			// Not changed there.
+		case w == nil:
+			out = append(out, lostChange{kind: intentAdd, who: m.Identity})
 		}
 	}
 	for _, m := range base {
-		pk := m.Extensions[layers.ExtensionSignalPrekeys]
 		if w := in(won, m.Identity); !bytes.Equal(m.Identity, self) && in(lost, m.Identity) == nil && w != nil &&
-			bytes.Equal(w.Extensions[layers.ExtensionSignalPrekeys], pk) {
-			removes = append(removes, lostRemove{who: m.Identity, prekeys: pk})
+			bytes.Equal(pk(w), pk(&m)) {
+			out = append(out, lostChange{kind: intentRemove, who: m.Identity, prekeys: pk(w)})
 		}
 	}
-	return adds, removes
+	return out
 }
 
-// madeAgain vouches for the joiners adds and makes the removals again (see lostChanges).
-func (g *group) madeAgain(adds [][]byte, removes []lostRemove) {
+// madeAgain vouches for the joiners of lost and makes its changes again (see
+// lostChanges).
+func (g *group) madeAgain(lost []lostChange) {
 	until := time.Now().Add(vouchFor)
-	for _, id := range adds {
-		g.vouched[string(id)] = until
+	for _, ch := range lost {
+		if ch.kind == intentAdd {
+			g.vouched[string(ch.who)] = until
+		}
 	}
-	if len(adds) == 0 && len(removes) == 0 {
+	if len(lost) == 0 {
 		return
 	}
 	after := time.Duration(madeAgainAfter+g.onlineRank()) * g.beat()
@@ -407,25 +419,25 @@ func (g *group) madeAgain(adds [][]byte, removes []lostRemove) {
 			if !g.active() {
 				return
 			}
-			for _, id := range adds {
-				if _, in := g.leafOf(id); in || g.wants(intentAdd, id) {
+			for _, ch := range lost {
+				switch _, in := g.leafOf(ch.who); {
+				case g.wants(ch.kind, ch.who),
+					ch.kind == intentAdd && in,
+					ch.kind == intentRemove && !g.keepsLeaf(ch.who, ch.prekeys):
+					continue // done, or under way
+				case ch.kind == intentRemove:
+					g.debug("removing again a member a branch that lost removed", "peer", peerOf(ch.who))
+					g.want(&intent{kind: intentRemove, who: ch.who})
 					continue
 				}
-				g.debug("adding again a joiner of a branch that lost", "peer", peerOf(id))
+				g.debug("adding again a member a branch that lost added", "peer", peerOf(ch.who))
 				go func() {
 					ctx, cancel := context.WithTimeout(g.c.ctx, 2*time.Minute)
 					defer cancel()
-					if err := g.c.Add(ctx, g.gid, peer.AddrInfo{ID: peerOf(id)}); err != nil && !errors.Is(err, ErrAlreadyIn) {
-						g.post(func() { g.debug("adding again a joiner of a branch that lost failed", "peer", peerOf(id), "err", err) })
+					if err := g.c.addAgain(ctx, g, peerOf(ch.who)); err != nil && !errors.Is(err, ErrAlreadyIn) {
+						g.post(func() { g.debug("adding again failed", "peer", peerOf(ch.who), "err", err) })
 					}
 				}()
-			}
-			for _, r := range removes {
-				if !g.keepsLeaf(r.who, r.prekeys) || g.wants(intentRemove, r.who) {
-					continue
-				}
-				g.debug("removing again a member a branch that lost removed", "peer", peerOf(r.who))
-				g.want(&intent{kind: intentRemove, who: r.who})
 			}
 		})
 	})
