@@ -1412,3 +1412,45 @@ func TestLostReaddMadeAgain(t *testing.T) {
 	waitAgree(t, ctx, gid, all, 5) // W, A and B (away), D, Y
 	say(t, ctx, y, gid, "Y is back", w, d)
 }
+
+// A member of a branch that lost which moves to the winning one by an external commit
+// (not by judging the two, see TestLostChangesMadeAgain) makes its branch's changes
+// again as well: here, the add of X by A, gone since.
+func TestLostChangesMadeAgainAfterRejoin(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, b, w, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "W"), newTestClient(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b, w})
+	partition([]*testClient{w}, []*testClient{a, b, x})
+	connectAll(t, ctx, []*testClient{a, b, x})
+	time.Sleep(time.Second) // both sides see the other go
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 4)
+	a.Close()
+	// B joins W's branch by an external commit, with a GroupInfo of it.
+	gw, _ := w.group(gid)
+	var info []byte
+	if err := gw.do(ctx, func() error {
+		var err error
+		info, err = gw.mls.GroupInfo(true)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := b.group(gid)
+	if err := gb.do(ctx, func() error { return gb.joinExternal(info) }); err != nil {
+		t.Fatal(err)
+	}
+	all := []*testClient{w, b, x}
+	connectAll(t, ctx, all)
+	if st := waitAgree(t, ctx, gid, all, 4); st.Name != "w's name" { // W, A (away), B, X
+		t.Fatalf("name %q: not W's branch", st.Name)
+	}
+	say(t, ctx, x, gid, "X is in", w, b)
+}

@@ -184,9 +184,17 @@ func (g *group) rejoin(p peer.ID) {
 	}()
 }
 
-// replaceState moves the group onto another branch, entered by a Welcome.
+// replaceState moves the group onto another branch, entered by a Welcome or an external
+// commit. The changes to the roster our branch made in the epochs we keep of it, and the
+// other one lacks, are made again (see lostChanges).
 func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how string) {
 	before := g.mls.Members()
+	var lost []lostChange
+	if len(g.hist) > 0 && !g.out {
+		if base, err := mlsgroup.Restore(g.hist[0].state, g.c.mlsOptions()); err == nil {
+			lost = lostChanges(base.Members(), before, mg.Members(), g.c.self)
+		}
+	}
 	g.mls, g.out = mg, false
 	if g.sig != nil {
 		sig, err := signal.New(g.c.self, sigID)
@@ -241,6 +249,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	// A new signal identity: as after a join, our new sender key goes to the members.
 	g.handOutKeySoon(nil)
 	g.drive()
+	g.madeAgain(lost)
 }
 
 // readdedBy moves us to the branch of commit f if f adds us again, with the KeyPackage
