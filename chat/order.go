@@ -352,8 +352,9 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 // (with a KeyPackage fetched from it, as Add does: the joiner takes the Welcome, as it
 // handed the KeyPackage out after it entered the branch that lost), or removes the
 // member. (A member removed and added again there that still has its old leaf on the
-// winning branch takes it back itself, by a resync: see rejoinExternal.) A joiner is also vouched for, for vouchFor: asked by it (a join
-// request without an invite proof, see readmit), the member adds it again.
+// winning branch takes it back itself, by a resync: see rejoinExternal.) A joiner is
+// also vouched for, for vouchFor: asked by it (a join request without an invite proof,
+// see readmit), the member adds it again.
 
 // lostChange is a change to the roster made on a branch that lost: an add (of a member
 // the winning branch does not have, new to the group or removed and added again there)
