@@ -311,10 +311,7 @@ func TestSenderKeyHandOutState(t *testing.T) {
 	a, b, c := ms[0], ms[1], ms[2]
 	_, keyID := sealKey(t, a, b)
 	skipped := sealTo(t, a, []byte("skipped bob"), b, c)
-	a2 := restored(t, a)
-	if !bytes.Equal(state(t, a), state(t, a2)) {
-		t.Fatal("state differs after a round trip")
-	}
+	a2 := restored(t, a) // (which checks that it encodes the same again)
 	g := sealTo(t, a2, []byte("after restart"), b, c)
 	if got := carried(t, g); len(got) != 1 || got[0] != "bob" {
 		t.Fatalf("after restart: carries distributions for %q, want bob's", got)
