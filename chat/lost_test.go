@@ -1,9 +1,13 @@
 package chat
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tchat-p2p/tchat/layers"
 	"github.com/tchat-p2p/tchat/mlsgroup"
@@ -51,6 +55,43 @@ func TestLostChanges(t *testing.T) {
 	} {
 		if got := show(lostChanges(c.base, c.lost, c.won, []byte("me"))); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %q, want %q", c.what, got, c.want)
+		}
+	}
+}
+
+// A joiner a branch of ours that lost had added is re-admitted without an invite proof
+// while we vouch for it, and not after, nor if we never saw it added.
+func TestReadmitVouched(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	_, bundle, err := x.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp := bundle.KeyPackage()
+	ga, _ := a.group(gid)
+	readmit := func(until time.Time) (*intent, error) {
+		var in *intent
+		err := ga.do(ctx, func() error {
+			if until.IsZero() {
+				delete(ga.vouched, string(x.self))
+			} else {
+				ga.vouched[string(x.self)] = until
+			}
+			var err error
+			in, err = ga.readmit(x.PeerID(), kp)
+			return err
+		})
+		return in, err
+	}
+	if in, err := readmit(time.Now().Add(time.Minute)); err != nil || in.kind != intentAdd || !bytes.Equal(in.who, x.self) {
+		t.Fatalf("vouched for: %+v, %v", in, err)
+	}
+	for what, until := range map[string]time.Time{"never vouched for": {}, "vouched for until a minute ago": time.Now().Add(-time.Minute)} {
+		if in, err := readmit(until); err == nil || !strings.Contains(err.Error(), "invalid invite proof") {
+			t.Fatalf("%s: %+v, %v", what, in, err)
 		}
 	}
 }
