@@ -219,6 +219,13 @@ const (
 func (g *group) giveKey(sig *signal.Layer, member []byte, last bool) error {
 	ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 	defer cancel()
+	// Reach the member first: once sealed, the hand-out is on its way and our messages
+	// skip the member until it arrives or fails, which for a member we cannot dial (no
+	// address, behind a NAT) would leave them unreadable there until we send again.
+	if err := g.c.node.Host().Connect(ctx, peer.AddrInfo{ID: peerOf(member)}); err != nil {
+		g.debug("sender key not handed over", "to", peerOf(member), "err", err)
+		return err
+	}
 	var sealed []byte
 	var keyID uint32
 	err := g.do(ctx, func() error {
