@@ -208,6 +208,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Router, error) {
 
 	bl := newExpiringBlacklist(cfg.BlacklistFor, time.Now)
 	ps, err := pubsub.NewGossipSub(r.ctx, h,
+		pubsub.WithGossipSubParams(meshParams()),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
@@ -217,7 +218,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Router, error) {
 		pubsub.WithBlacklist(bl),
 		pubsub.WithPeerExchange(false),
 		pubsub.WithFloodPublish(true),
-		pubsub.WithValidateQueueSize(64),
+		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithPeerOutboundQueueSize(128),
 		pubsub.WithLogger(cfg.Logger),
 		pubsub.WithRawTracer(r.tracer),

@@ -17,6 +17,30 @@ const (
 	GraylistThreshold = -400
 )
 
+// meshParams sizes each topic's mesh: the peers a message is forwarded to.
+// A tchat group publishes by flooding (WithFloodPublish): the author sends
+// its message to every member it is connected to, and members are
+// connected to each other (they hand each other their sender keys), so
+// the mesh only carries a message to those the author missed, or lost it
+// for. Gossipsub's default degree of 6 sends each member five or six
+// copies it already has; on a 50-member swarm at 50 messages a second,
+// that was 83% of the gossip bytes. A degree of 4 (3 to 8) halves them and
+// keeps one mesh slot for a peer we dialled (Dout), and more than one path
+// around a lost copy; the lazy gossip (IHAVE) still goes to 6 others.
+func meshParams() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.D, p.Dlo, p.Dhi, p.Dout, p.Dscore = 4, 3, 8, 1, 2
+	return p
+}
+
+// validateQueue is how many received messages wait for validation. The
+// queue is shared by all topics of a host; a message that finds it full is
+// dropped before anyone sees it, and must come again by another mesh peer,
+// by gossip a heartbeat later, or by sync. Bursts of a busy group on a
+// busy machine filled gossipsub's default; 256 frames of the usual 1 to
+// 2 KiB are little memory.
+const validateQueue = 256
+
 // invalidWeight is the weight of P4 (invalid messages, counted squared):
 // seven rejected messages bring a peer below the graylist threshold.
 const invalidWeight = -10
