@@ -121,3 +121,27 @@ func BenchmarkOpenAndNewestPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(st.Size())/(1<<20), "MiB-db")
 }
+
+// BenchmarkSaveReceived saves what a member writes for each message it receives
+// in a busy group: the message and its wire frame, one of each per unsynced
+// transaction (UpdateUnsynced), as the chat core does when messages come one at a
+// time.
+func BenchmarkSaveReceived(b *testing.B) {
+	s := openT(b, b.TempDir(), testKey(1))
+	frame := make([]byte, 1100)
+	n := 0
+	for b.Loop() {
+		msgs := benchMessages("g", n, 1)
+		err := s.UpdateUnsynced(ctx, func(tx *Tx) error {
+			if err := tx.AppendWire([]byte("g"), []WireItem{{Epoch: msgs[0].Epoch, Kind: WireMessage, Data: frame}}); err != nil {
+				return err
+			}
+			_, err := tx.AppendMessages(msgs)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+}

@@ -31,8 +31,7 @@ func (tx *Tx) SaveGroupState(groupID []byte, epoch uint64, state []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec("save group state", `INSERT INTO group_states (group_id, epoch, state, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, state = excluded.state, updated_at = excluded.updated_at`,
+	_, err = tx.exec("save group state", saveGroupState,
 		groupID, e, sealed, time.Now().UnixNano())
 	return err
 }
@@ -145,8 +144,7 @@ func (tx *Tx) SaveSession(k SessionKey, state []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec("save session", `INSERT INTO sessions (group_id, peer_id, kind, state, updated_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (group_id, peer_id, kind) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
+	_, err = tx.exec("save session", saveSession,
 		k.GroupID, nonNil(k.PeerID), k.Kind, sealed, time.Now().UnixNano())
 	return err
 }
@@ -213,3 +211,10 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
+
+const (
+	saveGroupState = `INSERT INTO group_states (group_id, epoch, state, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, state = excluded.state, updated_at = excluded.updated_at`
+	saveSession = `INSERT INTO sessions (group_id, peer_id, kind, state, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (group_id, peer_id, kind) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`
+)

@@ -46,6 +46,9 @@ func messageAAD(m *Message, epoch int64, sentAt int64) []byte {
 	return aad("messages", "content", m.GroupID, m.MsgID, u64(uint64(epoch)), m.Sender, u64(uint64(sentAt)))
 }
 
+const insertMessage = `INSERT INTO messages (group_id, msg_id, epoch, sender, sent_at, received_at, flags, content)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, msg_id) DO NOTHING`
+
 // AppendMessages adds messages to the history in this transaction. A message whose
 // (GroupID, MsgID) is already stored is skipped (deliveries repeat). The Seq of
 // each appended message is set; skipped ones keep Seq 0 (the Seq values hold only
@@ -57,12 +60,14 @@ func (tx *Tx) AppendMessages(msgs []Message) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	stmt, err := tx.tx.PrepareContext(tx.ctx, `INSERT INTO messages (group_id, msg_id, epoch, sender, sent_at, received_at, flags, content)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, msg_id) DO NOTHING`)
-	if err != nil {
-		return 0, dbError("append messages", err)
+	stmt := tx.stmt(insertMessage)
+	if stmt == nil {
+		var err error
+		if stmt, err = tx.tx.PrepareContext(tx.ctx, insertMessage); err != nil {
+			return 0, dbError("append messages", err)
+		}
+		defer stmt.Close()
 	}
-	defer stmt.Close()
 	now := time.Now()
 	added := 0
 	for i := range msgs {

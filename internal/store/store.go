@@ -86,6 +86,9 @@ type Store struct {
 	r      *sql.DB // read-only pool
 	seal   *sealer
 	closed atomic.Bool
+	// hot holds the statements every message writes, prepared once on the
+	// writer (see hotQueries).
+	hot map[string]*sql.Stmt
 }
 
 // Open opens the database in dir (file [FileName]), creating dir and the
@@ -137,6 +140,7 @@ func open(ctx context.Context, dir string, dbKey [32]byte) (_ *Store, err error)
 	if err := s.prepare(ctx); err != nil {
 		return nil, err
 	}
+	s.prepareHot(ctx)
 	s.r, err = sql.Open("sqlite", dsn(path, true))
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -291,6 +295,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	errR := s.r.Close()
+	for _, st := range s.hot {
+		st.Close()
+	}
 	errW := s.w.Close()
 	if err := errors.Join(errR, errW); err != nil {
 		return fmt.Errorf("store: close: %w", err)
@@ -447,11 +454,51 @@ func (tx *Tx) mustWrite() error {
 }
 
 func (tx *Tx) exec(what, query string, args ...any) (sql.Result, error) {
-	res, err := tx.tx.ExecContext(tx.ctx, query, args...)
+	var res sql.Result
+	var err error
+	if st := tx.stmt(query); st != nil {
+		res, err = st.ExecContext(tx.ctx, args...)
+	} else {
+		res, err = tx.tx.ExecContext(tx.ctx, query, args...)
+	}
 	if err != nil {
 		return nil, dbError(what, err)
 	}
 	return res, nil
+}
+
+// hotQueries are the statements written for every message received or sent.
+// Preparing one costs SQLite about as much as running it, so they are prepared
+// once, when the store opens, and reused by every write transaction.
+var hotQueries = []string{
+	insertMessage, insertWire, saveGroupState, saveSession,
+}
+
+// prepareHot prepares hotQueries on the writer. It runs before any
+// transaction: preparing on the writer's one connection while a transaction
+// holds it would wait forever. A query that does not prepare (a schema older
+// than this build's, in tests) is left out and run as it comes, where its error
+// is reported.
+func (s *Store) prepareHot(ctx context.Context) {
+	s.hot = make(map[string]*sql.Stmt, len(hotQueries))
+	for _, q := range hotQueries {
+		if st, err := s.w.PrepareContext(ctx, q); err == nil {
+			s.hot[q] = st
+		}
+	}
+}
+
+// stmt returns query prepared for this write transaction if it is one of
+// hotQueries (the statement prepared on the writer, reused), else nil.
+func (tx *Tx) stmt(query string) *sql.Stmt {
+	if !tx.write {
+		return nil
+	}
+	st, ok := tx.s.hot[query]
+	if !ok {
+		return nil
+	}
+	return tx.tx.StmtContext(tx.ctx, st)
 }
 
 // view and update are the one-transaction helpers behind the Store methods.

@@ -88,6 +88,8 @@ func nullIfEmpty(b []byte) any {
 	return b
 }
 
+const insertWire = "INSERT INTO wire_log (group_id, epoch, kind, data, sender) VALUES (?, ?, ?, ?, ?)"
+
 // AppendWire adds items to a group's wire log, in order. The Seq of each item
 // is set (the values hold only if the transaction commits). Items are not
 // deduplicated: append what was accepted, once.
@@ -101,11 +103,14 @@ func (tx *Tx) AppendWire(groupID []byte, items []WireItem) error {
 	if len(items) == 0 {
 		return nil
 	}
-	stmt, err := tx.tx.PrepareContext(tx.ctx, "INSERT INTO wire_log (group_id, epoch, kind, data, sender) VALUES (?, ?, ?, ?, ?)")
-	if err != nil {
-		return dbError("append wire log", err)
+	stmt := tx.stmt(insertWire)
+	if stmt == nil {
+		var err error
+		if stmt, err = tx.tx.PrepareContext(tx.ctx, insertWire); err != nil {
+			return dbError("append wire log", err)
+		}
+		defer stmt.Close()
 	}
-	defer stmt.Close()
 	for i := range items {
 		it := &items[i]
 		it.Seq = 0
