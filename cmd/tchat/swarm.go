@@ -83,6 +83,11 @@ func runSwarm(args []string, stdout, stderr io.Writer) int {
 		bar := &progressBar{w: f}
 		cfg.Progress = bar.update
 		defer bar.clear()
+	} else {
+		// A log or a pipe gets a line per phase and one every progressEvery
+		// within it: a long run (hundreds of peers) shows where it is.
+		pl := &progressLog{w: stderr, start: time.Now()}
+		cfg.Progress = pl.update
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -130,6 +135,32 @@ func runSwarm(args []string, stdout, stderr io.Writer) int {
 		return 3
 	}
 	return 0
+}
+
+// progressLog writes progress as lines, for stderr that is not a terminal.
+type progressLog struct {
+	w     io.Writer
+	start time.Time
+	mu    sync.Mutex
+	phase string
+	last  time.Time
+}
+
+const progressEvery = 10 * time.Second
+
+func (l *progressLog) update(p swarm.Progress) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if p.Phase == l.phase && now.Sub(l.last) < progressEvery {
+		return
+	}
+	l.phase, l.last = p.Phase, now
+	if p.Phase == "done" {
+		fmt.Fprintf(l.w, "swarm: done after %.0f s\n", now.Sub(l.start).Seconds())
+		return
+	}
+	fmt.Fprintf(l.w, "swarm: %s %d/%d after %.0f s\n", p.Phase, p.Done, p.Total, now.Sub(l.start).Seconds())
 }
 
 // progressBar draws one line on a terminal: the phase and how far it is.
