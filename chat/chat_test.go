@@ -17,6 +17,7 @@ import (
 
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/node"
 	"github.com/tchat-p2p/tchat/net/proto"
 )
@@ -655,4 +656,102 @@ func TestKeyOwedAfterTries(t *testing.T) {
 	restore()
 	waitReceived(t, "while on its way 1", c)
 	waitReceived(t, "while on its way 2", c)
+}
+
+// A join request asked again (its answer was lost: the joiner gave up waiting, the
+// stream broke) gets the answer of the first, whether the add is still under way or
+// done: not a refusal as a member already, which left a leaf in the group no one held.
+// Client.Join asks again with the KeyPackage of a request left unanswered.
+func TestJoinAskedAgain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	testConfig = func(c *Config) { c.BatchDelay = 2 * time.Second } // a slow commit
+	t.Cleanup(func() { testConfig = nil })
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	gid, err := a.CreateGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The member's side: the same request three times.
+	tok, err := a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ParseInvite(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bundle, err := c.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp := bundle.KeyPackage()
+	req := &proto.JoinRequest{GroupID: inv.GroupID, KeyPackage: kp,
+		InviteProof: append(joinProof(inv.RoomSecret, inv.ID, c.PeerID(), kp), []byte(tok)...)}
+	h := joinHandler{a.Client}
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = h.HandleJoin(short, c.PeerID(), req)
+	cancelShort()
+	if err == nil {
+		t.Fatal("answered before the commit")
+	}
+	waited, err := h.HandleJoin(ctx, c.PeerID(), req) // under way: waits for the same add
+	if err != nil {
+		t.Fatalf("asked again while under way: %v", err)
+	}
+	again, err := h.HandleJoin(ctx, c.PeerID(), req) // done: the same answer at once
+	if err != nil {
+		t.Fatalf("asked again once done: %v", err)
+	}
+	if !bytes.Equal(waited.Welcome, again.Welcome) || !bytes.Equal(waited.RatchetTree, again.RatchetTree) {
+		t.Fatal("asked again, a different answer")
+	}
+	if _, err := mlsgroup.Join(again.Welcome, bundle, again.RatchetTree, c.mlsOptions()); err != nil {
+		t.Fatalf("the answer does not open: %v", err)
+	}
+	// Another KeyPackage of the same member is still refused.
+	_, other, err := c.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req2 := &proto.JoinRequest{GroupID: inv.GroupID, KeyPackage: other.KeyPackage(),
+		InviteProof: append(joinProof(inv.RoomSecret, inv.ID, c.PeerID(), other.KeyPackage()), []byte(tok)...)}
+	if _, err := h.HandleJoin(ctx, c.PeerID(), req2); err == nil || !strings.Contains(err.Error(), "already a member") {
+		t.Fatalf("another KeyPackage: %v", err)
+	}
+
+	// The joiner's side: B gives up before the commit, then joins with a new invite.
+	tok, err = a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort = context.WithTimeout(ctx, time.Second)
+	_, err = b.Join(short, tok)
+	cancelShort()
+	if err == nil {
+		t.Fatal("joined before the commit")
+	}
+	time.Sleep(3 * time.Second) // the add is done meanwhile
+	tok, err = a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, tok); err != nil {
+		t.Fatalf("join again: %v", err)
+	}
+	s, err := a.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Members) != 3 { // A, C's leaf, B: one leaf for B
+		t.Fatalf("%d members, want 3: %+v", len(s.Members), s.Members)
+	}
+	if _, err := b.Send(ctx, gid, "hello after asking again"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitFor(t, "B's message", func(ev Event) bool {
+		m, ok := ev.(MessageReceived)
+		return ok && m.Text == "hello after asking again"
+	})
 }

@@ -131,7 +131,8 @@ type Client struct {
 	nick   string
 	groups map[GroupID]*group
 	wg     sync.WaitGroup
-	kps    []*offeredKP // KeyPackages handed out over /tchat/kp/1, waiting for a Welcome
+	kps    []*offeredKP           // KeyPackages handed out over /tchat/kp/1, waiting for a Welcome
+	asked  map[GroupID]*askedJoin // KeyPackages of join requests left unanswered
 	// welcoming is held while a Welcome is taken (HandleWelcome): two members adding us
 	// at once send the same Welcome, and the second must find us in the group.
 	welcoming sync.Mutex
@@ -436,7 +437,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	if inv.Inviter == c.node.ID() {
 		return "", errors.New("chat: this is our own invite")
 	}
-	sigID, bundle, err := c.newKeyPackage()
+	sigID, bundle, err := c.joinKeyPackage(gid)
 	if err != nil {
 		return "", err
 	}
@@ -450,6 +451,10 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	}
 	resp, err := c.askToJoin(ctx, inv, req)
 	if err != nil {
+		// The member may have added us all the same (we gave up waiting, or the stream
+		// broke): a Join again asks with the same KeyPackage, and is answered with the
+		// Welcome of that add rather than refused as a member already.
+		c.keepAsked(gid, &askedJoin{sigID: sigID, bundle: bundle, until: time.Now().Add(askedFor)})
 		return "", err
 	}
 	mg, err := mlsgroup.Join(resp.Welcome, bundle, resp.RatchetTree, c.mlsOptions())
@@ -459,7 +464,45 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 	if !bytes.Equal(mg.GroupID(), inv.GroupID) {
 		return "", errors.New("chat: the welcome is for another group than the invite")
 	}
+	c.keepAsked(gid, nil)
 	return c.joined(ctx, mg, inv.Name, inv.RoomSecret, sigID, bundle)
+}
+
+// askedJoin is the KeyPackage of a join request that got no answer.
+type askedJoin struct {
+	sigID  *signal.Identity
+	bundle *mlsgroup.KeyPackageBundle
+	until  time.Time
+}
+
+// askedFor is how long a KeyPackage of an unanswered join request is asked with again:
+// longer than a member takes to add a joiner or give up (Config.IntentTimeout).
+const askedFor = 10 * time.Minute
+
+// joinKeyPackage returns the KeyPackage to ask to join group gid with: that of an
+// earlier request left unanswered, or a new one.
+func (c *Client) joinKeyPackage(gid GroupID) (*signal.Identity, *mlsgroup.KeyPackageBundle, error) {
+	c.mu.Lock()
+	a := c.asked[gid]
+	c.mu.Unlock()
+	if a != nil && time.Now().Before(a.until) {
+		return a.sigID, a.bundle, nil
+	}
+	return c.newKeyPackage()
+}
+
+// keepAsked records a (nil: forgets) the unanswered join request of group gid.
+func (c *Client) keepAsked(gid GroupID, a *askedJoin) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a == nil {
+		delete(c.asked, gid)
+		return
+	}
+	if c.asked == nil {
+		c.asked = map[GroupID]*askedJoin{}
+	}
+	c.asked[gid] = a
 }
 
 // askToJoin sends a join request to the inviter or, if it cannot be reached, to the

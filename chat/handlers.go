@@ -89,13 +89,22 @@ func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.Jo
 	kp := bytes.Clone(req.KeyPackage)
 	proof := bytes.Clone(req.InviteProof)
 	var in *intent
+	var again *proto.JoinResponse
 	err = g.do(ctx, func() error {
 		x, err := g.admit(ctx, from, kp, proof)
-		if err == nil {
+		switch {
+		case errors.Is(err, errJoinAgain):
+			// The same request again: its answer was lost (the joiner timed out, the
+			// stream broke). It gets the answer of the first, not a second leaf.
+			in, again, err = g.joinAgain(x)
+		case err == nil:
 			in = g.want(x)
 		}
 		return err
 	})
+	if again != nil {
+		return again, nil
+	}
 	if err == nil {
 		var r intentResult
 		if r, err = g.wait(ctx, in); err == nil {
@@ -136,6 +145,11 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 	if peerOf(who) != from {
 		return nil, proto.Refuse(proto.CodeRefused, "the key package is not the requester's")
 	}
+	for _, x := range g.intents {
+		if x.kind == intentAdd && bytes.Equal(x.kp, kp) {
+			return x, errJoinAgain
+		}
+	}
 	if _, in := g.leafOf(who); in {
 		return nil, proto.Refuse(proto.CodeRefused, "already a member")
 	}
@@ -158,6 +172,23 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 		return nil, proto.Refuse(proto.CodeRefused, "the invite is for another group")
 	}
 	return &intent{kind: intentAdd, kp: kp, who: who}, nil
+}
+
+// errJoinAgain is admit's answer to a join request with the KeyPackage of an add
+// already under way or done here: the intent it returns is that add's.
+var errJoinAgain = errors.New("chat: the same join again")
+
+// joinAgain answers a join request that repeats one whose add in is under way or done:
+// the caller waits for in (wait) or has the answer at once (resp). An add done, then
+// undone by a switch to another branch and not done again yet, is refused as under way.
+func (g *group) joinAgain(in *intent) (wait *intent, resp *proto.JoinResponse, err error) {
+	if !in.finished {
+		return in, nil, nil
+	}
+	if in.at == nil || in.welcome == nil {
+		return nil, nil, proto.Refuse(proto.CodeRefused, "a join of this peer is already under way")
+	}
+	return nil, &proto.JoinResponse{Welcome: clone(in.welcome), RatchetTree: clone(in.tree)}, nil
 }
 
 // learnInvite records an invite another member issued, from the token a joiner sent with

@@ -567,12 +567,13 @@ type intent struct {
 	name     string // rename
 	proposed uint64 // the epoch+1 it was proposed in (0: not proposed in this epoch)
 	created  time.Time
-	at       *commitRef // the commit of our branch that did it (nil: not done)
-	doneAt   time.Time  // when that commit was applied
-	welcome  []byte     // add: the Welcome of the commit that added the joiner
-	tree     []byte     // add: the ratchet tree of the epoch it made (not in the Welcome)
-	finished bool       // the caller has its result; kept until the commit is final
-	done     chan intentResult
+	at       *commitRef    // the commit of our branch that did it (nil: not done)
+	doneAt   time.Time     // when that commit was applied
+	welcome  []byte        // add: the Welcome of the commit that added the joiner
+	tree     []byte        // add: the ratchet tree of the epoch it made (not in the Welcome)
+	finished bool          // the caller has its result; kept until the commit is final
+	result   intentResult  // set when done is closed
+	done     chan struct{} // closed by finish: every waiter then reads result
 }
 
 // commitRef names the commit that left an epoch.
@@ -589,14 +590,16 @@ type intentResult struct {
 // finish gives the intent's caller its result: err, or done (with the Welcome and tree
 // of an add).
 func (in *intent) finish(err error) {
-	r := intentResult{err: err}
-	if err == nil {
-		r.welcome, r.tree = in.welcome, in.tree
-	}
 	select {
-	case in.done <- r:
+	case <-in.done:
+		return // the first result stands
 	default:
 	}
+	in.result = intentResult{err: err}
+	if err == nil {
+		in.result.welcome, in.result.tree = in.welcome, in.tree
+	}
+	close(in.done)
 }
 
 func (g *group) satisfied(in *intent) bool {
@@ -623,7 +626,7 @@ func (g *group) satisfied(in *intent) bool {
 // want adds an intent and drives it.
 func (g *group) want(in *intent) *intent {
 	in.created = time.Now()
-	in.done = make(chan intentResult, 1)
+	in.done = make(chan struct{})
 	g.intents = append(g.intents, in)
 	g.checkIntents(nil)
 	g.drive()
@@ -1020,8 +1023,8 @@ func (g *group) endIntents(mine bool) {
 // wait waits for an intent's result.
 func (g *group) wait(ctx context.Context, in *intent) (intentResult, error) {
 	select {
-	case r := <-in.done:
-		return r, r.err
+	case <-in.done:
+		return in.result, in.result.err
 	case <-ctx.Done():
 		return intentResult{}, ctx.Err()
 	case <-g.c.ctx.Done():
