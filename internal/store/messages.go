@@ -60,13 +60,9 @@ func (tx *Tx) AppendMessages(msgs []Message) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	stmt := tx.stmt(insertMessage)
-	if stmt == nil {
-		var err error
-		if stmt, err = tx.tx.PrepareContext(tx.ctx, insertMessage); err != nil {
-			return 0, dbError("append messages", err)
-		}
-		defer stmt.Close()
+	stmt, err := tx.prepared("append messages", insertMessage)
+	if err != nil {
+		return 0, err
 	}
 	now := time.Now()
 	added := 0

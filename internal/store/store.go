@@ -488,6 +488,19 @@ func (s *Store) prepareHot(ctx context.Context) {
 	}
 }
 
+// prepared returns query prepared for this write transaction: the statement of
+// hotQueries, or one prepared now. Either is closed with the transaction.
+func (tx *Tx) prepared(what, query string) (*sql.Stmt, error) {
+	if st := tx.stmt(query); st != nil {
+		return st, nil
+	}
+	st, err := tx.tx.PrepareContext(tx.ctx, query)
+	if err != nil {
+		return nil, dbError(what, err)
+	}
+	return st, nil
+}
+
 // stmt returns query prepared for this write transaction if it is one of
 // hotQueries (the statement prepared on the writer, reused), else nil.
 func (tx *Tx) stmt(query string) *sql.Stmt {

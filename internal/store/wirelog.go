@@ -103,13 +103,9 @@ func (tx *Tx) AppendWire(groupID []byte, items []WireItem) error {
 	if len(items) == 0 {
 		return nil
 	}
-	stmt := tx.stmt(insertWire)
-	if stmt == nil {
-		var err error
-		if stmt, err = tx.tx.PrepareContext(tx.ctx, insertWire); err != nil {
-			return dbError("append wire log", err)
-		}
-		defer stmt.Close()
+	stmt, err := tx.prepared("append wire log", insertWire)
+	if err != nil {
+		return err
 	}
 	for i := range items {
 		it := &items[i]
