@@ -590,6 +590,9 @@ type intentResult struct {
 // finish gives the intent's caller its result: err, or done (with the Welcome and tree
 // of an add).
 func (in *intent) finish(err error) {
+	if in.done == nil { // not yet wanted: no one waits
+		in.done = make(chan struct{})
+	}
 	select {
 	case <-in.done:
 		return // the first result stands
