@@ -17,24 +17,11 @@ const (
 	GraylistThreshold = -400
 )
 
-// meshParams sizes each topic's mesh: the peers a message is forwarded to.
-// A tchat group publishes by flooding (WithFloodPublish): the author sends
-// its message to every member it is connected to, and members are
-// connected to each other (they hand each other their sender keys), so in
-// a calm group the mesh only carries copies members already have. A degree
-// of 4 (3 to 8) instead of gossipsub's 6 halved the gossip of a 50-member
-// swarm and its p99 latency, but the 20-member fault runs (partitions,
-// drops, churn) then ended apart or lost messages twice as often: the mesh
-// is what mends a partition's gaps. The default stays.
-func meshParams() pubsub.GossipSubParams {
-	return pubsub.DefaultGossipSubParams()
-}
-
 // validateQueue is how many received messages wait for validation. The
 // queue is shared by all topics of a host; a message that finds it full is
 // dropped before anyone sees it, and must come again by another mesh peer,
 // by gossip a heartbeat later, or by sync. Bursts of a busy group on a
-// busy machine filled gossipsub's default; 256 frames of the usual 1 to
+// busy machine filled a queue of 64; 256 frames of the usual 1 to
 // 2 KiB are little memory.
 const validateQueue = 256
 
