@@ -744,7 +744,13 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 	case h.epoch > cur:
 		g.noteAhead(from, h.epoch)
 	default:
-		if a := g.chainAuth(h.epoch); a == nil || bytes.Equal(a[:authPrefix], h.auth) {
+		a := g.chainAuth(h.epoch)
+		if a == nil {
+			pi.noteBehind()
+		} else {
+			pi.behindAt = ""
+		}
+		if (a != nil && bytes.Equal(a[:authPrefix], h.auth)) || (a == nil && !g.staysBehind(pi)) {
 			// Behind us on our branch (or further back than we can tell): it will
 			// sync from us, and find out itself if it is on another branch.
 			delete(g.stuck, string(h.identity))
@@ -860,7 +866,7 @@ func (g *group) fruitlessSync(p peer.ID) {
 		delete(g.stuck, id)
 		return
 	}
-	if a := g.chainAuth(pi.hbEpoch); pi.hbEpoch < cur && (a == nil || bytes.Equal(a[:authPrefix], pi.hbAuth)) {
+	if a := g.chainAuth(pi.hbEpoch); pi.hbEpoch < cur && ((a == nil && !g.staysBehind(pi)) || (a != nil && bytes.Equal(a[:authPrefix], pi.hbAuth))) {
 		return // behind us
 	}
 	ours := fmt.Sprintf("%d/%x", cur, g.authPrefix())
@@ -871,11 +877,32 @@ func (g *group) fruitlessSync(p peer.ID) {
 	}
 	m.n++
 	theirsWins := g.winsOverOurs(pi)
-	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins)
-	if m.n >= 3 && (theirsWins || m.n >= 8) {
+	onOurs, onTheirs := g.onBranches(pi)
+	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins, "on ours", onOurs, "on theirs", onTheirs)
+	// The side with fewer members online gives way; between equal sides, the rule of
+	// winsOverOurs. (A member that cannot judge a branch, for it entered the group on its
+	// own after the two parted, would otherwise make the members of the winning branch
+	// come over to its branch, when they outnumber it.)
+	if m.n >= 3 && (onOurs < onTheirs || onOurs == onTheirs && (theirsWins || m.n >= 8)) {
 		delete(g.stuck, id)
 		g.rejoinSoon(p)
 	}
+}
+
+// onBranches counts the members online on our branch (us too) and on the one pi's last
+// heartbeat showed: those whose last heartbeats showed the same epoch and authenticator.
+func (g *group) onBranches(pi *peerInfo) (ours, theirs int) {
+	ours = 1
+	for _, q := range g.peers {
+		switch {
+		case !q.online && q != pi:
+		case q.hbEpoch == g.mls.Epoch() && bytes.Equal(q.hbAuth, g.authPrefix()):
+			ours++
+		case q.hbEpoch == pi.hbEpoch && bytes.Equal(q.hbAuth, pi.hbAuth):
+			theirs++
+		}
+	}
+	return ours, theirs
 }
 
 // peerByID returns what we know of the member with peer id p (nil if nothing).
@@ -894,30 +921,59 @@ func (g *group) winsOverOurs(pi *peerInfo) bool {
 	return pi.hbAuth != nil && (pi.hbEpoch > cur || (pi.hbEpoch == cur && bytes.Compare(pi.hbAuth, g.authPrefix()) < 0))
 }
 
-// stranded: p is in our epoch on another branch, and we can tell nothing more. We
-// have no earlier epoch of our branch (we joined in this one, or restarted), so no sync
-// shows where the branches part; and no member online is on our branch with us (one
-// that confirmed it when we joined may have left it since). Syncs with p are then
-// fruitless: left alone, a joiner whose Welcome came on a branch that lost would stay
-// there.
-func (g *group) stranded(p peer.ID) bool {
-	cur := g.mls.Epoch()
-	if g.oldestEpoch() != cur {
-		return false
+// noteBehind records the heartbeat of a member at an epoch before the oldest we keep.
+func (pi *peerInfo) noteBehind() {
+	if at := fmt.Sprintf("%d/%x", pi.hbEpoch, pi.hbAuth); at != pi.behindAt {
+		pi.behindAt, pi.behindSince = at, time.Now()
 	}
-	pub, err := identity.PublicKeyFromPeerID(p)
-	if err != nil {
-		return false
-	}
-	if pi := g.peers[string(pub.Bytes())]; pi == nil || pi.hbEpoch != cur || pi.hbAuth == nil || bytes.Equal(pi.hbAuth, g.authPrefix()) {
-		return false
-	}
+}
+
+// staysBehind: the member's heartbeats have shown, for a while, one epoch from before we
+// entered the group, and no member online is on our branch with us. A member behind us
+// on our branch syncs from us and comes up within a heartbeat or two; one that does not
+// is on another branch, which we cannot judge (we entered the group on ours after the
+// two parted), and which may have won over ours: its members, who judged, wait for us
+// to come over.
+func (g *group) staysBehind(pi *peerInfo) bool {
+	return pi.hbEpoch < g.joinEpoch && pi.behindAt == fmt.Sprintf("%d/%x", pi.hbEpoch, pi.hbAuth) &&
+		time.Since(pi.behindSince) >= max(5*aheadWait, 3*g.beat()) && g.alone()
+}
+
+// alone: no member online is on our branch with us (in our epoch, with our
+// authenticator).
+func (g *group) alone() bool {
 	for _, pi := range g.peers {
-		if pi.online && pi.hbEpoch == cur && bytes.Equal(pi.hbAuth, g.authPrefix()) {
+		if pi.online && pi.hbEpoch == g.mls.Epoch() && bytes.Equal(pi.hbAuth, g.authPrefix()) {
 			return false
 		}
 	}
 	return true
+}
+
+// stranded: p is on another branch, and we can tell nothing more. Either p is in our
+// epoch, and we have no earlier epoch of our branch (we joined in this one, or restarted),
+// so no sync shows where the branches part, and no member online is on our branch with
+// us (one that confirmed it when we joined may have left it since); or p stays behind
+// at an epoch before the oldest we keep (see staysBehind). Syncs with p are then
+// fruitless: left alone, a joiner whose Welcome came on a branch that lost would stay
+// there.
+func (g *group) stranded(p peer.ID) bool {
+	cur := g.mls.Epoch()
+	pub, err := identity.PublicKeyFromPeerID(p)
+	if err != nil {
+		return false
+	}
+	pi := g.peers[string(pub.Bytes())]
+	if pi != nil && pi.hbAuth != nil && g.chainAuth(pi.hbEpoch) == nil && g.staysBehind(pi) {
+		return true
+	}
+	if g.oldestEpoch() != cur {
+		return false
+	}
+	if pi == nil || pi.hbEpoch != cur || pi.hbAuth == nil || bytes.Equal(pi.hbAuth, g.authPrefix()) {
+		return false
+	}
+	return g.alone()
 }
 
 // syncElsewhere makes the next catch-up ask another member than p, which did not have

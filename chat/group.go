@@ -133,7 +133,11 @@ type peerInfo struct {
 	via      peer.ID           // whom to ask for them: a member that relayed its counts (see relayCounts)
 	lackKey  bool              // a message of its did not open for lack of its sender key
 	forkSync time.Time         // when we last asked it for its branch
-	saved    bool              // its addresses are in the store (this session)
+	// behindAt is the epoch and authenticator of its heartbeats, when they showed an
+	// epoch before the oldest we keep (zero otherwise), and behindSince since when.
+	behindAt    string
+	behindSince time.Time
+	saved       bool // its addresses are in the store (this session)
 }
 
 // newGroup builds a group's layers. sigID is our signal identity in the group (nil if the

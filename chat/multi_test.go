@@ -16,6 +16,7 @@ import (
 
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
+	"github.com/tchat-p2p/tchat/layers"
 	"github.com/tchat-p2p/tchat/mlsgroup"
 	"github.com/tchat-p2p/tchat/net/node"
 	"github.com/tchat-p2p/tchat/net/proto"
@@ -1453,4 +1454,136 @@ func TestLostChangesMadeAgainAfterRejoin(t *testing.T) {
 		t.Fatalf("name %q: not W's branch", st.Name)
 	}
 	say(t, ctx, x, gid, "X is in", w, b)
+}
+
+// A removal made again because a branch that lost had made it (see madeAgain) removes
+// the leaf the member held on the winning branch, not one it was added with since: a
+// user who added it back after the removal wanted it in. (In a 20-peer churn run, the
+// member re-added by the swarm was taken out again this way, seconds later, by a member
+// that had judged the fork before the re-add.)
+func TestRemovalMadeAgainSparesNewLeaf(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	cs := []*testClient{a, b, c}
+	gid := formGroup(t, ctx, cs)
+	ga, _ := a.group(gid)
+	prekeysOfC := func() (pk []byte) {
+		t.Helper()
+		if err := ga.do(ctx, func() error {
+			for _, m := range ga.mls.Members() {
+				if bytes.Equal(m.Identity, c.self) {
+					pk = m.Extensions[layers.ExtensionSignalPrekeys]
+				}
+			}
+			return nil
+		}); err != nil || pk == nil {
+			t.Fatalf("C's prekeys: %v", err)
+		}
+		return pk
+	}
+	old := prekeysOfC()
+	// B removes C, and adds it back.
+	if err := b.Remove(ctx, gid, c.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "C removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == c.PeerID() })
+	tok, err := b.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	st := waitAgree(t, ctx, gid, cs, 3)
+	if bytes.Equal(prekeysOfC(), old) {
+		t.Fatal("C has its old leaf back")
+	}
+
+	// A removal bound to C's old leaf is done: C stays, and nothing is committed.
+	var in *intent
+	if err := ga.do(ctx, func() error {
+		in = ga.want(&intent{kind: intentRemove, who: c.self, old: old})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-in.done:
+		if in.result.err != nil {
+			t.Fatalf("the removal of a leaf gone: %v", in.result.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the removal of a leaf gone did not finish")
+	}
+	time.Sleep(4 * 250 * time.Millisecond) // a few heartbeats: a commit would be out by now
+	for _, x := range cs {
+		st2, err := x.Group(ctx, gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st2.Epoch != st.Epoch || len(st2.Members) != 3 {
+			t.Fatalf("%s after the removal of a leaf gone: epoch %d, %d members (before: epoch %d, 3)", x.name, st2.Epoch, len(st2.Members), st.Epoch)
+		}
+	}
+	say(t, ctx, b, gid, "C is still in", a, c)
+
+	// Bound to the leaf C holds, it removes C.
+	cur := prekeysOfC()
+	if err := ga.do(ctx, func() error {
+		in = ga.want(&intent{kind: intentRemove, who: c.self, old: cur})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+}
+
+// A member removed on a branch that lost and added back there after the removal is in
+// the group once the branches meet: the remover does not make its removal again on the
+// winning branch (where the member still has its old leaf), and the member takes that
+// leaf back. (In a 20-peer churn run, the swarm's removal and re-add of a member were
+// both on a branch that lost; the remover made its removal again, the member found
+// itself removed and stayed out.)
+func TestRemovedAndAddedBackOnLostBranch(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X"), newTestClient(t, "D")}
+	gid := formGroup(t, ctx, cs)
+	// W, ranked first for the epoch, alone on its side: its commit for it wins.
+	w := cs[ranked(t, ctx, gid, cs, false)]
+	rest := without(cs, w)
+	a, b, x := rest[0], rest[1], rest[2]
+	partition([]*testClient{w}, rest)
+	time.Sleep(time.Second) // both sides see the other go
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	x.waitFor(t, "X removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	tok, err := b.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, rest, 4) // W (away), A, B, X
+
+	connectAll(t, ctx, cs)
+	st := waitAgree(t, ctx, gid, cs, 4)
+	if st.Name != "w's name" {
+		t.Fatalf("name %q: not the winning branch", st.Name)
+	}
+	time.Sleep(2 * time.Second) // the changes of the branch that lost are made again by now
+	st = waitAgree(t, ctx, gid, cs, 4)
+	if st.Name != "w's name" {
+		t.Fatalf("name %q: not the winning branch", st.Name)
+	}
+	say(t, ctx, x, gid, "X is in", without(cs, x)...)
+	say(t, ctx, w, gid, "W to all", without(cs, w)...)
 }

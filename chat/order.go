@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -337,6 +338,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	}
 	drop := rec.epoch
 	lost := lostChanges(before, cur, g.mls.Members(), g.c.self)
+	g.dropSuperseded(rec.epoch, cur)
 	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
 	g.resendDead(g.c.ctx, false)
@@ -428,7 +430,7 @@ func (g *group) madeAgain(lost []lostChange) {
 					continue // done, or under way
 				case ch.kind == intentRemove:
 					g.debug("removing again a member a branch that lost removed", "peer", peerOf(ch.who))
-					g.want(&intent{kind: intentRemove, who: ch.who})
+					g.want(&intent{kind: intentRemove, who: ch.who, old: ch.prekeys})
 					continue
 				}
 				g.debug("adding again a member a branch that lost added", "peer", peerOf(ch.who))
@@ -453,6 +455,46 @@ func (g *group) keepsLeaf(who, prekeys []byte) bool {
 		}
 	}
 	return false
+}
+
+// dropSuperseded forgets the intents of ours whose commits a switch of branch undid
+// (those for epoch from and later) but that the branch which lost had itself undone
+// since: a member removed there and then added again (by a user who wanted it back), or
+// added and then removed. Made again on the winning branch, the first of the two
+// changes would undo the second, which came after it. end are the members at the end of
+// the branch that lost. (A member added again there takes its leaf back itself: see
+// rejoinExternal.)
+func (g *group) dropSuperseded(from uint64, end []mlsgroup.Member) {
+	in := idents(end)
+	keep := g.intents[:0]
+	for _, it := range g.intents {
+		if it.at != nil && it.at.epoch >= from {
+			switch {
+			case it.kind == intentRemove && in[string(it.who)]:
+				g.debug("a removal undone by the switch stays undone: the member was added again since", "peer", peerOf(it.who))
+				it.finish(nil)
+				continue
+			case (it.kind == intentAdd || it.kind == intentReadd) && !in[string(it.who)]:
+				g.debug("an add undone by the switch stays undone: the member was removed since", "peer", peerOf(it.who))
+				it.finish(errors.New("chat: the member was removed again"))
+				continue
+			}
+		}
+		keep = append(keep, it)
+	}
+	g.intents = keep
+}
+
+// removing returns the leaf a removal takes out: the member's, or for one bound to a
+// leaf (a removal made again, see madeAgain), that leaf while the member holds it. A
+// member added again since (by a user who wanted it back after the removal that lost)
+// has another leaf, and stays.
+func (g *group) removing(in *intent) (uint32, bool) {
+	leaf, ok := g.leafOf(in.who)
+	if !ok || (in.old != nil && !g.keepsLeaf(in.who, in.old)) {
+		return 0, false
+	}
+	return leaf, true
 }
 
 // wants says whether an intent of ours of this kind for who is under way.
@@ -563,7 +605,7 @@ type intent struct {
 	kind     intentKind
 	kp       []byte // add: the KeyPackage
 	who      []byte // add, readd: the joiner's identity; remove: the member's
-	old      []byte // readd: the member's signal prekeys in its old leaf
+	old      []byte // readd: the member's signal prekeys in its old leaf; remove: of the leaf to remove (nil: whichever it holds)
 	name     string // rename
 	proposed uint64 // the epoch+1 it was proposed in (0: not proposed in this epoch)
 	created  time.Time
@@ -611,7 +653,7 @@ func (g *group) satisfied(in *intent) bool {
 		_, ok := g.leafOf(in.who)
 		return ok
 	case intentRemove:
-		_, ok := g.leafOf(in.who)
+		_, ok := g.removing(in)
 		return !ok
 	case intentRename:
 		return g.name == in.name
@@ -716,6 +758,12 @@ func (g *group) drive() {
 		return
 	}
 	cur := g.mls.Epoch()
+	for _, in := range slices.Clone(g.intents) {
+		if in.at == nil && in.kind == intentRemove && in.old != nil && g.satisfied(in) {
+			in.finish(nil) // the leaf it was to remove is gone: nothing left to do
+			g.dropIntent(in)
+		}
+	}
 	var mine []*intent
 	var leave *intent
 	for _, in := range g.intents {
@@ -769,7 +817,7 @@ func (g *group) propose(in *intent) {
 	case intentAdd:
 		p.Add = in.kp
 	case intentRemove:
-		leaf, ok := g.leafOf(in.who)
+		leaf, ok := g.removing(in)
 		if !ok {
 			return
 		}
@@ -930,7 +978,7 @@ func (g *group) commitDue() {
 			case intentAdd:
 				opts.Add = append(opts.Add, in.kp)
 			case intentRemove:
-				if leaf, ok := g.leafOf(in.who); ok {
+				if leaf, ok := g.removing(in); ok {
 					opts.Remove = append(opts.Remove, leaf)
 				}
 			case intentRename:
