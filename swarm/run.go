@@ -307,6 +307,7 @@ func (s *Swarm) Churn(ctx context.Context) error {
 		by = s.pickNear(x)
 		err := s.peers[by].Client().Add(cctx, gid, s.peers[x].AddrInfo())
 		if err == nil {
+			s.cfg.Logger.Info("swarm: churn: added", "peer", x, "by", by)
 			break
 		}
 		if !(errors.Is(err, chat.ErrUnreachable) || errors.Is(err, chat.ErrAlreadyIn) || errors.Is(err, chat.ErrNotMember)) ||
