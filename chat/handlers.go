@@ -463,6 +463,12 @@ func (c *Client) addWith(ctx context.Context, g *group, p peer.ID, kp []byte) er
 	if err != nil {
 		return err
 	}
+	return c.welcome(ctx, g, p, r, name)
+}
+
+// welcome sends the joiner p the Welcome of the add r (with the room secret, the group's
+// name and the ratchet tree), and removes p again if it cannot read the group.
+func (c *Client) welcome(ctx context.Context, g *group, p peer.ID, r intentResult, name string) error {
 	if _, err := c.node.Welcome(ctx, p, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name, RatchetTree: r.tree}); err != nil {
 		re := (*proto.RemoteError)(nil)
 		switch {

@@ -1587,3 +1587,67 @@ func TestRemovedAndAddedBackOnLostBranch(t *testing.T) {
 	say(t, ctx, x, gid, "X is in", without(cs, x)...)
 	say(t, ctx, w, gid, "W to all", without(cs, w)...)
 }
+
+// An add that a commit without a Welcome seems to do (the member's old leaf came back,
+// by a switch of branch that undid its removal), when no one holds that leaf, replaces
+// it: the member, which handed out its KeyPackage out of the group and kept no state of
+// it, gets a Welcome and is in. (In a 20-peer churn run, the swarm's add of a restarted
+// member failed so, "its Welcome was not seen here", and the group kept a leaf no one
+// held.) When the member holds its leaf (it is heard in the group), the add is refused
+// as "already a member", and nothing changes.
+func TestAddReplacesLeafNoOneHolds(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	px := newProfile(t)
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), px.start(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b, x})
+	if err := a.Rename(ctx, gid, "renamed"); err != nil { // every member has an epoch to go back to
+		t.Fatal(err)
+	}
+	before := waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
+	gb, _ := b.group(gid)
+	// B's add of X, as a switch of branch leaves it: marked done by the last commit,
+	// which has X's leaf and no Welcome.
+	addDone := func() (intentResult, error) {
+		t.Helper()
+		kp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.change(ctx, gid, func(g *group) (*intent, error) {
+			last := g.hist[len(g.hist)-1]
+			return &intent{kind: intentAdd, kp: kp.KeyPackage, who: x.self,
+				at: &commitRef{last.epoch, last.key.hash}, doneAt: time.Now()}, nil
+		})
+	}
+	if _, err := addDone(); !errors.Is(err, ErrAlreadyIn) {
+		t.Fatalf("the add of a member in the group: %v", err)
+	}
+	if st := waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3); st.Epoch != before.Epoch {
+		t.Fatalf("epoch %d after the add of a member in the group, %d before", st.Epoch, before.Epoch)
+	}
+
+	// X's state is lost: it comes back with its identity and an empty store.
+	x.Close()
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	x = (&profile{px.id, dir, st}).start(t, "X again")
+	connectAll(t, ctx, []*testClient{a, b, x})
+	r, err := addDone()
+	if err != nil {
+		t.Fatalf("the add: %v", err)
+	}
+	if err := b.welcome(ctx, gb, x.PeerID(), r, "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
+	say(t, ctx, x, gid, "X is in again", a, b)
+	say(t, ctx, a, gid, "A to all", b, x)
+}

@@ -718,6 +718,7 @@ func (g *group) settle() {
 		return
 	}
 	keep := g.intents[:0]
+	redo := false
 	for _, in := range g.intents {
 		switch {
 		case in.at != nil && in.finished:
@@ -725,7 +726,20 @@ func (g *group) settle() {
 				continue // final
 			}
 		case in.at != nil && time.Since(in.doneAt) >= g.c.cfg.Settle:
-			if (in.kind == intentAdd || in.kind == intentReadd) && in.welcome == nil {
+			if in.kind == intentAdd && in.welcome == nil {
+				switch g.leafNotOurs(in) {
+				case leafHeld:
+					in.finish(ErrAlreadyIn)
+					continue
+				case leafUnheld:
+					redo = true
+				case leafGone:
+					redo = true
+				}
+				keep = append(keep, in) // leafUnknown: a few heartbeats more
+				continue
+			}
+			if in.kind == intentReadd && in.welcome == nil {
 				in.finish(errors.New("chat: the member was added, but its Welcome was not seen here"))
 				continue
 			}
@@ -741,6 +755,53 @@ func (g *group) settle() {
 		keep = append(keep, in)
 	}
 	g.intents = keep
+	if redo {
+		g.drive()
+	}
+}
+
+// leafState is what an add that found its member in the group with another leaf makes
+// of it (see leafNotOurs).
+type leafState int
+
+const (
+	leafUnknown leafState = iota
+	leafHeld              // the member holds it: it is in
+	leafUnheld            // no one does: the add replaces it (the intent became a re-add)
+	leafGone              // the member is out again (a removal made again since): the add is made again
+)
+
+// leafNotOurs: an add of ours came out done by a commit that did not add the member,
+// which had a leaf already: a switch of branch undid its removal (by a branch that lost),
+// or it came back by itself. If a removal made again since (see madeAgain) took it out,
+// the add is made again: the user asked for it after that removal. If the member has
+// been heard in the group since that commit, it holds its leaf, and is in. Else, a few
+// heartbeats on, we take it that no one holds the leaf (the member handed us its
+// KeyPackage out of the group, after the removal, and dropped its state of the group
+// then): the intent becomes a re-add that replaces the leaf with one for that
+// KeyPackage. Left alone, the member would stay out, and the group keep a leaf no one
+// holds.
+func (g *group) leafNotOurs(in *intent) leafState {
+	var leaf *mlsgroup.Member
+	for _, m := range g.mls.Members() {
+		if bytes.Equal(m.Identity, in.who) {
+			leaf = &m
+		}
+	}
+	switch pi := g.peers[string(in.who)]; {
+	case leaf == nil:
+		g.debug("adding again a member removed again before its Welcome", "peer", peerOf(in.who))
+		in.at, in.doneAt, in.proposed = nil, time.Time{}, 0
+		return leafGone
+	case pi != nil && pi.heard.After(in.doneAt):
+		return leafHeld
+	case time.Since(in.doneAt) < 3*g.beat():
+		return leafUnknown
+	}
+	g.debug("adding afresh a member whose old leaf no one holds", "peer", peerOf(in.who))
+	in.kind, in.old = intentReadd, leaf.Extensions[layers.ExtensionSignalPrekeys]
+	in.at, in.doneAt, in.proposed = nil, time.Time{}, 0
+	return leafUnheld
 }
 
 func (g *group) stopTimer() {
