@@ -133,8 +133,8 @@ type peerInfo struct {
 	via      peer.ID           // whom to ask for them: a member that relayed its counts (see relayCounts)
 	lackKey  bool              // a message of its did not open for lack of its sender key
 	forkSync time.Time         // when we last asked it for its branch
-	// behindAt is the epoch and authenticator of its heartbeats, when they showed an
-	// epoch before the oldest we keep (zero otherwise), and behindSince since when.
+	// behindAt is the epoch and authenticator its heartbeats have shown since
+	// behindSince, when that epoch is one before the oldest we keep (see staysBehind).
 	behindAt    string
 	behindSince time.Time
 	saved       bool // its addresses are in the store (this session)

@@ -731,9 +731,7 @@ func (g *group) settle() {
 				case leafHeld:
 					in.finish(ErrAlreadyIn)
 					continue
-				case leafUnheld:
-					redo = true
-				case leafGone:
+				case leafUnheld, leafGone:
 					redo = true
 				}
 				keep = append(keep, in) // leafUnknown: a few heartbeats more
