@@ -614,6 +614,22 @@ func TestForkBeyondHistory(t *testing.T) {
 	waitReceived(t, "without x", x)
 }
 
+// firstRankedRenames forms a group of cs, cuts off w, the member ranked first for the
+// epoch, from the others (rest), and has it rename the group alone, to "w's name": its
+// commit for the epoch wins over any of theirs.
+func firstRankedRenames(t *testing.T, ctx context.Context, cs []*testClient) (gid GroupID, w *testClient, rest []*testClient) {
+	t.Helper()
+	gid = formGroup(t, ctx, cs)
+	w = cs[ranked(t, ctx, gid, cs, false)]
+	rest = without(cs, w)
+	partition([]*testClient{w}, rest)
+	time.Sleep(time.Second) // both sides see the other go
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	return gid, w, rest
+}
+
 // cutOffRenames forms a group of three clients that can be restarted, cuts off cs[xi],
 // the member ranked last for the epoch (any commit of the others for it beats its own),
 // and has it rename the group alone, to "x's name".
@@ -1302,18 +1318,10 @@ func TestLostChangesMadeAgain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C"), newTestClient(t, "D")}
-	gid := formGroup(t, ctx, cs)
-	// W, ranked first for the epoch, alone on its side: its commit for it wins.
-	w := cs[ranked(t, ctx, gid, cs, false)]
-	rest := without(cs, w)
+	gid, w, rest := firstRankedRenames(t, ctx, cs)
 	b, a, d := rest[0], rest[1], rest[2]
 	x := newTestClient(t, "X")
-	partition([]*testClient{w}, rest)
 	connectAll(t, ctx, append(slices.Clone(rest), x))
-	time.Sleep(time.Second) // both sides see the other go
-	if err := w.Rename(ctx, gid, "w's name"); err != nil {
-		t.Fatal(err)
-	}
 	if err := b.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
@@ -1551,16 +1559,8 @@ func TestRemovedAndAddedBackOnLostBranch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X"), newTestClient(t, "D")}
-	gid := formGroup(t, ctx, cs)
-	// W, ranked first for the epoch, alone on its side: its commit for it wins.
-	w := cs[ranked(t, ctx, gid, cs, false)]
-	rest := without(cs, w)
+	gid, w, rest := firstRankedRenames(t, ctx, cs)
 	a, b, x := rest[0], rest[1], rest[2]
-	partition([]*testClient{w}, rest)
-	time.Sleep(time.Second) // both sides see the other go
-	if err := w.Rename(ctx, gid, "w's name"); err != nil {
-		t.Fatal(err)
-	}
 	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
 		t.Fatal(err)
 	}
