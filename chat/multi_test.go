@@ -1540,7 +1540,7 @@ func TestRemovalMadeAgainSparesNewLeaf(t *testing.T) {
 	// Bound to the leaf C holds, it removes C.
 	cur := prekeysOfC()
 	if err := ga.do(ctx, func() error {
-		in = ga.want(&intent{kind: intentRemove, who: c.self, old: cur})
+		ga.want(&intent{kind: intentRemove, who: c.self, old: cur})
 		return nil
 	}); err != nil {
 		t.Fatal(err)

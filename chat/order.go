@@ -817,12 +817,13 @@ func (g *group) drive() {
 		return
 	}
 	cur := g.mls.Epoch()
-	for _, in := range slices.Clone(g.intents) {
-		if in.at == nil && in.kind == intentRemove && in.old != nil && g.satisfied(in) {
+	g.intents = slices.DeleteFunc(g.intents, func(in *intent) bool {
+		moot := in.at == nil && in.kind == intentRemove && in.old != nil && g.satisfied(in)
+		if moot {
 			in.finish(nil) // the leaf it was to remove is gone: nothing left to do
-			g.dropIntent(in)
 		}
-	}
+		return moot
+	})
 	var mine []*intent
 	var leave *intent
 	for _, in := range g.intents {
