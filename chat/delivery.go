@@ -109,11 +109,13 @@ func (g *group) sendPayload(ctx context.Context, p payload, msgs []store.Message
 	idb, _ := hex.DecodeString(p.ID)
 	g.sent[epoch]++
 	g.seen.add(frameHash(frame))
-	// The key generation used is gone from the state: save before the message leaves.
+	// The key generations used are gone from the state: unless the state saved covers
+	// them (sendLease), save it before the message leaves.
 	if err := g.save(ctx, &change{
-		msgs:   msgs,
-		wire:   []store.WireItem{{Epoch: epoch, Kind: store.WireMessage, Data: frame, Sender: g.c.self}},
-		outbox: []store.OutboxItem{{GroupID: g.id, MsgID: idb, Epoch: epoch, CreatedAt: g.c.cfg.Now(), Payload: entry}},
+		covered: g.covered(),
+		msgs:    msgs,
+		wire:    []store.WireItem{{Epoch: epoch, Kind: store.WireMessage, Data: frame, Sender: g.c.self}},
+		outbox:  []store.OutboxItem{{GroupID: g.id, MsgID: idb, Epoch: epoch, CreatedAt: g.c.cfg.Now(), Payload: entry}},
 	}); err != nil {
 		g.sent[epoch]--
 		return fmt.Errorf("chat: save: %w", err)
@@ -408,7 +410,7 @@ type pending struct {
 // anything else a member does. A
 // crash in between loses nothing: the state on disk is older, so the messages open again
 // when sync brings them back, and the store skips the copies. (Our own messages are
-// different: the state that sealed one is saved before it leaves, see sendPayload.)
+// different: the state that sealed one is on disk before it leaves, see sendPayload.)
 func (g *group) flush() {
 	if len(g.pend.wire) == 0 {
 		return
@@ -427,8 +429,14 @@ func (g *group) flush() {
 		g.errorf("chat: save: %w", err)
 		return
 	}
+	g.saveStateLater()
+}
+
+// saveStateLater has the group state saved stateEvery after it was last (see flush).
+func (g *group) saveStateLater() {
 	if g.stateTimer == nil {
-		g.stateTimer = time.NewTimer(every - since)
+		every := g.scaled(stateEvery, beatGroup)
+		g.stateTimer = time.NewTimer(max(0, every-time.Since(g.stateSaved)))
 	}
 }
 

@@ -89,6 +89,7 @@ type group struct {
 	flushTimer *time.Timer // nil: nothing pending
 	stateTimer *time.Timer // non-nil: the state moved on since it was last saved (stateEvery)
 	stateSaved time.Time   // when the group state was last saved
+	lease      sendLease   // what the state last saved covers of our messages
 	metaSaved  bool
 	started    time.Time // when the actor started, or we last entered the group
 	liveSince  time.Time // the same by Config.Now, which senders stamp messages by
@@ -446,6 +447,36 @@ type change struct {
 	outbox    []store.OutboxItem
 	dropWire  *uint64 // the branch was switched at this epoch: its later commits and messages are dead
 	clearWire bool    // we rejoined: everything logged is of a dead branch
+	covered   bool    // our message in it is covered by the state saved (see sendLease): leave the state out
+}
+
+// sendAhead is how many of our messages a saved state covers: the group state and the
+// signal layer's are saved with our key ratchets that many messages on from where they
+// stand (see mlsgroup.Group.MarshalBinaryAhead). Our messages up to there need no save
+// of the state, which in a large group is most of what a message costs its sender; a
+// restart skips what is left of them, which members skip as they skip lost messages.
+const sendAhead = 32
+
+// sendLease is what the state last saved covers of our messages.
+type sendLease struct {
+	mls   *mlsgroup.Group
+	epoch uint64
+	gen   uint64 // the first generation of our application ratchet the saved state hands out
+	sig   signal.SendMark
+	ok    bool
+}
+
+// covered reports whether the state saved covers the messages sealed since: a restart
+// would not use their keys again.
+func (g *group) covered() bool {
+	l := &g.lease
+	if !l.ok || l.mls != g.mls || l.epoch != g.mls.Epoch() {
+		return false
+	}
+	if gen, err := g.mls.AppGeneration(); err != nil || gen > l.gen {
+		return false
+	}
+	return g.sig == nil || l.sig.Covers(g.sig)
 }
 
 // save stores the group state, the layers' state and ch in one transaction.
@@ -458,20 +489,26 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		ch.msgs = append(pend.msgs, ch.msgs...)
 		ch.wire = append(pend.wire, ch.wire...)
 	}
-	state, err := g.mls.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	var sigState []byte
-	if g.sig != nil {
-		if sigState, err = g.sig.MarshalBinary(); err != nil {
+	var state, sigState []byte
+	var lease sendLease
+	if !ch.covered {
+		var err error
+		lease = sendLease{mls: g.mls, epoch: g.mls.Epoch(), ok: true}
+		if state, lease.gen, err = g.mls.MarshalBinaryAhead(sendAhead); err != nil {
 			return err
+		}
+		if g.sig != nil {
+			if sigState, lease.sig, err = g.sig.MarshalBinaryAhead(sendAhead); err != nil {
+				return err
+			}
 		}
 	}
 	delivery := g.marshalDelivery()
-	err = g.c.st.Update(ctx, func(tx *store.Tx) error {
-		if err := tx.SaveGroupState(g.id, g.mls.Epoch(), state); err != nil {
-			return err
+	err := g.c.st.Update(ctx, func(tx *store.Tx) error {
+		if !ch.covered {
+			if err := tx.SaveGroupState(g.id, g.mls.Epoch(), state); err != nil {
+				return err
+			}
 		}
 		if !g.metaSaved {
 			if err := tx.SaveSession(metaKey(g.id), marshalMeta(g.room, g.name)); err != nil {
@@ -528,10 +565,17 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		return err
 	}
 	g.metaSaved = true
-	g.stateSaved = time.Now()
-	if g.stateTimer != nil {
-		g.stateTimer.Stop()
-		g.stateTimer = nil
+	if ch.covered {
+		if len(pend.wire) > 0 {
+			g.saveStateLater()
+		}
+	} else {
+		g.lease = lease
+		g.stateSaved = time.Now()
+		if g.stateTimer != nil {
+			g.stateTimer.Stop()
+			g.stateTimer = nil
+		}
 	}
 	for i := range own {
 		own[i].Seq = ch.msgs[len(pend.msgs)+i].Seq // the caller's copies get their cursor
@@ -562,8 +606,12 @@ func (g *group) flushSignal() {
 	var err error
 	if g.sig != nil {
 		var st []byte
-		if st, err = g.sig.MarshalBinary(); err == nil {
+		var mark signal.SendMark
+		if st, mark, err = g.sig.MarshalBinaryAhead(sendAhead); err == nil {
 			err = g.c.st.Update(g.c.ctx, func(tx *store.Tx) error { return tx.SaveSession(sigLayerKey(g.id), st) })
+		}
+		if err == nil {
+			g.lease.sig = mark // what we send with is as it was: the state on disk moved on
 		}
 	}
 	for _, w := range ws {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -883,6 +884,60 @@ func TestRestartRedials(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReceived(t, "are you back?", b)
+}
+
+// A member's messages right after a save of its state need no save of their own: the state
+// was saved with its key ratchets sendAhead messages on (sendLease). After a restart with
+// that state, as after a crash, its next messages use keys it never used, and open.
+func TestRestartAfterUnsavedSends(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pa := newProfile(t)
+	a, b, c := pa.start(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	gid := formGroup(t, ctx, []*testClient{a, b, c})
+	id, err := hex.DecodeString(string(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := func() []byte {
+		t.Helper()
+		_, st, err := pa.st.GroupState(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// A hands its sender key to B and C: once they have it, A's messages use no key but
+	// its sender key's chain, which the state saved covers.
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for handing := true; handing; time.Sleep(20 * time.Millisecond) {
+		if err := ga.do(ctx, func() error {
+			handing = len(ga.sig.SenderKeyLacking(ga.recipients())) > 0
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	say(t, ctx, a, gid, "first", b, c)
+	before := saved()
+	for i := range 5 {
+		say(t, ctx, a, gid, fmt.Sprintf("unsaved %d", i), b, c)
+	}
+	if !bytes.Equal(saved(), before) {
+		t.Fatal("A saved its group state for messages the state saved covers")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a = pa.start(t, "A again")
+	connectAll(t, ctx, []*testClient{a, b, c})
+	a.waitPeers(t, gid, 2)
+	say(t, ctx, a, gid, "after the restart", b, c)
+	say(t, ctx, b, gid, "welcome back", a, c)
 }
 
 // A joiner whose branch loses, and who is added again with the same KeyPackage on the

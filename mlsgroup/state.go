@@ -30,6 +30,33 @@ var ErrBadState = errors.New("mls: invalid saved group state")
 // a sent message depends on, before the message leaves: a restored state must never reuse
 // a key generation (RFC 9420, Section 6.3.1).
 func (g *Group) MarshalBinary() ([]byte, error) {
+	out, _, err := g.marshal(0)
+	return out, err
+}
+
+// MarshalBinaryAhead is MarshalBinary with our application ratchet of the current epoch
+// encoded n generations on from where it stands (the group does not change), and returns
+// the generation the encoding holds. Until SealApplication reaches that generation (see
+// AppGeneration), the saved state covers the messages it seals: a group restored from it
+// never uses their generations again, so they need no save of their own. Receivers skip
+// the generations never used, as they skip lost messages, within their
+// MaxForwardDistance.
+func (g *Group) MarshalBinaryAhead(n uint32) ([]byte, uint64, error) {
+	cur, err := g.AppGeneration()
+	if err != nil {
+		return nil, 0, err
+	}
+	out, gen, err := g.marshal(cur + uint64(n))
+	return out, max(gen, cur), err
+}
+
+// AppGeneration returns the generation of the next application message we seal in the
+// current epoch (2^32 once our ratchet is exhausted).
+func (g *Group) AppGeneration() (uint64, error) {
+	return g.cur.keys.SecretTree.Generation(g.cur.priv.Leaf(), schedule.ApplicationRatchet)
+}
+
+func (g *Group) marshal(next uint64) ([]byte, uint64, error) {
 	b := cryptobyte.NewBuilder(make([]byte, 0, g.stateSize+g.stateSize/8))
 	b.AddUint8(stateVersion)
 	b.AddUint16(uint16(g.suite.ID()))
@@ -43,8 +70,9 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	if g.reinit != nil {
 		g.reinit.Marshal(b)
 	}
-	if err := g.marshalEpoch(b); err != nil {
-		return nil, err
+	gen, err := g.marshalEpoch(b, next)
+	if err != nil {
+		return nil, 0, err
 	}
 	codec.AddVector(b, func(b *cryptobyte.Builder) {
 		for _, p := range g.proposals {
@@ -76,7 +104,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		}
 	})
 	if pastErr != nil {
-		return nil, pastErr
+		return nil, 0, pastErr
 	}
 	var keyErr error
 	codec.AddVector(b, func(b *cryptobyte.Builder) {
@@ -89,7 +117,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		}
 	})
 	if keyErr != nil {
-		return nil, keyErr
+		return nil, 0, keyErr
 	}
 	codec.AddVector(b, func(b *cryptobyte.Builder) {
 		for _, e := range slices.Sorted(maps.Keys(g.resumption)) {
@@ -98,18 +126,21 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		}
 	})
 	out, err := b.Bytes()
-	if err == nil {
-		g.stateSize = len(out)
+	if err != nil {
+		return nil, 0, err
 	}
-	return out, err
+	g.stateSize = len(out)
+	return out, gen, nil
 }
 
-func (g *Group) marshalEpoch(b *cryptobyte.Builder) error {
+// marshalEpoch encodes the current epoch, with our application ratchet at generation next
+// or later, and returns that generation (0 for next 0: the ratchet as it stands, unread).
+func (g *Group) marshalEpoch(b *cryptobyte.Builder, next uint64) (uint64, error) {
 	st := &g.cur
 	st.ctx.Marshal(b)
 	rt, err := g.encodedTree()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	b.AddBytes(rt)
 	b.AddUint32(uint32(st.priv.Leaf()))
@@ -125,21 +156,27 @@ func (g *Group) marshalEpoch(b *cryptobyte.Builder) error {
 		}
 	})
 	if keyErr != nil {
-		return keyErr
+		return 0, keyErr
 	}
 	secrets, err := st.secrets.MarshalBinary()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	codec.AddOpaque(b, secrets)
-	tree, err := st.keys.SecretTree.MarshalBinary()
+	var tree []byte
+	var gen uint64
+	if next > 0 {
+		tree, gen, err = st.keys.SecretTree.MarshalBinaryAhead(st.priv.Leaf(), schedule.ApplicationRatchet, next)
+	} else {
+		tree, err = st.keys.SecretTree.MarshalBinary()
+	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	codec.AddOpaque(b, tree)
 	codec.AddOpaque(b, st.interim)
 	codec.AddOpaque(b, st.tag)
-	return nil
+	return gen, nil
 }
 
 // Restore rebuilds a group saved with MarshalBinary. opts are the options the group runs

@@ -99,6 +99,70 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestMarshalAheadCoversSends saves a sender's state ahead of its application ratchet, lets
+// it send without saving, and restores it as after a crash: its next message must use a
+// generation it never used, so the receiver opens it. The state saved the plain way at the
+// same moment hands a used generation out again, which the receiver refuses.
+func TestMarshalAheadCoversSends(t *testing.T) {
+	alice, bob, _ := threeMembers(t, DefaultCipherSuite)
+	if g, err := alice.g.AppGeneration(); g != 0 || err != nil { // derives our ratchets
+		t.Fatalf("a new member at generation %d, %v", g, err)
+	}
+	plain, err := alice.g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No generation ahead: the plain encoding, and the generation as it stands.
+	same, gen, err := alice.g.MarshalBinaryAhead(0)
+	if err != nil || gen != 0 || !bytes.Equal(same, plain) {
+		t.Fatalf("MarshalBinaryAhead(0): generation %d, equal to MarshalBinary %v, %v", gen, bytes.Equal(same, plain), err)
+	}
+	state, upto, err := alice.g.MarshalBinaryAhead(4)
+	if err != nil || upto != 4 {
+		t.Fatalf("MarshalBinaryAhead(4): generation %d, %v", upto, err)
+	}
+	if g, _ := alice.g.AppGeneration(); g != 0 {
+		t.Fatalf("the group moved to generation %d when encoded ahead", g)
+	}
+	for range 3 {
+		msg, err := alice.g.Seal([]byte("covered"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.g.Process(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g, _ := alice.g.AppGeneration(); g != 3 {
+		t.Fatalf("after three messages: generation %d, want 3", g)
+	}
+	for _, c := range []struct {
+		name  string
+		state []byte
+		gen   uint64
+		opens bool
+	}{{"plain", plain, 0, false}, {"ahead", state, 4, true}} {
+		g, err := Restore(c.state, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next, _ := g.AppGeneration(); next != c.gen {
+			t.Fatalf("%s: restored at generation %d, want %d", c.name, next, c.gen)
+		}
+		msg, err := g.Seal([]byte("after the crash"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bob.g.Process(msg)
+		if c.opens && err != nil {
+			t.Fatalf("%s: the message after the restart does not open: %v", c.name, err)
+		}
+		if !c.opens && err == nil {
+			t.Fatalf("%s: a reused generation opened", c.name)
+		}
+	}
+}
+
 func TestRestoreRejectsGarbage(t *testing.T) {
 	alice, _, _ := threeMembers(t, X25519_AES128GCM_SHA256_Ed25519)
 	state, err := alice.g.MarshalBinary()

@@ -74,6 +74,7 @@ type Layer struct {
 
 	mu         sync.Mutex
 	gen        uint64                // bumped by every change, so a stale staged Open is redone; guarded by mu
+	sends      uint64                // bumped by every use of keys we send with but a group message's step of our sender key chain (see SendMark); guarded by mu
 	peers      map[string]*peer      // by member id; guarded by mu
 	own        *ownSenderKey         // nil until the first group message; guarded by mu
 	rekey      bool                  // make a new own sender key before the next group message; guarded by mu
@@ -311,7 +312,7 @@ func (l *Layer) SenderKeyLacking(members [][]byte) [][]byte {
 func (l *Layer) Destroy() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gen++
+	l.sent()
 	for _, p := range l.peers {
 		p.destroy()
 	}
@@ -414,9 +415,21 @@ func (l *Layer) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
 		seen[string(r)] = true
 	}
 	if len(ps) == 1 {
+		l.sends++
 		return l.sealPairwise(nil, ps[0], ctx.AD, messageLabel, inner)
 	}
-	return l.sealGroup(ps, seen, ctx.AD, inner)
+	out, step, err := l.sealGroup(ps, seen, ctx.AD, inner)
+	if !step || err != nil {
+		l.sends++
+	}
+	return out, err
+}
+
+// sent notes a change that used keys we send with, or replaced them, other than a group
+// message's step of our sender key chain (see SendMark). l.mu is held.
+func (l *Layer) sent() {
+	l.gen++
+	l.sends++
 }
 
 // sealPairwise appends a Double Ratchet message to dst, setting up a
@@ -507,7 +520,10 @@ func firstOrNil(ss []*session) *session {
 	return ss[0]
 }
 
-func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte) ([]byte, error) {
+// sealGroup seals a sender key message. step reports that it changed nothing but our
+// sender key's chain, which moved on by one message.
+func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte) (out []byte, step bool, err error) {
+	step = l.own != nil
 	if l.own != nil && !l.rekey {
 		for m := range l.own.sentTo {
 			if !recipients[m] {
@@ -516,9 +532,10 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 			}
 		}
 	}
+	step = step && !l.rekey
 	own := l.ownKeyLocked()
 	var dist []byte
-	out := make([]byte, 0, GroupOverhead+len(pt))
+	out = make([]byte, 0, GroupOverhead+len(pt))
 	out = append(out, typeGroup)
 	out = appendUint32(out, own.keyID)
 	out = appendUint32(out, own.iteration)
@@ -532,6 +549,7 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 		if h := l.handOut(p.id, own.keyID); h != nil {
 			if h.sending {
 				h.skipped = true // it gets the key on its own
+				step = false
 				continue
 			}
 			d = h.dist
@@ -544,9 +562,8 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 		out = append(out, p.id...)
 		at := len(out)
 		out = append(out, 0, 0)
-		var err error
 		if out, err = l.sealPairwise(out, p, ad, messageLabel, d); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		size := len(out) - at - 2
 		out[at], out[at+1] = byte(size>>8), byte(size)
@@ -555,7 +572,7 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 	out[9], out[10] = byte(n>>8), byte(n)
 	_, mk, err := own.next()
 	if err != nil {
-		return nil, fmt.Errorf("signal: %w", err)
+		return nil, false, fmt.Errorf("signal: %w", err)
 	}
 	out = sealMK(out, &mk, senderKeyLabel, pt, groupAD(ad, l.self, out[:9]))
 	clear(mk[:])
@@ -566,10 +583,11 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 				continue
 			}
 			l.dropHandOuts(p.id, func(h *handOut) bool { return h.keyID == own.keyID })
+			step = false
 		}
 		own.sentTo[string(p.id)] = true
 	}
-	return out, nil
+	return out, step && n == 0, nil
 }
 
 // ownKeyLocked returns our sender key, first making a new one (and
@@ -609,7 +627,7 @@ func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gen++
+	l.sent()
 	p := l.peers[string(member)]
 	if p == nil || p.removed {
 		return nil, 0, fmt.Errorf("signal: no prekey bundle for member %x", member)

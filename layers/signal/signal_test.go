@@ -700,3 +700,82 @@ func TestStateVersion4(t *testing.T) {
 	mustOpen(t, b, alice, readFile(t, "testdata/state-v4-pairwise"), []byte("pairwise after save"))
 	mustOpen(t, b, alice, readFile(t, "testdata/state-v4-group"), []byte("group after save"))
 }
+
+// TestMarshalAheadCoversSends saves a member's state ahead of its sender key's chain, lets
+// it send group messages without saving, and restores it as after a crash: its next
+// message must use a message number it never used, so members open it. The state saved
+// the plain way at the same moment uses one again, which members refuse. The mark covers
+// the messages until one changes more than the chain, or the chain passes the encoding.
+func TestMarshalAheadCoversSends(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	mustOpen(t, b, a, sealTo(t, a, []byte("first"), b, c), []byte("first")) // carries the key
+	plain := state(t, a)
+	ahead, mark, err := a.l.MarshalBinaryAhead(4) // message 1 is next: 1 to 4 are covered
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mark.Covers(a.l) {
+		t.Fatal("a fresh mark does not cover the layer")
+	}
+	for i := range 3 {
+		mustOpen(t, b, a, sealTo(t, a, []byte("covered"), b, c), []byte("covered"))
+		mustOpen(t, a, c, sealTo(t, c, []byte("reply"), a, b), []byte("reply")) // Opens change nothing we send with
+		if !mark.Covers(a.l) {
+			t.Fatalf("message %d, sealed within the encoding's reach, not covered", i+2)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		saved []byte
+		opens bool
+	}{{"plain", plain, false}, {"ahead", ahead, true}} {
+		l, err := New(a.id, a.ident)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.UnmarshalBinary(tc.saved); err != nil {
+			t.Fatal(err)
+		}
+		a2 := &member{name: "alice", id: a.id, ident: a.ident, l: l}
+		msg := sealTo(t, a2, []byte("after the crash"), b, c)
+		_, err = open(b, a.id, msg, testAD)
+		if tc.opens && err != nil {
+			t.Fatalf("%s: the message after the restart does not open: %v", tc.name, err)
+		}
+		if !tc.opens && err == nil {
+			t.Fatalf("%s: a reused message key opened", tc.name)
+		}
+		if mark.Covers(l) {
+			t.Fatalf("%s: the mark covers another layer", tc.name)
+		}
+	}
+	sealTo(t, a, []byte("4"), b, c)
+	if !mark.Covers(a.l) {
+		t.Fatal("the last message number within the encoding's reach is not covered")
+	}
+	sealTo(t, a, []byte("5"), b, c)
+	if mark.Covers(a.l) {
+		t.Fatal("a message past the encoding's reach is covered")
+	}
+	for name, change := range map[string]func(){
+		"pairwise message": func() { sealTo(t, a, []byte("pair"), b) },
+		"rekey":            func() { a.l.Rekey(); sealTo(t, a, []byte("new key"), b, c) },
+		"key resent":       func() { a.l.ResendSenderKey(b.id); sealTo(t, a, []byte("carries the key"), b, c) },
+		"key handed out": func() {
+			a.l.ResendSenderKey(b.id)
+			if _, _, err := a.l.SealSenderKey(b.id, testAD); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		_, mark, err := a.l.MarshalBinaryAhead(1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		change()
+		if mark.Covers(a.l) {
+			t.Fatalf("covered after a %s", name)
+		}
+	}
+}

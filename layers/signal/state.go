@@ -35,6 +35,55 @@ var errState = errors.New("signal: malformed layer state")
 func (l *Layer) MarshalBinary() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.marshal(0)
+}
+
+// MarshalBinaryAhead is MarshalBinary with our sender key encoded as if its chain had
+// moved on n messages (the layer does not change). The mark returned tells, by SendMark.Covers, whether a layer restored from
+// the encoding could hand out again a message key used since: as long as it cannot, our
+// group messages need no save of the layer's state of their own. Members skip the
+// message numbers never sent, as they skip lost messages.
+func (l *Layer) MarshalBinaryAhead(n uint32) ([]byte, SendMark, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := SendMark{l: l, sends: l.sends}
+	if l.own != nil {
+		m.key, m.next, m.ok = l.own.keyID, l.own.iteration+min(n, ^uint32(0)-l.own.iteration), true
+	}
+	out, err := l.marshal(m.next)
+	if err != nil {
+		return nil, SendMark{}, err
+	}
+	return out, m, nil
+}
+
+// SendMark is where our sending stood when MarshalBinaryAhead encoded the layer.
+type SendMark struct {
+	l     *Layer
+	sends uint64 // l.sends then
+	ok    bool   // we had a sender key
+	key   uint32 // its id
+	next  uint32 // the first message number of it the encoding hands out
+}
+
+// Covers reports whether the state encoded at m covers every message sealed since: a
+// layer restored from it would use none of their keys again. It does if the messages were
+// all group messages that only moved our sender key's chain on, and that to no further
+// than the encoding's message number: no pairwise message, no sender key handed out or
+// carried, no new sender key. Changes that use no key we send with (Opens, peers set or
+// removed, a hand-out acknowledged) do not matter: what the encoding lacks of them, the
+// layer restored from it does again (a key handed out once more, for one). When it does
+// not cover them, save the state before the message leaves.
+func (m SendMark) Covers(l *Layer) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return m.l == l && m.ok && m.sends == l.sends && l.own != nil &&
+		l.own.keyID == m.key && l.own.iteration <= m.next
+}
+
+// marshal encodes the layer, with our sender key at message number next or later. l.mu
+// is held.
+func (l *Layer) marshal(next uint32) ([]byte, error) {
 	b := cryptobyte.NewBuilder(make([]byte, 0, l.stateSize+l.stateSize/8))
 	b.AddUint8(stateVersion)
 	b.AddUint8(boolByte(l.rekey))
@@ -44,8 +93,15 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 		b.AddUint8(1)
 		b.AddUint32(l.own.keyID)
 		b.AddBytes(l.own.sign.Seed())
-		b.AddBytes(l.own.ck[:])
-		b.AddUint32(l.own.iteration)
+		ck, it := l.own.ck, l.own.iteration
+		for ; it < next; it++ {
+			var mk [keySize]byte
+			ck, mk = kdfCK(&ck)
+			clear(mk[:])
+		}
+		b.AddBytes(ck[:])
+		clear(ck[:])
+		b.AddUint32(it)
 		sent := make([]string, 0, len(l.own.sentTo))
 		for m := range l.own.sentTo {
 			sent = append(sent, m)
@@ -207,7 +263,7 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gen++
+	l.sent()
 	for _, p := range l.peers {
 		p.destroy()
 	}

@@ -97,10 +97,72 @@ func opaqueLen(n int) int { return varintLen(n) + n }
 // The result holds secrets: store it only encrypted (see the package documentation), and
 // save it after every key taken from the tree and before the message protected by that
 // key is sent, since a tree restored from an older encoding hands the same generations out
-// again. A zeroed tree cannot be encoded.
+// again (or see MarshalBinaryAhead). A zeroed tree cannot be encoded.
 func (t *SecretTree) MarshalBinary() ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.marshal(nil)
+}
+
+// ahead is one ratchet encoded further on than it stands (see MarshalBinaryAhead).
+type ahead struct {
+	leaf   treemath.LeafIndex
+	typ    RatchetType
+	next   uint64
+	secret []byte // ratchet_secret_[leaf]_[next]
+}
+
+// MarshalBinaryAhead is MarshalBinary with the ratchet typ of leaf encoded as if it had
+// been stepped on to generation next, if it is not there already; the tree itself does
+// not change. It returns the ratchet's next generation in the encoding. A sender that
+// saves the tree this way may then take the generations below that one without saving it
+// again: a tree restored from the encoding hands none of them out. Receivers skip over
+// the ones never sent, within their forward distance. next is capped at 2^32-1.
+func (t *SecretTree) MarshalBinaryAhead(leaf treemath.LeafIndex, typ RatchetType, next uint64) ([]byte, uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cs == nil || !treemath.ValidLeafCount(t.n) {
+		return nil, 0, errors.New("mls: cannot encode a zeroed secret tree")
+	}
+	r, err := t.ratchet(leaf, typ)
+	if err != nil {
+		return nil, 0, err
+	}
+	next = min(next, math.MaxUint32)
+	if r.secret == nil || next <= r.next {
+		out, err := t.marshal(nil)
+		return out, r.next, err
+	}
+	a := &ahead{leaf: leaf, typ: typ, next: next, secret: slices.Clone(r.secret)}
+	defer func() { zero(a.secret) }()
+	nh := t.cs.Nh()
+	for g := r.next; g < next; g++ {
+		s, err := t.cs.DeriveTreeSecret(a.secret, "secret", uint32(g), nh)
+		if err != nil {
+			return nil, 0, err
+		}
+		zero(a.secret)
+		a.secret = s
+	}
+	out, err := t.marshal(a)
+	return out, next, err
+}
+
+// Generation returns the next generation the ratchet typ of leaf hands out (2^32 once it
+// is exhausted).
+func (t *SecretTree) Generation(leaf treemath.LeafIndex, typ RatchetType) (uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, err := t.ratchet(leaf, typ)
+	if err != nil {
+		return 0, err
+	}
+	return r.next, nil
+}
+
+// marshal encodes the tree, with the ratchet a (if not nil) in place of the one stored.
+// t.mu is held.
+func (t *SecretTree) marshal(a *ahead) ([]byte, error) {
 	if t.cs == nil || !treemath.ValidLeafCount(t.n) {
 		return nil, errors.New("mls: cannot encode a zeroed secret tree")
 	}
@@ -156,6 +218,9 @@ func (t *SecretTree) MarshalBinary() ([]byte, error) {
 		b.AddUint32(uint32(l))
 		for j := range t.leaves[l] {
 			r := &t.leaves[l][j]
+			if a != nil && a.leaf == l && a.typ == RatchetType(j) {
+				r = &ratchet{next: a.next, secret: a.secret, skipped: r.skipped, low: r.low}
+			}
 			if r.next > exhausted || r.low > math.MaxUint32 || (r.secret == nil) != (r.next == exhausted) {
 				b.SetError(fmt.Errorf("mls: internal error: inconsistent ratchet of leaf %d", l))
 			}
