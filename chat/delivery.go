@@ -230,15 +230,30 @@ func (g *group) giveKey(sig *signal.Layer, member []byte, last bool) error {
 	}
 	var sealed []byte
 	var keyID uint32
+	var saved <-chan error
 	err := g.do(ctx, func() error {
 		if g.sig != sig || !g.active() {
 			return ErrNotMember
 		}
 		var err error
-		sealed, keyID, err = sig.SealSenderKey(member, g.id)
+		if sealed, keyID, err = sig.SealSenderKey(member, g.id); err == nil {
+			saved = g.saveSignalSoon()
+		}
 		return err
 	})
 	if err != nil {
+		return err
+	}
+	// The hand-out used a key of our session with the member (and perhaps made a new
+	// sender key): the state that holds it moved on must be on disk before it leaves, or a
+	// restart would use that key again.
+	select {
+	case err = <-saved:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		g.post(func() { sig.SenderKeyNotSent(member, keyID) })
 		return err
 	}
 	if _, err := g.c.node.SenderKey(ctx, peerOf(member), &proto.SenderKeyRequest{GroupID: g.id, Key: sealed}); err != nil {

@@ -587,7 +587,8 @@ func (g *group) save(ctx context.Context, ch *change) error {
 // saveSignalSoon saves the signal layer's state (alone) shortly, with the other changes
 // made by then, and tells the channel returned how it went. A member that hands us its
 // sender key is answered once the key is on disk: it then stops sending the key in its
-// messages, so a key lost in a crash would be lost for good.
+// messages, so a key lost in a crash would be lost for good. Our own hand-outs leave
+// once the session keys they used are on disk (see giveKey).
 func (g *group) saveSignalSoon() <-chan error {
 	ch := make(chan error, 1)
 	g.sigWaiters = append(g.sigWaiters, ch)
