@@ -256,24 +256,29 @@ func (g *group) giveKey(sig *signal.Layer, member []byte, coming uint32, last bo
 		var err error
 		if sealed, keyID, err = sig.SealSenderKey(member, g.id); err == nil {
 			sealing.Store(true)
-			saved = g.saveSignalSoon()
+			// The hand-out used a key of our session with the member. If the state on
+			// disk holds the session, a restart would use that key again: the state
+			// moved on must be on disk before the hand-out leaves. (It need not for a
+			// session made since, which the first hand-out to a member makes.)
+			if !g.lease.sig.Covers(sig) {
+				saved = g.saveSignalSoon()
+			}
 		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	// The hand-out used a key of our session with the member (and perhaps made a new
-	// sender key): the state that holds it moved on must be on disk before it leaves, or a
-	// restart would use that key again.
-	select {
-	case err = <-saved:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	if err != nil {
-		g.post(func() { sig.SenderKeyNotSent(member, keyID) })
-		return err
+	if saved != nil {
+		select {
+		case err = <-saved:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			g.post(func() { sig.SenderKeyNotSent(member, keyID) })
+			return err
+		}
 	}
 	if _, err := g.c.node.SenderKey(ctx, peerOf(member), &proto.SenderKeyRequest{GroupID: g.id, Key: sealed}); err != nil {
 		g.debug("sender key not handed over", "to", peerOf(member), "err", err)

@@ -74,7 +74,8 @@ type Layer struct {
 
 	mu         sync.Mutex
 	gen        uint64                // bumped by every change, so a stale staged Open is redone; guarded by mu
-	sends      uint64                // bumped by every use of keys we send with but a group message's step of our sender key chain (see SendMark); guarded by mu
+	sends      uint64                // bumped by every use of keys we send with that a state encoded before could use again, but a group message's step of our sender key chain (see SendMark); guarded by mu
+	marks      uint64                // bumped by every encoding of the state (see session.born); guarded by mu
 	peers      map[string]*peer      // by member id; guarded by mu
 	own        *ownSenderKey         // nil until the first group message; guarded by mu
 	rekey      bool                  // make a new own sender key before the next group message; guarded by mu
@@ -415,7 +416,6 @@ func (l *Layer) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
 		seen[string(r)] = true
 	}
 	if len(ps) == 1 {
-		l.sends++
 		return l.sealPairwise(nil, ps[0], ctx.AD, messageLabel, inner)
 	}
 	out, step, err := l.sealGroup(ps, seen, ctx.AD, inner)
@@ -425,8 +425,8 @@ func (l *Layer) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
 	return out, err
 }
 
-// sent notes a change that used keys we send with, or replaced them, other than a group
-// message's step of our sender key chain (see SendMark). l.mu is held.
+// sent notes a change that used keys we send with, or replaced them (see SendMark). l.mu
+// is held.
 func (l *Layer) sent() {
 	l.gen++
 	l.sends++
@@ -443,6 +443,12 @@ func (l *Layer) sealPairwise(dst []byte, p *peer, ad []byte, label string, pt []
 		}
 	}
 	s := p.sessions[0]
+	if s.born < l.marks {
+		// A state encoded since the session was made holds it: restored, it would
+		// seal with this message key again. (One made since is not there: a restored
+		// layer starts another, with keys of its own.)
+		l.sends++
+	}
 	h, mk, err := s.nextSend()
 	if err != nil {
 		return nil, fmt.Errorf("signal: %w", err)
@@ -499,6 +505,7 @@ func (l *Layer) initiateLocked(p *peer) error {
 // and our id sorts first: when both start at once, both then send on the
 // session the lower id started.
 func (l *Layer) insertSession(p *peer, s *session, ours bool) {
+	s.born = l.marks
 	at := 0
 	if cur := firstOrNil(p.sessions); !ours && cur != nil && cur.initiator && !cur.acked &&
 		bytes.Compare(l.self, p.id) < 0 {
@@ -627,7 +634,7 @@ func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sent()
+	l.gen++ // sealPairwise notes a key use that matters (see SendMark)
 	p := l.peers[string(member)]
 	if p == nil || p.removed {
 		return nil, 0, fmt.Errorf("signal: no prekey bundle for member %x", member)
@@ -668,7 +675,7 @@ func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err 
 func (l *Layer) HandOutsComing(members [][]byte) (keyID uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sent()
+	l.gen++
 	own := l.ownKeyLocked()
 	for _, m := range members {
 		p := l.peers[string(m)]

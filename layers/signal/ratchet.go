@@ -82,6 +82,7 @@ type session struct {
 	ad        []byte // sessionAD
 	c         chain
 	skipped   []skippedKey // MKSKIPPED, oldest first, at most MaxSkippedKeys
+	born      uint64       // Layer.marks when it was made: an encoding of the layer since holds it (not saved)
 }
 
 // newInitiatorSession is RatchetInitAlice (Double Ratchet, Section 3.3):

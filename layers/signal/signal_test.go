@@ -779,3 +779,46 @@ func TestMarshalAheadCoversSends(t *testing.T) {
 		}
 	}
 }
+
+// TestHandOutOnNewSessionCovered: a hand-out on a session made since the state was
+// encoded needs no save: a layer restored from the encoding does not have the session and
+// starts another, with keys of its own, which the member opens too. A hand-out on a
+// session the encoding holds does need one.
+func TestHandOutOnNewSessionCovered(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol", "dave")
+	a, b, c, d := ms[0], ms[1], ms[2], ms[3]
+	mustOpen(t, b, a, sealTo(t, a, []byte("first"), b, c), []byte("first")) // sessions with bob and carol
+	saved, mark, err := a.l.MarshalBinaryAhead(sendAheadTest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	km, _ := sealKey(t, a, d)
+	if !mark.Covers(a.l) {
+		t.Fatal("a hand-out on a new session is not covered")
+	}
+	again, _ := sealKey(t, a, d) // the same session, still not in any encoding
+	if !mark.Covers(a.l) {
+		t.Fatal("a second hand-out on the new session is not covered")
+	}
+	l, err := New(a.id, a.ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.UnmarshalBinary(saved); err != nil {
+		t.Fatal(err)
+	}
+	restored := &member{name: "alice restored", id: a.id, ident: a.ident, l: l}
+	other, _ := sealKey(t, restored, d)
+	for _, msg := range [][]byte{km, again, other} {
+		mustOpenKey(t, d, a, msg)
+	}
+	if _, mark, err = a.l.MarshalBinaryAhead(sendAheadTest); err != nil {
+		t.Fatal(err)
+	}
+	sealKey(t, a, d)
+	if mark.Covers(a.l) {
+		t.Fatal("a hand-out on a session the encoding holds is covered")
+	}
+}
+
+const sendAheadTest = 32

@@ -67,10 +67,11 @@ type SendMark struct {
 }
 
 // Covers reports whether the state encoded at m covers every message sealed since: a
-// layer restored from it would use none of their keys again. It does if the messages were
-// all group messages that only moved our sender key's chain on, and that to no further
-// than the encoding's message number: no pairwise message, no sender key handed out or
-// carried, no new sender key. Changes that use no key we send with (Opens, peers set or
+// layer restored from it would use none of their keys again. It does if the group
+// messages only moved our sender key's chain on, to no further than the encoding's
+// message number, and carried no sender key; if our sender key is the one encoded; and if
+// the pairwise messages (hand-outs of our key) went on sessions made since, which a
+// restored layer does not have. Changes that use no key we send with (Opens, peers set or
 // removed, a hand-out acknowledged) do not matter: what the encoding lacks of them, the
 // layer restored from it does again (a key handed out once more, for one). When it does
 // not cover them, save the state before the message leaves.
@@ -84,6 +85,7 @@ func (m SendMark) Covers(l *Layer) bool {
 // marshal encodes the layer, with our sender key at message number next or later. l.mu
 // is held.
 func (l *Layer) marshal(next uint32) ([]byte, error) {
+	l.marks++
 	b := cryptobyte.NewBuilder(make([]byte, 0, l.stateSize+l.stateSize/8))
 	b.AddUint8(stateVersion)
 	b.AddUint8(boolByte(l.rekey))
@@ -264,6 +266,7 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sent()
+	l.marks++ // the sessions restored are in an encoding
 	for _, p := range l.peers {
 		p.destroy()
 	}
