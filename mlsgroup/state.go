@@ -40,11 +40,13 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 // AppGeneration), the saved state covers the messages it seals: a group restored from it
 // never uses their generations again, so they need no save of their own. Receivers skip
 // the generations never used, as they skip lost messages, within their
-// MaxForwardDistance.
+// MaxForwardDistance. If our ratchet cannot be read (we hold no leaf in the epoch's tree), the state is
+// encoded as MarshalBinary does, and the generation returned is 0.
 func (g *Group) MarshalBinaryAhead(n uint32) ([]byte, uint64, error) {
 	cur, err := g.AppGeneration()
 	if err != nil {
-		return nil, 0, err
+		out, err := g.MarshalBinary()
+		return out, 0, err
 	}
 	out, gen, err := g.marshal(cur + uint64(n))
 	return out, max(gen, cur), err
