@@ -74,8 +74,8 @@ type Layer struct {
 
 	mu         sync.Mutex
 	gen        uint64                // bumped by every change, so a stale staged Open is redone; guarded by mu
-	sends      uint64                // bumped by every use of keys we send with that a state encoded before could use again, but a group message's step of our sender key chain (see SendMark); guarded by mu
-	marks      uint64                // bumped by every encoding of the state (see session.born); guarded by mu
+	sends      uint64                // key uses a state encoded before could repeat (see SendMark); guarded by mu
+	marks      uint64                // encodings of the state made (see session.born); guarded by mu
 	peers      map[string]*peer      // by member id; guarded by mu
 	own        *ownSenderKey         // nil until the first group message; guarded by mu
 	rekey      bool                  // make a new own sender key before the next group message; guarded by mu

@@ -39,10 +39,10 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 }
 
 // MarshalBinaryAhead is MarshalBinary with our sender key encoded as if its chain had
-// moved on n messages (the layer does not change). The mark returned tells, by SendMark.Covers, whether a layer restored from
-// the encoding could hand out again a message key used since: as long as it cannot, our
-// group messages need no save of the layer's state of their own. Members skip the
-// message numbers never sent, as they skip lost messages.
+// moved on n messages (the layer does not change). The mark returned tells, by
+// SendMark.Covers, whether a layer restored from the encoding could use again a message
+// key used since: as long as it cannot, our messages need no save of the layer's state
+// of their own. Members skip the message numbers never sent, as they skip lost messages.
 func (l *Layer) MarshalBinaryAhead(n uint32) ([]byte, SendMark, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
