@@ -257,18 +257,20 @@ func (g *group) giveKey(sig *signal.Layer, member []byte, last bool) error {
 			err = ctx.Err()
 		}
 		if err != nil {
-			g.post(func() { sig.SenderKeyNotSent(member, keyID) })
+			g.apply(func() { sig.SenderKeyNotSent(member, keyID) })
 			return err
 		}
 	}
 	if _, err := g.c.node.SenderKey(ctx, peerOf(member), &proto.SenderKeyRequest{GroupID: g.id, Key: sealed}); err != nil {
 		g.debug("sender key not handed over", "to", peerOf(member), "err", err)
 		if last || !(errors.Is(err, proto.ErrUnavailable) || errors.Is(err, proto.ErrNotFound)) {
-			g.post(func() { sig.SenderKeyNotSent(member, keyID) })
+			g.apply(func() { sig.SenderKeyNotSent(member, keyID) })
 		}
 		return err
 	}
-	g.post(func() { sig.SenderKeySent(member, keyID) }) // a key replaced since is not marked
+	// Applied before giveKey returns: handOutKey then asks what the member still lacks,
+	// and a hand-out not yet noted as arrived would have it sealed again.
+	g.apply(func() { sig.SenderKeySent(member, keyID) }) // a key replaced since is not marked
 	return nil
 }
 
@@ -278,6 +280,7 @@ func (g *group) takeKey(member, sealed []byte) error {
 	if err := g.sig.OpenSenderKey(member, g.id, sealed); err != nil {
 		return err
 	}
+	g.keysTaken[string(member)]++
 	g.retryFuture(member)
 	return nil
 }

@@ -66,6 +66,7 @@ type group struct {
 	rejoining    bool
 	fetchingTree bool            // readdedBy asks a member for a tree
 	keyGiving    map[string]bool // members handOutKey is giving our sender key to
+	keysTaken    map[string]int  // hand-outs of members' sender keys we took (by member)
 	// vouched: joiners a branch of ours added that lost, until when we re-admit them
 	// (see lostChanges).
 	vouched    map[string]time.Time
@@ -159,7 +160,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		joinEpoch: mg.Epoch(), seen: newSeenSet(8192), kept: map[[32]byte]bool{},
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
-		removers: map[uint32]uint32{}, keyGiving: map[string]bool{}, vouched: map[string]time.Time{},
+		removers: map[uint32]uint32{}, keyGiving: map[string]bool{}, keysTaken: map[string]int{}, vouched: map[string]time.Time{},
 	}
 	if n, ok := mg.Extension(ExtensionGroupName); ok {
 		g.name = string(n)
@@ -669,6 +670,25 @@ func (g *group) do(ctx context.Context, f func() error) error {
 		return err
 	case <-g.c.ctx.Done():
 		return ErrClosed
+	}
+}
+
+// apply runs f on the actor and returns once it ran, or once the group or the client
+// stopped. Functions given to post may run in any order; what the caller then does on
+// the actor comes after f.
+func (g *group) apply(f func()) {
+	ran := make(chan struct{})
+	select {
+	case g.ops <- func() { f(); close(ran) }:
+	case <-g.done:
+		return
+	case <-g.c.ctx.Done():
+		return
+	}
+	select {
+	case <-ran:
+	case <-g.done:
+	case <-g.c.ctx.Done():
 	}
 }
 

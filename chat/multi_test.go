@@ -1756,3 +1756,47 @@ func TestKeyMessageMissedInPartitionRemoval(t *testing.T) {
 	waitReceived(t, "after it", c)
 	say(t, ctx, a, gid, "healed", b, c)
 }
+
+// TestSenderKeysHandedOnce: in a group formed at once, each member takes every other
+// member's sender key once. A hand-out that arrived is noted before handOutKey asks what
+// the member still lacks; noted afterwards (post runs functions in any order), the member
+// seemed to lack the key still and was handed it again, a pairwise message for nothing
+// that moved its state on.
+func TestSenderKeysHandedOnce(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C"), newTestClient(t, "D"), newTestClient(t, "E")}
+	gid := formGroup(t, ctx, cs)
+	var gs []*group
+	for _, c := range cs {
+		g, err := c.group(gid)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		gs = append(gs, g)
+	}
+	for _, g := range gs {
+		for lacking := true; lacking; time.Sleep(20 * time.Millisecond) {
+			if err := g.do(ctx, func() error {
+				lacking = len(g.sig.SenderKeyLacking(g.recipients())) > 0 || len(g.keyGiving) > 0
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(time.Second) // four heartbeats: a hand-out again would have arrived
+	for i, g := range gs {
+		if err := g.do(ctx, func() error {
+			for j, c := range cs {
+				if n := g.keysTaken[string(c.self)]; j != i && n != 1 {
+					t.Errorf("%s took %d hand-outs of %s's key, want 1", cs[i].name, n, c.name)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
