@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -152,6 +153,15 @@ func (g *group) handOutKey(members [][]byte, try int) {
 		return
 	}
 	sig := g.sig
+	// Our messages skip the members whose hand-outs are coming rather than carry the key
+	// for each: but only those we can dial at once, with addresses known.
+	var coming [][]byte
+	for _, m := range todo {
+		if len(g.c.node.Host().Peerstore().Addrs(peerOf(m))) > 0 {
+			coming = append(coming, m)
+		}
+	}
+	keyID := sig.HandOutsComing(coming)
 	go func() {
 		sem := make(chan struct{}, keyStreams)
 		var wg sync.WaitGroup
@@ -166,7 +176,7 @@ func (g *group) handOutKey(members [][]byte, try int) {
 				// A member that has not applied the commit that added us (or it), has
 				// not taken its Welcome yet, or is out of reach (its addresses may come
 				// later) is tried again a little later. One that refused the key is not.
-				err := g.giveKey(sig, m, try >= maxKeyTries)
+				err := g.giveKey(sig, m, keyID, try >= maxKeyTries)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -213,14 +223,22 @@ const (
 	maxKeyTries = 5
 )
 
-// giveKey gives member our sender key (of layer sig, if it is still ours). It runs
-// outside the group's loop. If the key does not arrive, our group messages carry it for
-// the member from then on; but while the member is only not ready for it yet (it has
-// not taken the Welcome or applied the commit that added us or it, and cannot open our
-// messages anyway), not before the last try.
-func (g *group) giveKey(sig *signal.Layer, member []byte, last bool) error {
+// giveKey gives member our sender key (of layer sig, if it is still ours), of id coming
+// if its hand-out was noted as coming (signal.Layer.HandOutsComing). It runs outside the
+// group's loop. If the key does not arrive, our group messages carry it for the member
+// from then on; but while the member is only not ready for it yet (it has not taken the
+// Welcome or applied the commit that added us or it, and cannot open our messages
+// anyway), not before the last try.
+func (g *group) giveKey(sig *signal.Layer, member []byte, coming uint32, last bool) (err error) {
 	ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 	defer cancel()
+	var sealing atomic.Bool // the hand-out was sealed: it is on its way
+	defer func() {
+		if err != nil && !sealing.Load() {
+			// Our messages skip no member for a hand-out that never left.
+			g.apply(func() { sig.SenderKeyNotSent(member, coming) })
+		}
+	}()
 	// Reach the member first: once sealed, the hand-out is on its way and our messages
 	// skip the member until it arrives or fails, which for a member we cannot dial (no
 	// address, behind a NAT) would leave them unreadable there until we send again.
@@ -231,12 +249,13 @@ func (g *group) giveKey(sig *signal.Layer, member []byte, last bool) error {
 	var sealed []byte
 	var keyID uint32
 	var saved <-chan error
-	err := g.do(ctx, func() error {
+	err = g.do(ctx, func() error {
 		if g.sig != sig || !g.active() {
 			return ErrNotMember
 		}
 		var err error
 		if sealed, keyID, err = sig.SealSenderKey(member, g.id); err == nil {
+			sealing.Store(true)
 			// The hand-out used a key of our session with the member. If the state on
 			// disk holds the session, a restart would use that key again: the state
 			// moved on must be on disk before the hand-out leaves. (It need not for a

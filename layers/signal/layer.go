@@ -663,6 +663,35 @@ func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err 
 	return msg, h.keyID, nil
 }
 
+// HandOutsComing notes that our sender key is about to be handed to members on its own,
+// by SealSenderKey once a stream to each is open: our group messages skip them meanwhile,
+// as they skip a member whose hand-out is on its way, and the hand-out carries the key
+// from where it stands now, so that the member opens the messages that skipped it too.
+// Without it, a group message sealed before the hand-outs would carry the key for every
+// member still waiting for one (about 1.35 KB each). Members that have the key, or a
+// hand-out of it, are left as they are. With no sender key yet, or a rekey pending, it
+// first makes a new one. It returns the key's id: if a hand-out is not sealed after all,
+// SenderKeyNotSent with that id has our messages carry the key for the member again.
+func (l *Layer) HandOutsComing(members [][]byte) (keyID uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gen++
+	own := l.ownKeyLocked()
+	for _, m := range members {
+		p := l.peers[string(m)]
+		if p == nil || p.removed || bytes.Equal(m, l.self) || own.sentTo[string(m)] || l.handOut(m, own.keyID) != nil {
+			continue
+		}
+		hs := l.handing[string(m)]
+		if len(hs) == maxHandOuts {
+			clear(hs[0].dist)
+			hs = hs[1:]
+		}
+		l.handing[string(m)] = append(hs, &handOut{keyID: own.keyID, iteration: own.iteration, dist: own.distribution(), sending: true})
+	}
+	return own.keyID
+}
+
 // keyMessageAD is what a sender key message is sealed and opened with in
 // place of ad: keyMessageLabel, then ad. The label is of fixed length, and
 // pairwiseAD prefixes the whole with its length.

@@ -663,3 +663,43 @@ func TestSenderKeyLacking(t *testing.T) {
 		t.Fatalf("after carol's removal: %s", names(got))
 	}
 }
+
+// TestHandOutsComing: alice's messages skip the members her key is about to be handed to,
+// and carry it for no one; the hand-out, sealed later, carries the key from where it was
+// when they were queued, so bob opens the message that skipped him. A hand-out that was
+// never sealed (carol could not be reached) is undone by SenderKeyNotSent: the next
+// message carries the key for carol, from the same point.
+func TestHandOutsComing(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol", "dave")
+	a, b, c, d := ms[0], ms[1], ms[2], ms[3]
+	keyID := a.l.HandOutsComing([][]byte{b.id, c.id, a.id, []byte("stranger")})
+	first := sealTo(t, a, []byte("first"), b, c, d)
+	if got := carried(t, first); len(got) != 1 || got[0] != "dave" {
+		t.Fatalf("the first message carries distributions for %q, want dave's only", got)
+	}
+	mustOpen(t, d, a, first, []byte("first"))
+	if !a.l.SenderKeyOwed(b.id) || !a.l.SenderKeyOwed(c.id) || a.l.SenderKeyOwed(d.id) {
+		t.Fatal("not owed to bob and carol, whom the message skipped, or owed to dave")
+	}
+	if again := a.l.HandOutsComing([][]byte{b.id}); again != keyID {
+		t.Fatalf("a second call made key %d, want %d", again, keyID)
+	}
+	km, id := sealKey(t, a, b)
+	if id != keyID {
+		t.Fatalf("the hand-out sealed key %d, want %d", id, keyID)
+	}
+	mustOpenKey(t, b, a, km)
+	mustOpen(t, b, a, first, []byte("first"))
+	a.l.SenderKeySent(b.id, keyID)
+
+	a.l.SenderKeyNotSent(c.id, keyID)
+	next := sealTo(t, a, []byte("next"), b, c, d)
+	if got := carried(t, next); len(got) != 1 || got[0] != "carol" {
+		t.Fatalf("the next message carries distributions for %q, want carol's only", got)
+	}
+	mustOpen(t, c, a, next, []byte("next"))
+	mustOpen(t, c, a, first, []byte("first"))
+	if n := len(b.l.peers["alice"].keys); n != 1 {
+		t.Fatalf("bob has %d keys of alice's", n)
+	}
+}
