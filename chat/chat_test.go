@@ -603,12 +603,21 @@ func TestKeyOnItsWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	release()
-	for giving := true; giving; time.Sleep(10 * time.Millisecond) { // the hand-out failed
-		if err := ga.do(ctx, func() error { giving = ga.keyGiving[string(c.self)]; return nil }); err != nil {
+	// Sent once the hand-out failed, in the same turn of A's loop that sees no hand-out to
+	// C under way: A tries again later, and a message sealed while it does skips C.
+	for sent := false; !sent; time.Sleep(10 * time.Millisecond) {
+		if err := ga.do(ctx, func() error {
+			if ga.keyGiving[string(c.self)] {
+				return nil
+			}
+			sent = true
+			_, err := ga.send(ctx, "after the hand-out failed")
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	say(t, ctx, a, gid, "after the hand-out failed", b, c)
+	waitReceived(t, "after the hand-out failed", b, c)
 	waitReceived(t, "while on its way 1", c)
 	waitReceived(t, "while on its way 2", c)
 	items, _, err := a.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: a.self})
