@@ -222,6 +222,7 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Router, error) {
 		// swarm's gossip, but its fault runs (partitions, drops, churn) then ended
 		// apart or lost messages twice as often: the mesh mends a partition's gaps.
 		pubsub.WithFloodPublish(true),
+		pubsub.WithGossipSubParams(gossipParams()),
 		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithPeerOutboundQueueSize(128),
 		pubsub.WithLogger(cfg.Logger),
