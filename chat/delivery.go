@@ -210,11 +210,16 @@ func (g *group) handOutKey(members [][]byte, try int) {
 	}()
 }
 
-// handOutKeySoon hands our sender key to members (nil: all) at a random point within a
-// heartbeat, so that members who learn of the same join do not all hand theirs at once.
+// handOutKeySoon hands our sender key to members (nil: all) after keyDelay.
 func (g *group) handOutKeySoon(members [][]byte) {
-	time.AfterFunc(mrand.N(g.beat()), func() { g.post(func() { g.handOutKey(members, 1) }) })
+	time.AfterFunc(g.keyDelay(), func() { g.post(func() { g.handOutKey(members, 1) }) })
 }
+
+// keyDelay is a random point within Config.Heartbeat, so that members who learn of the
+// same join do not all hand their keys out at once. It does not grow with the group, as
+// the heartbeat does: until the keys are out, messages skip the members or carry the
+// keys for them.
+func (g *group) keyDelay() time.Duration { return mrand.N(g.c.cfg.Heartbeat) }
 
 // Handing our sender key out over streams: streams at once, and tries for a member not
 // ready for it or out of reach (a heartbeat apart, then two, four, eight).

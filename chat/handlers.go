@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	mrand "math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -62,9 +61,7 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 	if err := g.save(ctx, nil); err != nil {
 		return "", err
 	}
-	// Our sender key goes out at a random point within a heartbeat, so that members
-	// joining together do not all hand theirs out at once.
-	keyAfter := mrand.N(g.beat())
+	keyAfter := g.keyDelay()
 	if err := c.start(g); err != nil {
 		return "", err
 	}
