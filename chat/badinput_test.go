@@ -281,3 +281,45 @@ func TestBadSenderKey(t *testing.T) {
 		t.Fatalf("the same key again: %v", err)
 	}
 }
+
+// Malformed proposal frames are refused by the parser (and so by the topic validator),
+// and well-formed ones read back as sent.
+func TestProposalFrames(t *testing.T) {
+	one := (&proposalFrame{epoch: 7, hs: [][]byte{[]byte("alone")}}).marshal()
+	two := (&proposalFrame{epoch: 7, hs: [][]byte{[]byte("first"), []byte("second")}}).marshal()
+	if one[0] != frameProposal || two[0] != frameProposals {
+		t.Fatalf("kinds %q and %q, want 'p' for one proposal and 'q' for two", one[0], two[0])
+	}
+	for _, b := range [][]byte{one, two} {
+		f, err := parseProposalFrame(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.epoch != 7 || !bytes.Equal(f.marshal(), b) {
+			t.Fatalf("%x reads back as epoch %d, %x", b, f.epoch, f.marshal())
+		}
+	}
+	many := make([][]byte, maxFrameProposals+1)
+	for i := range many {
+		many[i] = []byte{byte(i)}
+	}
+	tooMany := (&proposalFrame{epoch: 1, hs: many}).marshal()
+	bad := map[string][]byte{
+		"empty":                  {},
+		"no epoch":               {frameProposals, 0, 0},
+		"no proposal":            one[:9],
+		"one in a 'q' frame":     append([]byte{frameProposals}, two[1:9+4+5]...),
+		"length past the end":    two[:len(two)-1],
+		"empty proposal":         append(append([]byte{frameProposals}, two[1:9]...), 0, 0, 0, 0, 0, 0, 0, 1, 'x'),
+		"more than maxProposals": tooMany,
+	}
+	for name, b := range bad {
+		if _, err := parseProposalFrame(b); err == nil {
+			t.Errorf("%s (%x): parsed", name, b)
+		}
+		var g group
+		if r := g.validate(context.Background(), "", b); r != gossip.Reject {
+			t.Errorf("%s: the validator gave %v, want Reject", name, r)
+		}
+	}
+}

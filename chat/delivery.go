@@ -1096,7 +1096,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 		}
 	}
 	for _, b := range resp.Recent {
-		if e, f, ok := parseSyncItem(b); ok && (f[0] == frameApp || f[0] == frameProposal) {
+		if e, f, ok := parseSyncItem(b); ok && (f[0] == frameApp || f[0] == frameProposal || f[0] == frameProposals) {
 			items = append(items, item{e, false, f})
 		}
 	}
@@ -1125,7 +1125,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 			}
 			continue
 		}
-		if it.frame[0] == frameProposal {
+		if it.frame[0] == frameProposal || it.frame[0] == frameProposals {
 			if f, err := parseProposalFrame(it.frame); err == nil {
 				g.receiveProposal(f, it.frame)
 			}

@@ -12,6 +12,7 @@ import (
 //
 //	'm' application message   the cascade envelope of the group's policy
 //	'p' proposal              u64 epoch, the handshake envelope (mls,aes)
+//	'q' proposals             u64 epoch, two or more opaque32 handshake envelopes
 //	'c' commit                u64 epoch, opaque32 handshake envelope, opaque32 Welcome
 //	'h' heartbeat             see heartbeat
 //
@@ -21,6 +22,7 @@ import (
 const (
 	frameApp       = 'm'
 	frameProposal  = 'p'
+	frameProposals = 'q'
 	frameCommit    = 'c'
 	frameHeartbeat = 'h'
 )
@@ -58,26 +60,54 @@ func parseCommitFrame(data []byte) (*commitFrame, error) {
 	return &f, nil
 }
 
+// proposalFrame is one member's proposals for an epoch: one ('p') or several ('q'),
+// which a member sends together so that the committer takes them in one commit.
 type proposalFrame struct {
 	epoch uint64
-	hs    []byte
+	hs    [][]byte // the handshake envelopes, at least one
 }
 
+// maxFrameProposals is the most proposals one frame carries (about 3 KB each with a
+// post-quantum KeyPackage); a member with more sends several frames.
+const maxFrameProposals = 32
+
 func (f *proposalFrame) marshal() []byte {
-	b := make([]byte, 0, 9+len(f.hs))
-	b = append(b, frameProposal)
-	b = appendUint64(b, f.epoch)
-	return append(b, f.hs...)
+	if len(f.hs) == 1 {
+		b := make([]byte, 0, 9+len(f.hs[0]))
+		b = append(b, frameProposal)
+		b = appendUint64(b, f.epoch)
+		return append(b, f.hs[0]...)
+	}
+	var b cryptobyte.Builder
+	b.AddUint8(frameProposals)
+	b.AddUint64(f.epoch)
+	for _, hs := range f.hs {
+		b.AddUint32LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(hs) })
+	}
+	return b.BytesOrPanic()
 }
 
 func parseProposalFrame(data []byte) (*proposalFrame, error) {
 	s := cryptobyte.String(data)
 	var kind uint8
 	var f proposalFrame
-	if !s.ReadUint8(&kind) || kind != frameProposal || !s.ReadUint64(&f.epoch) || s.Empty() {
+	if !s.ReadUint8(&kind) || (kind != frameProposal && kind != frameProposals) || !s.ReadUint64(&f.epoch) || s.Empty() {
 		return nil, errFrame
 	}
-	f.hs = []byte(s)
+	if kind == frameProposal {
+		f.hs = [][]byte{[]byte(s)}
+		return &f, nil
+	}
+	for !s.Empty() {
+		var hs cryptobyte.String
+		if !readOpaque32(&s, &hs) || len(hs) == 0 || len(f.hs) == maxFrameProposals {
+			return nil, errFrame
+		}
+		f.hs = append(f.hs, []byte(hs))
+	}
+	if len(f.hs) < 2 {
+		return nil, errFrame // one goes as 'p'
+	}
 	return &f, nil
 }
 

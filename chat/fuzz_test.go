@@ -54,7 +54,8 @@ func FuzzFrames(f *testing.F) {
 	f.Add(hbb)
 	f.Add((&commitFrame{epoch: 3, hs: []byte("tc\x01\x02xyz"), welcome: []byte("w")}).marshal())
 	f.Add((&commitFrame{epoch: 3, hs: []byte("h")}).marshal())
-	f.Add((&proposalFrame{epoch: 1, hs: []byte("p")}).marshal())
+	f.Add((&proposalFrame{epoch: 1, hs: [][]byte{[]byte("p")}}).marshal())
+	f.Add((&proposalFrame{epoch: 1, hs: [][]byte{[]byte("p"), []byte("q")}}).marshal())
 	f.Add(syncItem(9, []byte("m")))
 	f.Add([]byte{frameApp})
 	f.Fuzz(func(t *testing.T, b []byte) {

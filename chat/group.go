@@ -85,6 +85,7 @@ type group struct {
 	foreign   [][]byte          // proposal envelopes for this epoch that MLS refused (of another branch?)
 	timer     *time.Timer       // commit timer (nil: none)
 	timerAt   uint64            // the epoch the timer was armed for
+	proposing bool              // proposeSoon is due
 
 	pend       pending     // received messages not saved yet
 	flushTimer *time.Timer // nil: nothing pending
@@ -778,7 +779,7 @@ func (g *group) validate(_ context.Context, _ peer.ID, data []byte) gossip.Resul
 		if _, err := parseCommitFrame(data); err != nil {
 			return gossip.Reject
 		}
-	case frameProposal:
+	case frameProposal, frameProposals:
 		if _, err := parseProposalFrame(data); err != nil {
 			return gossip.Reject
 		}
@@ -806,7 +807,7 @@ func (g *group) receive(from peer.ID, data []byte, quiet bool) {
 		if err == nil {
 			g.receiveCommit(from, f, data, quiet)
 		}
-	case frameProposal:
+	case frameProposal, frameProposals:
 		f, err := parseProposalFrame(data)
 		if err == nil {
 			g.receiveProposal(f, data)

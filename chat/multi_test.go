@@ -1800,3 +1800,69 @@ func TestSenderKeysHandedOnce(t *testing.T) {
 		}
 	}
 }
+
+// Joiners let in together by a member that is not the first to commit go in by one
+// commit: the member proposes their adds in one frame, after one save, and the committer
+// takes them all. Proposed one frame each (each after a save of its own), they reached a
+// loaded committer apart, which commits BatchDelay after the first: at 200 peers on the
+// simulated network every commit took one joiner, and the group formed at the pace of
+// one commit per joiner. Here, unloaded, they came in one commit either way; the frames
+// tell the two apart.
+func TestJoinersProposedTogether(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")}
+	gid := formGroup(t, ctx, cs)
+	x := cs[lastRanked(t, ctx, gid, cs)]
+	before, err := x.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joiners []*testClient
+	for _, name := range []string{"J1", "J2", "J3", "J4", "J5", "J6"} {
+		joiners = append(joiners, newTestClient(t, name))
+	}
+	all := append(slices.Clone(cs), joiners...)
+	connectAll(t, ctx, all)
+	toks := make([]string, len(joiners))
+	for i := range joiners {
+		if toks[i], err = x.Invite(gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, j := range joiners {
+		wg.Go(func() {
+			if _, err := j.Join(ctx, toks[i]); err != nil {
+				t.Errorf("%s: %v", j.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	after := waitAgree(t, ctx, gid, all, len(all))
+	// The proposals as X sent them: its wire log holds its own.
+	gb, _ := gid.Bytes()
+	items, _, err := x.st.WireSince(ctx, gb, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []int
+	for _, it := range items {
+		if it.Kind == store.WireMessage && bytes.Equal(it.Sender, x.self) {
+			if f, err := parseProposalFrame(it.Data); err == nil {
+				frames = append(frames, len(f.hs))
+			}
+		}
+	}
+	t.Logf("%d joiners in %d commits; X's proposal frames held %v", len(joiners), after.Epoch-before.Epoch, frames)
+	if len(frames) == 0 || len(frames) > 2 || slices.Max(frames) < len(joiners)/2 {
+		t.Errorf("X sent its proposals in frames of %v, want one or two frames for all %d", frames, len(joiners))
+	}
+	if n := after.Epoch - before.Epoch; n > 2 {
+		t.Errorf("%d joiners took %d commits, want at most 2", len(joiners), n)
+	}
+}
