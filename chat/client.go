@@ -85,8 +85,11 @@ type Config struct {
 	// 2 s). Members of larger groups say it less often, in proportion to the group's
 	// size, so that a group carries about 8 heartbeats a second however large it is.
 	Heartbeat time.Duration
-	// BatchDelay is how long the preferred committer gathers changes before it commits
-	// (0: 50 ms).
+	// BatchDelay is how long the preferred committer gathers changes before it commits,
+	// and the others theirs before they propose them (0: 50 ms). In groups of more than
+	// 16 it grows in proportion to the group's size, as the heartbeat does: there a
+	// commit takes seconds to go round, and one that takes all of a batch of joiners
+	// saves rounds.
 	BatchDelay time.Duration
 	// CommitTimeout is how long the member ranked r waits, times r, for the preferred
 	// committer before it commits pending changes itself (0: 2 s). In groups of more
@@ -449,7 +452,9 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 		// inviter's signature on it.
 		InviteProof: append(joinProof(inv.RoomSecret, inv.ID, c.node.ID(), kp), []byte(token)...),
 	}
+	asked := time.Now()
 	resp, err := c.askToJoin(ctx, inv, req)
+	c.cfg.Logger.Debug("asked to join", "group", gid[:8], "took", time.Since(asked), "err", err)
 	if err != nil {
 		// The member may have added us all the same (we gave up waiting, or the stream
 		// broke): a Join again asks with the same KeyPackage, and is answered with the

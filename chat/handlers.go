@@ -103,8 +103,11 @@ func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.Jo
 		return again, nil
 	}
 	if err == nil {
+		start := time.Now()
 		var r intentResult
-		if r, err = g.wait(ctx, in); err == nil {
+		r, err = g.wait(ctx, in)
+		h.c.cfg.Logger.Debug("join answered", "group", g.gid[:8], "joiner", from, "waited", time.Since(start), "err", err, "welcome", len(r.welcome), "tree", len(r.tree))
+		if err == nil {
 			return &proto.JoinResponse{Welcome: r.welcome, RatchetTree: r.tree}, nil
 		}
 	}

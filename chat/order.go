@@ -810,7 +810,7 @@ func (g *group) stopTimer() {
 }
 
 // drive makes the current epoch's commit happen: the first-ranked member online commits
-// after Config.BatchDelay (gathering joiners and proposals into one commit); the others
+// after batchDelay (gathering joiners and proposals into one commit); the others
 // propose their changes and commit themselves only after CommitTimeout times their rank.
 func (g *group) drive() {
 	if !g.active() {
@@ -854,7 +854,7 @@ func (g *group) drive() {
 		return
 	}
 	g.stopTimer()
-	delay := g.c.cfg.BatchDelay
+	delay := g.batchDelay()
 	readd := false
 	for _, in := range mine {
 		readd = readd || in.kind == intentReadd
@@ -866,10 +866,14 @@ func (g *group) drive() {
 	g.timer, g.timerAt = time.NewTimer(delay), cur
 }
 
-// proposeSoon proposes, BatchDelay from now, our changes not yet proposed in the epoch
+// batchDelay is how long changes are gathered before they are committed or proposed:
+// Config.BatchDelay, grown with the group as the heartbeat is.
+func (g *group) batchDelay() time.Duration { return g.scaled(g.c.cfg.BatchDelay, beatGroup) }
+
+// proposeSoon proposes, batchDelay from now, our changes not yet proposed in the epoch
 // we are then in, in one frame. Changes asked for together (a batch of joiners, each on
 // a join request of its own) go out together, and the committer, which commits
-// BatchDelay after the first proposal it gets, takes them in one commit. Proposed in a
+// batchDelay after the first proposal it gets, takes them in one commit. Proposed in a
 // frame each, they reached a busy committer apart: at 200 peers on the simulated
 // network, every commit took one joiner of the ten let in at once.
 func (g *group) proposeSoon() {
@@ -877,7 +881,7 @@ func (g *group) proposeSoon() {
 		return
 	}
 	g.proposing = true
-	time.AfterFunc(g.c.cfg.BatchDelay, func() {
+	time.AfterFunc(g.batchDelay(), func() {
 		g.post(func() {
 			g.proposing = false
 			if !g.active() {
