@@ -1019,17 +1019,20 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 		return
 	}
 	var proposer []byte
-	took := false
+	opened, took := false, false
 	for _, hs := range f.hs {
-		who, ok := g.takeProposal(hs)
+		who, o, ok := g.takeProposal(hs)
+		opened = opened || o
 		if ok && !took {
 			proposer, took = who, true
 		}
 	}
+	if opened {
+		g.seen.add(hh) // a copy again would be refused again
+	}
 	if !took {
 		return
 	}
-	g.seen.add(hh)
 	// Logged for sync: a member catching up needs it before the commit that refers to it.
 	// Logged with its sender, so that a sync for another sender's messages leaves it out.
 	// Saved as received messages are (see flush), not with a state of its own: while a
@@ -1045,15 +1048,16 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 }
 
 // takeProposal opens and processes one proposal envelope of this epoch. It returns the
-// proposer's identity (nil for a proposal not by a member) and whether it was taken.
-func (g *group) takeProposal(hs []byte) ([]byte, bool) {
+// proposer's identity (nil for a proposal not by a member), whether it opened and
+// whether it was taken.
+func (g *group) takeProposal(hs []byte) (proposer []byte, opened, taken bool) {
 	// A proposal that does not open or is refused is not the user's concern (nothing
 	// they can do about it); one for our epoch number that fails authentication is most
 	// likely of another branch, kept for judging that branch's commit.
 	inner, err := g.openHandshake(g.mls, hs)
 	if err != nil {
 		g.debug("a proposal did not open", "err", err)
-		return nil, false
+		return nil, false, false
 	}
 	p, err := g.mls.Process(inner)
 	if err != nil {
@@ -1061,15 +1065,15 @@ func (g *group) takeProposal(hs []byte) ([]byte, bool) {
 		if errors.Is(err, mlsgroup.ErrAuth) && len(g.foreign) < 64 {
 			g.foreign = append(g.foreign, hs)
 		}
-		return nil, false
+		return nil, true, false
 	}
 	if p.Kind != mlsgroup.KindProposal {
 		g.errorf("chat: a proposal frame held something else than a proposal")
-		return nil, false
+		return nil, true, false
 	}
 	g.proposals++
 	if p.SenderKind != mlsgroup.SenderMember {
-		return nil, true
+		return nil, true, true
 	}
 	if p.Removed != nil {
 		g.removers[*p.Removed] = p.Sender
@@ -1078,7 +1082,7 @@ func (g *group) takeProposal(hs []byte) ([]byte, bool) {
 		sender := p.Sender
 		g.renamer = &sender
 	}
-	return identityAt(g.mls.Members(), p.Sender), true
+	return identityAt(g.mls.Members(), p.Sender), true, true
 }
 
 // commitDue commits our intents and the proposals received, when the commit timer fires.
