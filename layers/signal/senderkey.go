@@ -12,8 +12,14 @@ import (
 
 const (
 	// maxSenderKeysPerPeer is how many of a member's sender keys are kept,
-	// so that messages sealed just before its rekey still open.
-	maxSenderKeysPerPeer = 4
+	// so that messages sealed before its rekeys still open when they come
+	// late. A member rekeys whenever a commit removes someone and whenever
+	// its branch loses to another; in a group with churn and partitions that
+	// is several times within the epochs a late message may still come from
+	// (the chat core keeps 16), and a message under a key dropped meanwhile
+	// never opens. Four was too few: a 20-peer swarm with a partition and
+	// three removals lost messages that way.
+	maxSenderKeysPerPeer = 16
 	distributionVersion  = 1
 	// distributionSize is the size of an encoded distribution message.
 	distributionSize = 1 + 4 + 4 + keySize + ed25519.PublicKeySize

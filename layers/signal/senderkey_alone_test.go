@@ -703,3 +703,32 @@ func TestHandOutsComing(t *testing.T) {
 		t.Fatalf("bob has %d keys of alice's", n)
 	}
 }
+
+// TestSenderKeyLateAfterRekeys: a group message that comes after its sender
+// rekeyed 15 times since (a partition held it back while members were removed:
+// a rekey in each of the 16 epochs the chat core keeps for late messages)
+// still opens; once maxSenderKeysPerPeer newer keys came, its key is gone, and
+// another message under it does not open.
+func TestSenderKeyLateAfterRekeys(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	mustOpen(t, b, a, sealTo(t, a, []byte("first"), b, c), []byte("first"))
+	late := sealTo(t, a, []byte("late"), b, c) // held back, both of them
+	stale := sealTo(t, a, []byte("stale"), b, c)
+	rekey := func(i int) {
+		a.l.Rekey()
+		pt := []byte(fmt.Sprint("after rekey ", i))
+		mustOpen(t, b, a, sealTo(t, a, pt, b, c), pt)
+	}
+	for i := range 15 {
+		rekey(i)
+	}
+	mustOpen(t, b, a, late, []byte("late"))
+	for i := 15; i < maxSenderKeysPerPeer; i++ {
+		rekey(i)
+	}
+	ctx := &layers.Context{Group: []byte("g"), Sender: a.id, AD: testAD}
+	if _, _, err := b.l.Open(ctx, stale); err != layers.ErrNoKey {
+		t.Fatalf("a message under a key dropped since: %v, want ErrNoKey", err)
+	}
+}
