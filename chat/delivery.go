@@ -1106,7 +1106,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 		}
 		return !items[i].commit && items[j].commit
 	})
-	commits, msgs := 0, 0
+	commits, msgs, dups := 0, 0, 0
 	start, outranked := g.mls.Epoch(), g.outranked
 	overlap := false // p has the commit of an epoch we were in: it knows our part of history
 	for _, it := range items {
@@ -1132,12 +1132,15 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 			continue
 		}
 		before := g.seen.has(frameHash(it.frame))
+		if before {
+			dups++
+		}
 		g.receiveApp(it.frame, true)
 		if !before && g.seen.has(frameHash(it.frame)) {
 			msgs++
 		}
 	}
-	g.debug("sync applied", "from", p, "items", len(items), "commits", commits, "messages", msgs, "more", resp.More)
+	g.debug("sync applied", "from", p, "items", len(items), "commits", commits, "messages", msgs, "dups", dups, "more", resp.More)
 	g.c.emit(SyncProgress{Group: g.gid, Peer: p, Commits: commits, Messages: msgs, Done: !resp.More})
 	if commits == 0 && want&proto.WantCommits != 0 && !resp.More {
 		switch {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -292,6 +293,10 @@ func (s *Swarm) Churn(ctx context.Context) error {
 	if err := s.peers[by].Client().Remove(cctx, gid, s.peers[x].ID()); err != nil {
 		return fmt.Errorf("peer %d removing peer %d: %w", by, x, err)
 	}
+	var removedAt uint64 // the epoch of the removal's commit
+	if st, err := s.peers[by].Client().Group(cctx, gid); err == nil {
+		removedAt = st.Epoch
+	}
 	s.mu.Lock()
 	s.member[x] = false
 	s.mu.Unlock()
@@ -300,9 +305,13 @@ func (s *Swarm) Churn(ctx context.Context) error {
 		return fmt.Errorf("restart peer %d: %w", x, err)
 	}
 	// A partition may hold meanwhile: the member is added back by one on its side, and
-	// again if that fails for want of a connection, because that member has not
-	// applied the removal yet (it still counts x in: ErrAlreadyIn), or because it is
-	// out of the group itself just then (its branch lost a removal: ErrNotMember).
+	// again if that fails: for want of a connection, because that member has not
+	// applied the removal yet (it still counts x in: ErrAlreadyIn), because it is out
+	// of the group itself just then (its branch lost a removal: ErrNotMember), or
+	// because x refused the Welcome (one of a branch that lost). An add that failed may
+	// still have brought x back, or the removal may have been undone (its branch lost,
+	// and x took its leaf back): if the adds still fail after ten tries, x counts as
+	// back if it is active in the group and a member counts it in.
 	for attempt := 0; ; attempt++ {
 		by = s.pickNear(x)
 		err := s.peers[by].Client().Add(cctx, gid, s.peers[x].AddrInfo())
@@ -310,9 +319,12 @@ func (s *Swarm) Churn(ctx context.Context) error {
 			s.cfg.Logger.Info("swarm: churn: added", "peer", x, "by", by)
 			break
 		}
-		if !(errors.Is(err, chat.ErrUnreachable) || errors.Is(err, chat.ErrAlreadyIn) || errors.Is(err, chat.ErrNotMember)) ||
-			attempt == 10 || cctx.Err() != nil {
-			return fmt.Errorf("peer %d adding peer %d again: %w", by, x, err)
+		if errors.Is(err, chat.ErrClosed) || attempt == 10 || cctx.Err() != nil {
+			if !s.backIn(ctx, x, by, removedAt) {
+				return fmt.Errorf("peer %d adding peer %d again: %w", by, x, err)
+			}
+			s.cfg.Logger.Info("swarm: churn: back in", "peer", x, "by", by, "err", err)
+			break
 		}
 		s.cfg.Logger.Info("swarm: churn: add again", "peer", x, "by", by, "err", err)
 		time.Sleep(time.Second)
@@ -327,6 +339,28 @@ func (s *Swarm) Churn(ctx context.Context) error {
 	s.uncertain[x] = false
 	s.mu.Unlock()
 	return nil
+}
+
+// backIn reports whether peer x is active in the group past epoch removedAt, on the same
+// epoch as member by, which counts it in. (A client restarted before it learnt of its
+// removal has the group active until it does.)
+func (s *Swarm) backIn(ctx context.Context, x, by int, removedAt uint64) bool {
+	s.mu.Lock()
+	gid := s.gid
+	s.mu.Unlock()
+	cx, cb := s.peers[x].Client(), s.peers[by].Client()
+	if cx == nil || cb == nil {
+		return false
+	}
+	st, err := cx.Group(ctx, gid)
+	if err != nil || !st.Active {
+		return false
+	}
+	sb, err := cb.Group(ctx, gid)
+	if err != nil || st.Epoch <= removedAt || sb.Epoch != st.Epoch || !bytes.Equal(sb.Authenticator, st.Authenticator) {
+		return false
+	}
+	return slices.ContainsFunc(sb.Members, func(m chat.Member) bool { return m.Peer == s.peers[x].ID() })
 }
 
 // pickNear picks a random counted member other than x that a partition does not

@@ -97,3 +97,41 @@ func TestRunFaults(t *testing.T) {
 		t.Error("no gossip message was dropped")
 	}
 }
+
+// A member counts as back in the group only while it is active in it past the epoch of
+// its removal, on the epoch of the member asked, which counts it in.
+func TestBackIn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Config{Peers: 3, Messages: 1, Seed: 3, Chat: fastTuning, Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	gid, err := s.Form(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.peers[2].Client().Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.backIn(ctx, 1, 2, st.Epoch-1) {
+		t.Errorf("peer 1, a member at epoch %d, does not count as back in", st.Epoch)
+	}
+	if s.backIn(ctx, 1, 2, st.Epoch) {
+		t.Errorf("peer 1 counts as back in at epoch %d, the epoch of its removal", st.Epoch)
+	}
+	if err := s.peers[2].Client().Remove(ctx, gid, s.peers[1].ID()); err != nil {
+		t.Fatal(err)
+	}
+	for s.backIn(ctx, 1, 2, 0) {
+		if ctx.Err() != nil {
+			t.Fatal("peer 1, removed, still counts as back in")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s.backIn(ctx, 1, 0, 0) {
+		t.Error("peer 1, removed, counts as back in for peer 0")
+	}
+}
