@@ -371,9 +371,13 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	}
 	offers = append(offers, others...)
 	c.mu.Unlock()
+	var failed error // why a Welcome addressed to one of our KeyPackages did not open
 	for _, o := range offers {
 		mg, err := mlsgroup.Join(req.Welcome, o.bundle, req.RatchetTree, c.mlsOptions())
 		if err != nil {
+			if !errors.Is(err, mlsgroup.ErrNotForUs) && failed == nil {
+				failed = err
+			}
 			continue
 		}
 		if !bytes.Equal(mg.GroupID(), req.GroupID) {
@@ -403,6 +407,9 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 			return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
 		}
 		return nil, err
+	}
+	if failed != nil {
+		return nil, proto.Refuse(proto.CodeRefused, "the Welcome for our KeyPackage does not open: "+failed.Error())
 	}
 	return nil, proto.Refuse(proto.CodeRefused, "no KeyPackage of ours handed to this peer opens the Welcome")
 }

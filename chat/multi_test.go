@@ -1304,6 +1304,52 @@ func TestWelcomeForUsedKeyPackage(t *testing.T) {
 	say(t, ctx, x, gid, "in again", a)
 }
 
+// A Welcome addressed to one of our KeyPackages that does not open (its ratchet tree cut
+// short) is refused with the reason, not as one for a KeyPackage we never handed out, and
+// leaves us out of the group; the same Welcome with its whole tree then opens.
+func TestWelcomeThatDoesNotOpen(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, x := newTestClient(t, "A"), newTestClient(t, "X")
+	gid, err := a.CreateGroup("test group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga, _ := a.group(gid)
+	if err := a.node.Connect(ctx, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := a.node.KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: ga.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	who, _, err := mlsgroup.KeyPackageIdentity(resp.KeyPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.change(ctx, gid, func(g *group) (*intent, error) {
+		return &intent{kind: intentAdd, kp: resp.KeyPackage, who: who}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := welcomeHandler{x.Client}
+	req := &proto.WelcomeRequest{GroupID: ga.id, Welcome: r.welcome, RoomSecret: ga.room, Name: "test group", RatchetTree: r.tree[:len(r.tree)/2]}
+	_, err = h.HandleWelcome(ctx, a.PeerID(), req)
+	if !errors.Is(err, proto.ErrRefused) || !strings.Contains(err.Error(), "the Welcome for our KeyPackage does not open: ") {
+		t.Fatalf("a Welcome with half its tree: %v", err)
+	}
+	if _, err := x.Group(ctx, gid); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("X after the Welcome it refused: %v", err)
+	}
+	req.RatchetTree = r.tree
+	if _, err := h.HandleWelcome(ctx, a.PeerID(), req); err != nil {
+		t.Fatalf("the same Welcome with its tree: %v", err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, x}, 2)
+}
+
 // A member whose add of a peer is committed, but which is removed before it sends the
 // Welcome (Add waits for the commit to settle), still sends it: no other member can, and
 // the peer would otherwise keep a leaf in the group that no one holds.
