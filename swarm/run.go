@@ -323,7 +323,7 @@ func (s *Swarm) Churn(ctx context.Context) error {
 			if !s.backIn(ctx, x, by, removedAt) {
 				return fmt.Errorf("peer %d adding peer %d again: %w", by, x, err)
 			}
-			s.cfg.Logger.Info("swarm: churn: back in", "peer", x, "by", by, "err", err)
+			s.note("peer %d counted back in, its adds failing (%d tries, the last: %v)", x, attempt+1, err)
 			break
 		}
 		s.cfg.Logger.Info("swarm: churn: add again", "peer", x, "by", by, "err", err)
