@@ -311,7 +311,8 @@ func (s *Swarm) Churn(ctx context.Context) error {
 	// because x refused the Welcome (one of a branch that lost). An add that failed may
 	// still have brought x back, or the removal may have been undone (its branch lost,
 	// and x took its leaf back): if the adds still fail after ten tries, x counts as
-	// back if it is active in the group and a member counts it in.
+	// back once it is active in the group and a member counts it in (within a minute:
+	// it may still be catching up, by external commits after a fork).
 	for attempt := 0; ; attempt++ {
 		by = s.pickNear(x)
 		err := s.peers[by].Client().Add(cctx, gid, s.peers[x].AddrInfo())
@@ -320,7 +321,7 @@ func (s *Swarm) Churn(ctx context.Context) error {
 			break
 		}
 		if errors.Is(err, chat.ErrClosed) || attempt == 10 || cctx.Err() != nil {
-			if !s.backIn(ctx, x, by, removedAt) {
+			if !s.waitBackIn(ctx, x, by, removedAt, time.Minute) {
 				return fmt.Errorf("peer %d adding peer %d again: %w", by, x, err)
 			}
 			s.note("peer %d counted back in, its adds failing (%d tries, the last: %v)", x, attempt+1, err)
@@ -361,6 +362,18 @@ func (s *Swarm) backIn(ctx context.Context, x, by int, removedAt uint64) bool {
 		return false
 	}
 	return slices.ContainsFunc(sb.Members, func(m chat.Member) bool { return m.Peer == s.peers[x].ID() })
+}
+
+// waitBackIn waits at most d for backIn.
+func (s *Swarm) waitBackIn(ctx context.Context, x, by int, removedAt uint64, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !s.backIn(ctx, x, by, removedAt) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return true
 }
 
 // pickNear picks a random counted member other than x that a partition does not
