@@ -1689,6 +1689,55 @@ func TestRemovedAndAddedBackOnLostBranch(t *testing.T) {
 	say(t, ctx, w, gid, "W to all", without(cs, w)...)
 }
 
+// A member that left a branch which lost after it saw a member removed there, and
+// before it saw that member added back, does not remove the member's old leaf on the
+// winning branch before the member takes it back by a resync: the member is heard past
+// the epoch the laggard's branch had reached. (In 20-peer churn runs a member the swarm
+// removed and added back ended out: a laggard of the branch that lost made the removal
+// again, and the member's resync then found no leaf of its.)
+func TestLaggardLetsReaddedMemberResync(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var cs []*testClient
+	for _, n := range []string{"A", "B", "C", "D", "E"} {
+		cs = append(cs, newTestClient(t, n))
+	}
+	gid, w, rest := firstRankedRenames(t, ctx, cs)
+	a, b, x, m := rest[0], rest[1], rest[2], rest[3]
+	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	removed := func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() }
+	x.waitFor(t, "X removed", removed)
+	m.waitFor(t, "M sees X removed", removed)
+	partition([]*testClient{m}, []*testClient{a, b, x})
+	time.Sleep(time.Second) // both sides see the other go
+	tok, err := b.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 5) // W (away), M (cut off), A, B, X
+
+	connectAll(t, ctx, cs)
+	st := waitAgree(t, ctx, gid, cs, 5)
+	if st.Name != "w's name" {
+		t.Fatalf("name %q: not the winning branch", st.Name)
+	}
+	// X took its leaf back (it is on the branch with the others): M's removal, due
+	// since, finds the leaf gone.
+	time.Sleep(time.Duration(madeAgainAfter+len(cs)+4) * 250 * time.Millisecond)
+	st = waitAgree(t, ctx, gid, cs, 5)
+	if st.Name != "w's name" {
+		t.Fatalf("name %q: not the winning branch", st.Name)
+	}
+	say(t, ctx, x, gid, "X is in", without(cs, x)...)
+	say(t, ctx, w, gid, "W to all", without(cs, w)...)
+}
+
 // An add that a commit without a Welcome seems to do (the member's old leaf came back,
 // by a switch of branch that undid its removal), when no one holds that leaf, replaces
 // it: the member, which handed out its KeyPackage out of the group and kept no state of

@@ -296,7 +296,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 		return
 	}
 	// The other branch wins: go back to rec's epoch and take its commit.
-	cur := g.mls.Members()
+	cur, head := g.mls.Members(), g.mls.Epoch()
 	i := 0
 	for g.hist[i].epoch != rec.epoch {
 		i++
@@ -342,7 +342,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
 	g.resendDead(g.c.ctx, false)
-	g.madeAgain(lost)
+	g.madeAgain(lost, head)
 }
 
 // A change to the roster that a branch which lost had made is made again on the winning
@@ -354,9 +354,13 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 // (with a KeyPackage fetched from it, as Add does: the joiner takes the Welcome, as it
 // handed the KeyPackage out after it entered the branch that lost), or removes the
 // member. (A member removed and added again there that still has its old leaf on the
-// winning branch takes it back itself, by a resync: see rejoinExternal.) A joiner is
-// also vouched for, for vouchFor: asked by it (a join request without an invite proof,
-// see readmit), the member adds it again.
+// winning branch takes it back itself, by a resync: see rejoinExternal. A member that
+// left the branch before it saw the member added again would remove that leaf first,
+// and the member would find itself out; so a removal waits longer (resyncWait) when
+// the member is heard on another branch at or past the epoch ours had reached: it was
+// a member there after ours removed it. If it still has its old leaf then, it goes.)
+// A joiner is also vouched for, for vouchFor: asked by it (a join request without an
+// invite proof, see readmit), the member adds it again.
 
 // lostChange is a change to the roster made on a branch that lost: an add (of a member
 // the winning branch does not have, new to the group or removed and added again there)
@@ -405,8 +409,8 @@ func lostChanges(base, lost, won []mlsgroup.Member, self []byte) []lostChange {
 }
 
 // madeAgain vouches for the joiners of lost and makes its changes again (see
-// lostChanges).
-func (g *group) madeAgain(lost []lostChange) {
+// lostChanges); head is the epoch our branch that lost had reached.
+func (g *group) madeAgain(lost []lostChange, head uint64) {
 	until := time.Now().Add(vouchFor)
 	for _, ch := range lost {
 		if ch.kind == intentAdd {
@@ -417,33 +421,61 @@ func (g *group) madeAgain(lost []lostChange) {
 		return
 	}
 	after := time.Duration(madeAgainAfter+g.onlineRank()) * g.beat()
-	time.AfterFunc(after, func() {
-		g.post(func() {
-			if !g.active() {
-				return
+	time.AfterFunc(after, func() { g.post(func() { g.makeAgain(lost, head, true) }) })
+}
+
+// makeAgain makes the changes of lost that no one has made yet. A removal of a member
+// heard past head on another branch waits resyncWait, once, if mayWait.
+func (g *group) makeAgain(lost []lostChange, head uint64, mayWait bool) {
+	if !g.active() {
+		return
+	}
+	var wait []lostChange
+	for _, ch := range lost {
+		switch _, in := g.leafOf(ch.who); {
+		case g.wants(ch.kind, ch.who),
+			ch.kind == intentAdd && in,
+			ch.kind == intentRemove && !g.keepsLeaf(ch.who, ch.prekeys):
+			continue // done, or under way
+		case ch.kind == intentRemove && mayWait && g.heardPast(ch.who, head):
+			g.debug("a member a branch that lost removed is heard on another branch past it: waiting for its resync", "peer", peerOf(ch.who))
+			wait = append(wait, ch)
+			continue
+		case ch.kind == intentRemove:
+			g.debug("removing again a member a branch that lost removed", "peer", peerOf(ch.who))
+			g.want(&intent{kind: intentRemove, who: ch.who, old: ch.prekeys})
+			continue
+		}
+		g.debug("adding again a member a branch that lost added", "peer", peerOf(ch.who))
+		go func() {
+			ctx, cancel := context.WithTimeout(g.c.ctx, 2*time.Minute)
+			defer cancel()
+			if err := g.c.addAgain(ctx, g, peerOf(ch.who)); err != nil && !errors.Is(err, ErrAlreadyIn) {
+				g.post(func() { g.debug("adding again failed", "peer", peerOf(ch.who), "err", err) })
 			}
-			for _, ch := range lost {
-				switch _, in := g.leafOf(ch.who); {
-				case g.wants(ch.kind, ch.who),
-					ch.kind == intentAdd && in,
-					ch.kind == intentRemove && !g.keepsLeaf(ch.who, ch.prekeys):
-					continue // done, or under way
-				case ch.kind == intentRemove:
-					g.debug("removing again a member a branch that lost removed", "peer", peerOf(ch.who))
-					g.want(&intent{kind: intentRemove, who: ch.who, old: ch.prekeys})
-					continue
-				}
-				g.debug("adding again a member a branch that lost added", "peer", peerOf(ch.who))
-				go func() {
-					ctx, cancel := context.WithTimeout(g.c.ctx, 2*time.Minute)
-					defer cancel()
-					if err := g.c.addAgain(ctx, g, peerOf(ch.who)); err != nil && !errors.Is(err, ErrAlreadyIn) {
-						g.post(func() { g.debug("adding again failed", "peer", peerOf(ch.who), "err", err) })
-					}
-				}()
-			}
-		})
-	})
+		}()
+	}
+	if len(wait) > 0 {
+		time.AfterFunc(g.resyncWait(), func() { g.post(func() { g.makeAgain(wait, head, false) }) })
+	}
+}
+
+// resyncWait is how long a member that joined a branch which lost can take to come
+// over by a resync, twice over: until it finds the others stay behind its epoch (see
+// staysBehind), three fruitless syncs, and rejoinSoon's delay.
+func (g *group) resyncWait() time.Duration {
+	return 2 * (max(5*aheadWait, 3*g.beat()) + 3*max(aheadWait, g.beat()) + 2*g.beat())
+}
+
+// heardPast says whether the last heartbeat of the member who showed a branch other
+// than ours, at epoch head or later.
+func (g *group) heardPast(who []byte, head uint64) bool {
+	pi := g.peerByID(peerOf(who))
+	if pi == nil || !pi.online || pi.hbAuth == nil || pi.hbEpoch < head {
+		return false
+	}
+	a := g.chainAuth(pi.hbEpoch)
+	return a == nil || !bytes.Equal(a[:authPrefix], pi.hbAuth)
 }
 
 // keepsLeaf says whether the member who is in the group with the leaf whose signal

@@ -188,7 +188,7 @@ func (g *group) rejoin(p peer.ID) {
 // commit. The changes to the roster our branch made in the epochs we keep of it, and the
 // other one lacks, are made again (see lostChanges).
 func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how string) {
-	before := g.mls.Members()
+	before, head := g.mls.Members(), g.mls.Epoch()
 	var lost []lostChange
 	if len(g.hist) > 0 && !g.out {
 		if base, err := mlsgroup.Restore(g.hist[0].state, g.c.mlsOptions()); err == nil {
@@ -249,7 +249,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	// A new signal identity: as after a join, our new sender key goes to the members.
 	g.handOutKeySoon(nil)
 	g.drive()
-	g.madeAgain(lost)
+	g.madeAgain(lost, head)
 }
 
 // readdedBy moves us to the branch of commit f if f adds us again, with the KeyPackage
