@@ -1694,7 +1694,7 @@ func TestRemovedAndAddedBackOnLostBranch(t *testing.T) {
 // winning branch before the member takes it back by a resync: the member is heard past
 // the epoch the laggard's branch had reached. (In 20-peer churn runs a member the swarm
 // removed and added back ended out: a laggard of the branch that lost made the removal
-// again, and the member's resync then found no leaf of its.)
+// again, and the member's resync then found no leaf of its own.)
 func TestLaggardLetsReaddedMemberResync(t *testing.T) {
 	fast(t, 400*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
