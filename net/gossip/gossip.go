@@ -216,19 +216,12 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Router, error) {
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(r.inspect), time.Second),
 		pubsub.WithBlacklist(bl),
 		pubsub.WithPeerExchange(false),
-		// No flood publishing: the author sends to its mesh, not to every member it is
-		// connected to (all of them, once the sender keys are handed out). Flooding
-		// sent each frame from its author's uplink once per member: a commit of tens
-		// of KB at 200 members, 200 times, while the mesh sent the same frame again to
-		// members that had it. Without it, a 50-member loopback swarm (`tchat swarm
-		// --peers 50 --messages 2000 --seed 1`, three runs each, alternated) sent
-		// 407-460 MB of gossip against 493-511 MB, with the same CPU and no p99
-		// difference the machine's swings (0.6 to 1.8 s that hour) could show; the
-		// 20-peer fault runs of the README passed 17 of seeds 21-30 and 41-50, as
-		// before. A mesh degree of 4 instead of gossipsub's 6 had halved a 50-member
-		// swarm's gossip, but its fault runs ended apart or lost messages twice as
-		// often: the mesh mends a partition's gaps.
-		pubsub.WithFloodPublish(false),
+		// The author sends to every member it is connected to (all of them, once the
+		// sender keys are handed out), so a calm group's mesh carries copies members
+		// have. A mesh degree of 4 instead of gossipsub's 6 halved a 50-member
+		// swarm's gossip, but its fault runs (partitions, drops, churn) then ended
+		// apart or lost messages twice as often: the mesh mends a partition's gaps.
+		pubsub.WithFloodPublish(true),
 		pubsub.WithGossipSubParams(gossipParams()),
 		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithPeerOutboundQueueSize(128),

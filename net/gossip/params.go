@@ -34,7 +34,7 @@ const invalidWeight = -10
 // connects to every other (sender keys go member to member), so meshes take in
 // whoever grafts them and fill up towards Dhi, and each member forwards each message
 // to its whole mesh: most copies arrive at members that have the message already
-// (measured when authors flooded their messages to every member). At 8, a 50-member swarm's gossip
+// (published by flooding, it came from its author). At 8, a 50-member swarm's gossip
 // fell by a fifth (`tchat swarm --peers 50 --messages 1000 --rate 25`: 398–415 MB
 // against 473–482 MB, p99 277–313 ms against 405–505 ms), with the same floor the
 // mesh mends partitions with: the 20-peer fault runs of the README (seeds 21–30) passed
