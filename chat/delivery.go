@@ -998,8 +998,11 @@ func (pi *peerInfo) noteBehind() {
 // to come over.
 func (g *group) staysBehind(pi *peerInfo) bool {
 	return pi.hbEpoch < g.joinEpoch && pi.behindAt == fmt.Sprintf("%d/%x", pi.hbEpoch, pi.hbAuth) &&
-		time.Since(pi.behindSince) >= max(5*aheadWait, 3*g.beat()) && g.alone()
+		time.Since(pi.behindSince) >= g.behindWait() && g.alone()
 }
+
+// behindWait is how long a member stays behind our epoch before staysBehind says so.
+func (g *group) behindWait() time.Duration { return max(5*aheadWait, 3*g.beat()) }
 
 // alone: no member online is on our branch with us (in our epoch, with our
 // authenticator).

@@ -464,7 +464,7 @@ func (g *group) makeAgain(lost []lostChange, head uint64, mayWait bool) {
 // over by a resync, twice over: until it finds the others stay behind its epoch (see
 // staysBehind), three fruitless syncs, and rejoinSoon's delay.
 func (g *group) resyncWait() time.Duration {
-	return 2 * (max(5*aheadWait, 3*g.beat()) + 3*max(aheadWait, g.beat()) + 2*g.beat())
+	return 2 * (g.behindWait() + 3*max(aheadWait, g.beat()) + 2*g.beat())
 }
 
 // heardPast says whether the last heartbeat of the member who showed a branch other
