@@ -78,14 +78,15 @@ type group struct {
 	out        bool
 	outChecked time.Time // when we last looked for a leaf of ours, once out
 
-	intents   []*intent
-	removers  map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch
-	renamer   *uint32           // the leaf that proposed new extensions (a name) in this epoch
-	proposals int               // proposals received in this epoch
-	foreign   [][]byte          // proposal envelopes for this epoch that MLS refused (of another branch?)
-	timer     *time.Timer       // commit timer (nil: none)
-	timerAt   uint64            // the epoch the timer was armed for
-	proposing bool              // proposeSoon is due
+	intents    []*intent
+	removers   map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch
+	renamer    *uint32           // the leaf that proposed new extensions (a name) in this epoch
+	proposals  int               // proposals received in this epoch
+	foreign    [][]byte          // proposal envelopes for this epoch that MLS refused (of another branch?)
+	timer      *time.Timer       // commit timer (nil: none)
+	timerAt    uint64            // the epoch the timer was armed for
+	proposing  bool              // proposeSoon's timer is set
+	gatherFrom time.Time         // when it was set
 
 	pend       pending     // received messages not saved yet
 	flushTimer *time.Timer // nil: nothing pending

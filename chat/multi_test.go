@@ -1939,20 +1939,7 @@ func TestJoinersProposedTogether(t *testing.T) {
 		return
 	}
 	after := waitAgree(t, ctx, gid, all, len(all))
-	// The proposals as X sent them: its wire log holds its own.
-	gb, _ := gid.Bytes()
-	items, _, err := x.st.WireSince(ctx, gb, 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames []int
-	for _, it := range items {
-		if it.Kind == store.WireMessage && bytes.Equal(it.Sender, x.self) {
-			if f, err := parseProposalFrame(it.Data); err == nil {
-				frames = append(frames, len(f.hs))
-			}
-		}
-	}
+	frames := proposalFrames(t, ctx, x, gid)
 	t.Logf("%d joiners in %d commits; X's proposal frames held %v", len(joiners), after.Epoch-before.Epoch, frames)
 	if len(frames) == 0 || len(frames) > 2 || slices.Max(frames) < len(joiners)/2 {
 		t.Errorf("X sent its proposals in frames of %v, want one or two frames for all %d", frames, len(joiners))
@@ -1960,4 +1947,96 @@ func TestJoinersProposedTogether(t *testing.T) {
 	if n := after.Epoch - before.Epoch; n > 2 {
 		t.Errorf("%d joiners took %d commits, want at most 2", len(joiners), n)
 	}
+}
+
+// proposalFrames lists how many proposals each proposal frame c sent in group gid held:
+// its wire log holds its own.
+func proposalFrames(t *testing.T, ctx context.Context, c *testClient, gid GroupID) []int {
+	t.Helper()
+	gb, _ := gid.Bytes()
+	items, _, err := c.st.WireSince(ctx, gb, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []int
+	for _, it := range items {
+		if it.Kind == store.WireMessage && bytes.Equal(it.Sender, c.self) {
+			if f, err := parseProposalFrame(it.Data); err == nil {
+				frames = append(frames, len(f.hs))
+			}
+		}
+	}
+	return frames
+}
+
+// Join requests that come one after the other, each before BatchDelay has passed since
+// the one before, are proposed in one frame and go in by one commit, though they came
+// over more than BatchDelay in all. A member that proposed BatchDelay after the first
+// sent two frames (at 200 peers on the simulated network, where a batch's requests came
+// over seconds, two or three), and the committer, which commits BatchDelay after the
+// first frame it gets, committed the first alone: the rest were void in the next epoch
+// and went again.
+func TestSpreadJoinersProposedTogether(t *testing.T) {
+	const batchDelay = 300 * time.Millisecond
+	// 1.7 batch delays from the first to the last
+	x, gid, before, after := joinSpread(t, batchDelay, 6, func(int) time.Duration { return batchDelay / 3 })
+	frames := proposalFrames(t, context.Background(), x, gid)
+	t.Logf("6 joiners in %d commits; X's proposal frames held %v", after.Epoch-before.Epoch, frames)
+	if len(frames) != 1 || frames[0] != 6 {
+		t.Errorf("X sent its proposals in frames of %v, want one frame for all 6", frames)
+	}
+	if n := after.Epoch - before.Epoch; n != 1 {
+		t.Errorf("6 joiners took %d commits, want 1", n)
+	}
+}
+
+// joinSpread forms a group of three with the given BatchDelay, then lets n joiners in
+// through its last-ranked member X, joiner i asking gap(i) after the one before. It
+// returns X, the group and its state before and after.
+func joinSpread(t *testing.T, batchDelay time.Duration, n int, gap func(i int) time.Duration) (x *testClient, gid GroupID, before, after GroupState) {
+	t.Helper()
+	testConfig = func(c *Config) {
+		c.Heartbeat = 250 * time.Millisecond
+		c.CommitTimeout = 2 * time.Second
+		c.Settle = 200 * time.Millisecond
+		c.BatchDelay = batchDelay
+	}
+	t.Cleanup(func() { testConfig = nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")}
+	gid = formGroup(t, ctx, cs)
+	x = cs[lastRanked(t, ctx, gid, cs)]
+	before, err := x.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joiners []*testClient
+	for i := range n {
+		joiners = append(joiners, newTestClient(t, fmt.Sprintf("J%d", i+1)))
+	}
+	all := append(slices.Clone(cs), joiners...)
+	connectAll(t, ctx, all)
+	toks := make([]string, len(joiners))
+	for i := range joiners {
+		if toks[i], err = x.Invite(gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, j := range joiners {
+		if i > 0 {
+			time.Sleep(gap(i))
+		}
+		wg.Go(func() {
+			if _, err := j.Join(ctx, toks[i]); err != nil {
+				t.Errorf("%s: %v", j.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return x, gid, before, waitAgree(t, ctx, gid, all, len(all))
 }

@@ -902,33 +902,56 @@ func (g *group) drive() {
 // Config.BatchDelay, grown with the group as the heartbeat is.
 func (g *group) batchDelay() time.Duration { return g.scaled(g.c.cfg.BatchDelay, beatGroup) }
 
-// proposeSoon proposes, batchDelay from now, our changes not yet proposed in the epoch
-// we are then in, in one frame. Changes asked for together (a batch of joiners, each on
-// a join request of its own) go out together, and the committer, which commits
-// batchDelay after the first proposal it gets, takes them in one commit. Proposed in a
-// frame each, they reached a busy committer apart: at 200 peers on the simulated
-// network, every commit took one joiner of the ten let in at once.
+// gatherMax bounds, in batchDelays, how long proposeSoon gathers changes that keep coming.
+const gatherMax = 8
+
+// proposeSoon proposes our changes not yet proposed in the epoch we are then in, in one
+// frame, once no new one has come for batchDelay (and at most gatherMax batchDelays after
+// the first). Changes asked for together (a batch of joiners, each on a join request of
+// its own) go out together, and the committer, which commits batchDelay after the first
+// proposal it gets, takes them in one commit. Proposed in a frame each, they reached a
+// busy committer apart: at 200 peers on the simulated network, every commit took one
+// joiner of the ten let in at once. Proposed batchDelay after the first, they still went
+// in two or three frames there, as the join requests of a batch came over seconds; the
+// committer often got the smaller frame first (frames are validated concurrently), and
+// the others were void in the next epoch and went again.
 func (g *group) proposeSoon() {
 	if g.proposing {
 		return
 	}
-	g.proposing = true
-	time.AfterFunc(g.batchDelay(), func() {
-		g.post(func() {
-			g.proposing = false
-			if !g.active() {
-				return
+	g.proposing, g.gatherFrom = true, time.Now()
+	g.proposeAfter(g.batchDelay())
+}
+
+func (g *group) proposeAfter(d time.Duration) {
+	time.AfterFunc(d, func() { g.post(g.proposeDue) })
+}
+
+// proposeDue is proposeSoon's timer: it proposes what is due, or gathers on.
+func (g *group) proposeDue() {
+	if !g.active() {
+		g.proposing = false
+		return
+	}
+	cur := g.mls.Epoch()
+	var due []*intent
+	var latest time.Time
+	for _, in := range g.intents {
+		if in.at == nil && in.kind != intentLeave && in.proposed != cur+1 {
+			due = append(due, in)
+			if in.created.After(latest) {
+				latest = in.created
 			}
-			cur := g.mls.Epoch()
-			var due []*intent
-			for _, in := range g.intents {
-				if in.at == nil && in.kind != intentLeave && in.proposed != cur+1 {
-					due = append(due, in)
-				}
-			}
-			g.propose(due)
-		})
-	})
+		}
+	}
+	now := time.Now()
+	bd := g.batchDelay()
+	if wait := min(latest.Add(bd).Sub(now), g.gatherFrom.Add(gatherMax*bd).Sub(now)); len(due) > 0 && wait > 0 {
+		g.proposeAfter(wait)
+		return
+	}
+	g.proposing = false
+	g.propose(due)
 }
 
 // propose sends intents as proposals, in one frame (maxFrameProposals at most), saved
