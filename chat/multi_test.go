@@ -1565,6 +1565,129 @@ func TestLostChangesMadeAgainAfterRejoin(t *testing.T) {
 	say(t, ctx, x, gid, "X is in", w, b)
 }
 
+// A member that removed someone and then added them back, on a branch that lost, and
+// that comes over to the winning branch by an external commit, does not remove them
+// again there: the add undid the removal. (In a 20-peer fault run, seed 35, a member
+// that had done both during a partition removed, after its resync, the member others
+// had added back on the winning branch, which then stayed out.) The branches are left
+// apart: which one the group goes on with is the business of other tests.
+func TestRejoinDoesNotRedoUndoneRemoval(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "C"), newTestClient(t, "P"), newTestClient(t, "Q")}
+	gid := formGroup(t, ctx, cs)
+	// W ranks first in the epoch where the branches part: its commit wins there. A is
+	// not the creator C, whose adds of the others would be made again with the removal.
+	wi := ranked(t, ctx, gid, cs, false)
+	w := cs[wi]
+	rest := slices.Delete(slices.Clone(cs), wi, wi+1)
+	a, y := rest[0], rest[1]
+	if a == cs[0] {
+		a, y = y, a
+	}
+	t.Logf("W is %s, A %s, Y %s", w.name, a.name, y.name)
+	partition([]*testClient{w}, []*testClient{a, y})
+	time.Sleep(time.Second) // both sides see the other go
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(ctx, gid, y.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, gid, y.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, y}, 3)
+	// A goes over to W's branch by an external commit, with a GroupInfo of it.
+	gw, _ := w.group(gid)
+	var info []byte
+	if err := gw.do(ctx, func() error {
+		var err error
+		info, err = gw.mls.GroupInfo(true)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Cut off from Y too, A stays there: nothing else moves it.
+	partition([]*testClient{a}, []*testClient{y})
+	ga, _ := a.group(gid)
+	if err := ga.do(ctx, func() error { return ga.joinExternal(info) }); err != nil {
+		t.Fatal(err)
+	}
+	joined, err := a.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A's changes of its old branch would be made again within a few heartbeats (it
+	// ranks first, second or third to commit: at most 1.2 s).
+	time.Sleep(3 * time.Second)
+	st, err := a.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Name != "w's name" {
+		t.Fatalf("name %q: A is not on W's branch", st.Name)
+	}
+	if !slices.ContainsFunc(st.Members, func(m Member) bool { return m.Peer == y.PeerID() }) || st.Epoch != joined.Epoch {
+		t.Fatalf("A removed Y again on W's branch: epoch %d (joined at %d), members %v", st.Epoch, joined.Epoch, st.Members)
+	}
+}
+
+// The creator, whose adds of the others are kept as its changes for a while, goes over to
+// another branch by an external commit: the adds are done there too, and are not made
+// again. (Committed by value with its next change, they made that commit fail: "duplicate
+// key in ratchet tree".)
+func TestRejoinKeepsDoneAdds(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, w, y := newTestClient(t, "A"), newTestClient(t, "W"), newTestClient(t, "Y")
+	gid := formGroup(t, ctx, []*testClient{a, w, y})
+	partition([]*testClient{w}, []*testClient{a, y})
+	partition([]*testClient{a}, []*testClient{y})
+	time.Sleep(time.Second)
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := w.group(gid)
+	var info []byte
+	if err := gw.do(ctx, func() error {
+		var err error
+		info, err = gw.mls.GroupInfo(true)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A renames at once, before anything else commits on W's branch.
+	ga, _ := a.group(gid)
+	var in *intent
+	if err := ga.do(ctx, func() error {
+		if err := ga.joinExternal(info); err != nil {
+			return err
+		}
+		for _, x := range ga.intents {
+			if ga.satisfied(x) {
+				return fmt.Errorf("a change of kind %d done on W's branch is still to be made", x.kind)
+			}
+		}
+		in = ga.want(&intent{kind: intentRename, name: "a's name"})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ga.wait(ctx, in); err != nil {
+		t.Fatalf("rename after the external commit: %v", err)
+	}
+	st, err := a.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Name != "a's name" || len(st.Members) != 3 {
+		t.Fatalf("name %q, %d members; want a's name, 3", st.Name, len(st.Members))
+	}
+}
+
 // A removal made again because a branch that lost had made it (see madeAgain) removes
 // the leaf the member held on the winning branch, not one it was added with since: a
 // user who added it back after the removal wanted it in. (In a 20-peer churn run, the

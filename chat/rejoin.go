@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -225,9 +226,22 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	}
 	g.proposals, g.foreign, g.removers, g.renamer = 0, nil, map[uint32]uint32{}, nil
 	g.stopTimer()
+	// Our changes done on the branch we leave are undone here, and made again, but for
+	// those that branch undid itself since: a removal of a member added back after it, an
+	// add of a member removed after it.
+	g.dropSuperseded(0, before)
 	for _, in := range g.intents {
 		in.proposed, in.at, in.doneAt = 0, nil, time.Time{}
 	}
+	// Those the branch we go on with has done too (an add of a member it has, say) are
+	// done: made again, they would fail the commit that carries them, and the others in it.
+	g.intents = slices.DeleteFunc(g.intents, func(in *intent) bool {
+		if in.kind != intentLeave && g.satisfied(in) {
+			in.finish(nil)
+			return true
+		}
+		return false
+	})
 	if err := g.save(g.c.ctx, &change{clearWire: true}); err != nil {
 		g.errorf("chat: save: %v", err)
 	}
