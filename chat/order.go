@@ -492,8 +492,8 @@ func (g *group) keepsLeaf(who, prekeys []byte) bool {
 // dropSuperseded forgets the intents of ours whose commits a switch of branch undid
 // (those for epoch from and later; a switch by a Welcome or an external commit, which
 // does not tell where the branches part, gives 0) but that the branch which lost had
-// itself undone since: a member removed there and then added again (by a user who wanted it back), or
-// added and then removed. Made again on the winning branch, the first of the two
+// itself undone since: a member removed there and then added again (by a user who
+// wanted it back), or added and then removed. Made again on the winning branch, the first of the two
 // changes would undo the second, which came after it. end are the members at the end of
 // the branch that lost. (A member added again there takes its leaf back itself: see
 // rejoinExternal.)

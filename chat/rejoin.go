@@ -233,14 +233,12 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	for _, in := range g.intents {
 		in.proposed, in.at, in.doneAt = 0, nil, time.Time{}
 	}
-	// Those the branch we go on with has done too (an add of a member it has, say) are
-	// done: made again, they would fail the commit that carries them, and the others in it.
+	// Those finished that the branch we go on with has done too (an add of a member it
+	// has, say) are forgotten: made again, they would fail the commit that carries them,
+	// and the others in it. (One whose caller waits still is made again, and answered
+	// then.)
 	g.intents = slices.DeleteFunc(g.intents, func(in *intent) bool {
-		if in.kind != intentLeave && g.satisfied(in) {
-			in.finish(nil)
-			return true
-		}
-		return false
+		return in.finished && in.kind != intentLeave && g.satisfied(in)
 	})
 	if err := g.save(g.c.ctx, &change{clearWire: true}); err != nil {
 		g.errorf("chat: save: %v", err)
