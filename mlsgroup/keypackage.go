@@ -106,6 +106,20 @@ func (b *KeyPackageBundle) Ref() []byte { return b.suite.MakeKeyPackageRef(b.enc
 // CipherSuite returns the suite of the KeyPackage.
 func (b *KeyPackageBundle) CipherSuite() CipherSuite { return b.suite.ID() }
 
+// KeyPackageLeafExtension returns the data of the extension of type typ in the leaf node
+// of an encoded KeyPackage (nil if it has none). It does not check the signature: it is for
+// a KeyPackage checked before, when it was received.
+func KeyPackageLeafExtension(keyPackage []byte, typ uint16) ([]byte, error) {
+	kp, _, err := decodeKeyPackage(keyPackage)
+	if err != nil {
+		return nil, err
+	}
+	if e := kp.LeafNode.Extensions.Find(wire.ExtensionType(typ)); e != nil {
+		return bytes.Clone(e.ExtensionData), nil
+	}
+	return nil, nil
+}
+
 // KeyPackageIdentity returns the credential identity and signature key of an encoded
 // KeyPackage (bare or in an MLSMessage) after checking its signature, so that a member can
 // tell who a KeyPackage is for before committing it.
