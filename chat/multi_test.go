@@ -1688,6 +1688,81 @@ func TestRejoinKeepsDoneAdds(t *testing.T) {
 	}
 }
 
+// During a partition, R removes X and, after R is cut off from them, A adds X back (X,
+// restarted, has a new leaf there). W's branch, where X still has its old leaf, wins. R
+// and A come over at different times, and each makes its change again: R's removal takes
+// out the old leaf only, and A's add replaces it (or adds X afresh once it is gone): X
+// ends in the group, as A, who acted last, wanted. (In a 20-peer fault run, seed 33, R
+// made its removal again after A had found its add done by the old leaf, and X stayed
+// out; R's removal, made again unbound, also took out any leaf X came back with.)
+func TestRemovedAndAddedBackByTwoOnLostBranch(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	px := newProfile(t)
+	x := px.start(t, "X")
+	cs := []*testClient{newTestClient(t, "C"), newTestClient(t, "P"), newTestClient(t, "Q"), x}
+	gid := formGroup(t, ctx, cs)
+	for cs[ranked(t, ctx, gid, cs, false)] == x { // W must rank first: its commit wins
+		if err := cs[0].Rename(ctx, gid, fmt.Sprintf("name %d", time.Now().UnixNano())); err != nil {
+			t.Fatal(err)
+		}
+		waitAgree(t, ctx, gid, cs, 4)
+	}
+	wi := ranked(t, ctx, gid, cs, false)
+	w := cs[wi]
+	var others []*testClient
+	for _, c := range cs[:3] {
+		if c != w {
+			others = append(others, c)
+		}
+	}
+	r, a := others[0], others[1]
+	t.Logf("W is %s, R %s, A %s", w.name, r.name, a.name)
+	partition([]*testClient{w}, []*testClient{r, a, x})
+	time.Sleep(time.Second)
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{r, a}, 3)
+	partition([]*testClient{r}, []*testClient{a, x})
+	// X restarts with its identity and an empty store (it was removed), and A adds it back.
+	x.Close()
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	x = (&profile{px.id, dir, st}).start(t, "X again")
+	partition([]*testClient{x}, []*testClient{w, r})
+	connectAll(t, ctx, []*testClient{a, x})
+	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, x}, 4)
+	// A comes over to W's branch first, X with it; R later.
+	connectAll(t, ctx, []*testClient{w, a, x})
+	time.Sleep(3 * time.Second)
+	all := []*testClient{w, r, a, x}
+	connectAll(t, ctx, all)
+	st2 := waitAgree(t, ctx, gid, all, 4)
+	if st2.Name != "w's name" {
+		t.Fatalf("name %q: not W's branch", st2.Name)
+	}
+	time.Sleep(3 * time.Second) // R's removal, made again, would come within this
+	st2 = waitAgree(t, ctx, gid, all, 4)
+	if !slices.ContainsFunc(st2.Members, func(m Member) bool { return m.Peer == x.PeerID() }) {
+		t.Fatalf("X is not a member: %v", st2.Members)
+	}
+	say(t, ctx, x, gid, "X is in", w, r, a)
+}
+
 // A removal made again because a branch that lost had made it (see madeAgain) removes
 // the leaf the member held on the winning branch, not one it was added with since: a
 // user who added it back after the removal wanted it in. (In a 20-peer churn run, the

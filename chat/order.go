@@ -339,6 +339,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	drop := rec.epoch
 	lost := lostChanges(before, cur, g.mls.Members(), g.c.self)
 	g.dropSuperseded(rec.epoch, cur)
+	g.bindUndoneRemovals(rec.epoch, before)
 	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
 	g.resendDead(g.c.ctx, false)
@@ -478,6 +479,15 @@ func (g *group) heardPast(who []byte, head uint64) bool {
 	return a == nil || !bytes.Equal(a[:authPrefix], pi.hbAuth)
 }
 
+// onOurChain says whether the member's last heartbeat showed an epoch of our branch.
+func (g *group) onOurChain(pi *peerInfo) bool {
+	if pi.hbAuth == nil {
+		return false
+	}
+	a := g.chainAuth(pi.hbEpoch)
+	return a != nil && bytes.Equal(a[:authPrefix], pi.hbAuth)
+}
+
 // keepsLeaf says whether the member who is in the group with the leaf whose signal
 // prekeys are prekeys.
 func (g *group) keepsLeaf(who, prekeys []byte) bool {
@@ -516,6 +526,27 @@ func (g *group) dropSuperseded(from uint64, end []mlsgroup.Member) {
 		keep = append(keep, it)
 	}
 	g.intents = keep
+}
+
+// bindUndoneRemovals binds the removals of ours whose commits a switch of branch undid
+// (those for epoch from and later) to the leaf the member had where the branches part
+// (base), as a removal made again by another member is (see madeAgain): made again, it
+// takes out that leaf, not one the member was added back with since. On the branch that
+// lost, another member may have added it back after our removal; on ours, that add
+// finds the old leaf, and replaces it or, once our removal took it out, is made again
+// (see leafNotOurs): whichever comes first, the member ends in the group, as the user
+// who added it back wanted.
+func (g *group) bindUndoneRemovals(from uint64, base []mlsgroup.Member) {
+	for _, in := range g.intents {
+		if in.kind != intentRemove || in.old != nil || in.at == nil || in.at.epoch < from {
+			continue
+		}
+		for _, m := range base {
+			if bytes.Equal(m.Identity, in.who) {
+				in.old = m.Extensions[layers.ExtensionSignalPrekeys]
+			}
+		}
+	}
 }
 
 // removing returns the leaf a removal takes out: the member's, or for one bound to a
@@ -728,7 +759,7 @@ func (g *group) checkIntents(f *commitFrame) {
 		if f != nil && g.satisfied(in) {
 			in.at = &commitRef{f.epoch, sha256.Sum256(f.hs)}
 			in.doneAt = time.Now()
-			if in.kind == intentAdd || in.kind == intentReadd {
+			if (in.kind == intentAdd || in.kind == intentReadd) && g.holdsKeyPackage(in) {
 				// The Welcome went to every member with the commit; the tree, as large
 				// as the group, goes to the joiner alone, from whoever answers it.
 				in.welcome = f.welcome
@@ -740,6 +771,18 @@ func (g *group) checkIntents(f *commitFrame) {
 			}
 		}
 	}
+}
+
+// holdsKeyPackage says whether the member of an add has the leaf of the add's KeyPackage:
+// the commit that found the add done added it, and its Welcome is the joiner's. (A
+// commit that found it done by another leaf, one a switch of branch brought back, has
+// another joiner's Welcome, or none: see leafNotOurs.)
+func (g *group) holdsKeyPackage(in *intent) bool {
+	mine, err := mlsgroup.KeyPackageLeafExtension(in.kp, layers.ExtensionSignalPrekeys)
+	if err != nil {
+		return false
+	}
+	return g.keepsLeaf(in.who, mine)
 }
 
 // settle gives their result to the intents whose commit stayed on our branch for
@@ -754,7 +797,10 @@ func (g *group) settle() {
 	redo := false
 	for _, in := range g.intents {
 		switch {
-		case in.at != nil && in.finished:
+		// A finished add without a Welcome is one a switch of branch undid, which the
+		// commit that found it done again did by the member's old leaf: it is looked at
+		// again in the next case, as one not finished is.
+		case in.at != nil && in.finished && (in.kind != intentAdd || in.welcome != nil):
 			if in.at.epoch < g.oldestEpoch() {
 				continue // final
 			}
@@ -806,12 +852,13 @@ const (
 // which had a leaf already: a switch of branch undid its removal (by a branch that lost),
 // or it came back by itself. If a removal made again since (see madeAgain) took it out,
 // the add is made again: the user asked for it after that removal. If the member has
-// been heard in the group since that commit, it holds its leaf, and is in. Else, a few
-// heartbeats on, we take it that no one holds the leaf (the member handed us its
-// KeyPackage out of the group, after the removal, and dropped its state of the group
-// then): the intent becomes a re-add that replaces the leaf with one for that
-// KeyPackage. Left alone, the member would stay out, and the group keep a leaf no one
-// holds.
+// been heard in the group since that commit, on our branch, it holds its leaf, and is
+// in (one heard on another branch holds another leaf there: the one our add gave it, on
+// the branch that lost). Else, a few heartbeats on, we take it that no one holds the
+// leaf (the member handed us its KeyPackage out of the group, after the removal, and
+// dropped its state of the group then): the intent becomes a re-add that replaces the
+// leaf with one for that KeyPackage. Left alone, the member would stay out, and the
+// group keep a leaf no one holds.
 func (g *group) leafNotOurs(in *intent) leafState {
 	var leaf *mlsgroup.Member
 	for _, m := range g.mls.Members() {
@@ -824,7 +871,7 @@ func (g *group) leafNotOurs(in *intent) leafState {
 		g.debug("adding again a member removed again before its Welcome", "peer", peerOf(in.who))
 		in.at, in.doneAt, in.proposed = nil, time.Time{}, 0
 		return leafGone
-	case pi != nil && pi.heard.After(in.doneAt):
+	case pi != nil && pi.heard.After(in.doneAt) && g.onOurChain(pi):
 		return leafHeld
 	case time.Since(in.doneAt) < 3*g.beat():
 		return leafUnknown
@@ -1174,8 +1221,8 @@ func (g *group) commitDue() {
 			case intentReadd:
 				if leaf, ok := g.leafOf(in.who); ok {
 					opts.Remove = append(opts.Remove, leaf)
-					opts.Add = append(opts.Add, in.kp)
 				}
+				opts.Add = append(opts.Add, in.kp) // its old leaf gone (removed since), a plain add
 			}
 		}
 		return opts
