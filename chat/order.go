@@ -503,10 +503,10 @@ func (g *group) keepsLeaf(who, prekeys []byte) bool {
 // (those for epoch from and later; a switch by a Welcome or an external commit, which
 // does not tell where the branches part, gives 0) but that the branch which lost had
 // itself undone since: a member removed there and then added again (by a user who
-// wanted it back), or added and then removed. Made again on the winning branch, the first of the two
-// changes would undo the second, which came after it. end are the members at the end of
-// the branch that lost. (A member added again there takes its leaf back itself: see
-// rejoinExternal.)
+// wanted it back), or added and then removed. Made again on the winning branch, the
+// first of the two changes would undo the second, which came after it. end are the
+// members at the end of the branch that lost. (A member added again there takes its
+// leaf back itself: see rejoinExternal.)
 func (g *group) dropSuperseded(from uint64, end []mlsgroup.Member) {
 	in := idents(end)
 	keep := g.intents[:0]
