@@ -465,7 +465,7 @@ func (c *Client) addWith(ctx context.Context, g *group, p peer.ID, kp []byte) er
 			return nil, ErrAlreadyIn
 		}
 		name = g.name
-		return &intent{kind: intentAdd, kp: kp, who: who}, nil
+		return &intent{kind: intentAdd, kp: kp, who: who, push: true}, nil
 	})
 	if err != nil {
 		return err

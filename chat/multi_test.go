@@ -1763,6 +1763,45 @@ func TestRemovedAndAddedBackByTwoOnLostBranch(t *testing.T) {
 	say(t, ctx, x, gid, "X is in", w, r, a)
 }
 
+// An Add made again after a switch of branch, whose caller returned long ago, sends its
+// new Welcome to the joiner itself. (In a 20-peer fault run, seed 47, the adder's first
+// Welcome did not reach the restarted joiner, a switch undid the add, and the add made
+// again on the winning branch left a leaf no one held: the joiner, out of the group, did
+// not get the commit that carried the Welcome, and every later add was refused as one of
+// a member.)
+func TestAddMadeAgainSendsWelcome(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	connectAll(t, ctx, []*testClient{a, b, x})
+	gb, _ := b.group(gid)
+	kp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B's Add of X, as a switch of branch leaves it: its caller had its answer, and it
+	// is to be made again.
+	if err := gb.do(ctx, func() error {
+		in := gb.want(&intent{kind: intentAdd, kp: kp.KeyPackage, who: x.self, push: true})
+		in.finish(nil)
+		in.finished, in.redone = true, true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := x.Group(ctx, gid); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("X never entered the group: %v", err)
+		}
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
+	say(t, ctx, x, gid, "X is in", a, b)
+}
+
 // A removal made again because a branch that lost had made it (see madeAgain) removes
 // the leaf the member held on the winning branch, not one it was added with since: a
 // user who added it back after the removal wanted it in. (In a 20-peer churn run, the

@@ -678,6 +678,8 @@ type intent struct {
 	welcome  []byte        // add: the Welcome of the commit that added the joiner
 	tree     []byte        // add: the ratchet tree of the epoch it made (not in the Welcome)
 	finished bool          // the caller has its result; kept until the commit is final
+	redone   bool          // finished, then undone by a switch of branch, and made again
+	push     bool          // add: the Welcome goes to the joiner over /tchat/welcome/2 (an Add, not a join request)
 	result   intentResult  // set when done is closed
 	done     chan struct{} // closed by finish: every waiter then reads result
 }
@@ -754,6 +756,7 @@ func (g *group) checkIntents(f *commitFrame) {
 			in.at, in.doneAt, in.welcome, in.tree = nil, time.Time{}, nil, nil
 			if in.finished {
 				in.created = time.Now() // its time to be done again starts now
+				in.redone = true
 			}
 		}
 		if f != nil && g.satisfied(in) {
@@ -797,10 +800,10 @@ func (g *group) settle() {
 	redo := false
 	for _, in := range g.intents {
 		switch {
-		// A finished add without a Welcome is one a switch of branch undid, which the
-		// commit that found it done again did by the member's old leaf: it is looked at
-		// again in the next case, as one not finished is.
-		case in.at != nil && in.finished && (in.kind != intentAdd || in.welcome != nil):
+		// One finished, undone by a switch of branch and done again is looked at again in
+		// the next case, as one not finished is: an add the commit found done by the
+		// member's old leaf (see leafNotOurs), an add whose Welcome must go out again.
+		case in.at != nil && in.finished && !in.redone:
 			if in.at.epoch < g.oldestEpoch() {
 				continue // final
 			}
@@ -820,6 +823,10 @@ func (g *group) settle() {
 				in.finish(errors.New("chat: the member was added, but its Welcome was not seen here"))
 				continue
 			}
+			if in.redone && in.push && (in.kind == intentAdd || in.kind == intentReadd) {
+				g.welcomeAgain(in)
+			}
+			in.redone = false
 			in.finish(nil)
 			in.finished = true
 		case in.at == nil && !in.finished && time.Since(in.created) > g.c.cfg.IntentTimeout:
@@ -835,6 +842,23 @@ func (g *group) settle() {
 	if redo {
 		g.drive()
 	}
+}
+
+// welcomeAgain sends the joiner the Welcome of an add of ours made again after a switch
+// of branch: the Add that asked for it returned long ago, having sent the Welcome of the
+// branch that lost (or failed to), and a joiner out of the group does not get the commit
+// that carries the new one. Left without it, the joiner stays out, its leaf held by no
+// one, and every later add of it is refused as one of a member.
+func (g *group) welcomeAgain(in *intent) {
+	p, r, name := peerOf(in.who), intentResult{welcome: in.welcome, tree: in.tree}, g.name
+	g.debug("sending again the Welcome of an add made again", "peer", p)
+	go func() {
+		ctx, cancel := context.WithTimeout(g.c.ctx, time.Minute)
+		defer cancel()
+		if err := g.c.welcome(ctx, g, p, r, name); err != nil {
+			g.post(func() { g.debug("the Welcome of an add made again did not arrive", "peer", p, "err", err) })
+		}
+	}()
 }
 
 // leafState is what an add that found its member in the group with another leaf makes

@@ -231,7 +231,8 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	// add of a member removed after it.
 	g.dropSuperseded(0, before)
 	for _, in := range g.intents {
-		in.proposed, in.at, in.doneAt = 0, nil, time.Time{}
+		in.proposed, in.at, in.doneAt, in.welcome, in.tree = 0, nil, time.Time{}, nil, nil
+		in.redone = in.finished
 	}
 	// Those finished that the branch we go on with has done too (an add of a member it
 	// has, say) are forgotten: made again, they would fail the commit that carries them,
