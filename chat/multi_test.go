@@ -46,6 +46,13 @@ func newProfile(t *testing.T) *profile {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir, st := newStore(t)
+	return &profile{id, dir, st}
+}
+
+// newStore opens a new, empty store in a folder of the test's, with a random key.
+func newStore(t *testing.T) (string, *store.Store) {
+	t.Helper()
 	var key [32]byte
 	rand.Read(key[:])
 	dir := t.TempDir()
@@ -54,7 +61,7 @@ func newProfile(t *testing.T) *profile {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &profile{id, dir, st}
+	return dir, st
 }
 
 func (p *profile) start(t *testing.T, name string) *testClient {
@@ -1544,15 +1551,7 @@ func TestLostChangesMadeAgainAfterRejoin(t *testing.T) {
 	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 4)
 	a.Close()
 	// B joins W's branch by an external commit, with a GroupInfo of it.
-	gw, _ := w.group(gid)
-	var info []byte
-	if err := gw.do(ctx, func() error {
-		var err error
-		info, err = gw.mls.GroupInfo(true)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	info := groupInfoOf(t, ctx, w, gid)
 	gb, _ := b.group(gid)
 	if err := gb.do(ctx, func() error { return gb.joinExternal(info) }); err != nil {
 		t.Fatal(err)
@@ -1600,15 +1599,7 @@ func TestRejoinDoesNotRedoUndoneRemoval(t *testing.T) {
 	}
 	waitAgree(t, ctx, gid, []*testClient{a, y}, 3)
 	// A goes over to W's branch by an external commit, with a GroupInfo of it.
-	gw, _ := w.group(gid)
-	var info []byte
-	if err := gw.do(ctx, func() error {
-		var err error
-		info, err = gw.mls.GroupInfo(true)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	info := groupInfoOf(t, ctx, w, gid)
 	// Cut off from Y too, A stays there: nothing else moves it.
 	partition([]*testClient{a}, []*testClient{y})
 	ga, _ := a.group(gid)
@@ -1650,15 +1641,7 @@ func TestRejoinKeepsDoneAdds(t *testing.T) {
 	if err := w.Rename(ctx, gid, "w's name"); err != nil {
 		t.Fatal(err)
 	}
-	gw, _ := w.group(gid)
-	var info []byte
-	if err := gw.do(ctx, func() error {
-		var err error
-		info, err = gw.mls.GroupInfo(true)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	info := groupInfoOf(t, ctx, w, gid)
 	// A renames at once, before anything else commits on W's branch.
 	ga, _ := a.group(gid)
 	var in *intent
@@ -1731,15 +1714,7 @@ func TestRemovedAndAddedBackByTwoOnLostBranch(t *testing.T) {
 	partition([]*testClient{r}, []*testClient{a, x})
 	// X restarts with its identity and an empty store (it was removed), and A adds it back.
 	x.Close()
-	var key [32]byte
-	rand.Read(key[:])
-	dir := t.TempDir()
-	st, err := store.Open(dir, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	x = (&profile{px.id, dir, st}).start(t, "X again")
+	x = px.startEmpty(t, "X again")
 	partition([]*testClient{x}, []*testClient{w, r})
 	connectAll(t, ctx, []*testClient{a, x})
 	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
@@ -2017,15 +1992,7 @@ func TestAddReplacesLeafNoOneHolds(t *testing.T) {
 
 	// X's state is lost: it comes back with its identity and an empty store.
 	x.Close()
-	var key [32]byte
-	rand.Read(key[:])
-	dir := t.TempDir()
-	st, err := store.Open(dir, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	x = (&profile{px.id, dir, st}).start(t, "X again")
+	x = px.startEmpty(t, "X again")
 	connectAll(t, ctx, []*testClient{a, b, x})
 	r, err := addDone()
 	if err != nil {
@@ -2141,48 +2108,15 @@ func TestSenderKeysHandedOnce(t *testing.T) {
 // one commit per joiner. Here, unloaded, they came in one commit either way; the frames
 // tell the two apart.
 func TestJoinersProposedTogether(t *testing.T) {
-	fast(t, 400*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")}
-	gid := formGroup(t, ctx, cs)
-	x := cs[lastRanked(t, ctx, gid, cs)]
-	before, err := x.Group(ctx, gid)
-	if err != nil {
-		t.Fatal(err)
+	const n = 6
+	x, gid, before, after := joinSpread(t, 20*time.Millisecond, 400*time.Millisecond, n, func(int) time.Duration { return 0 })
+	frames := proposalFrames(t, context.Background(), x, gid)
+	t.Logf("%d joiners in %d commits; X's proposal frames held %v", n, after.Epoch-before.Epoch, frames)
+	if len(frames) == 0 || len(frames) > 2 || slices.Max(frames) < n/2 {
+		t.Errorf("X sent its proposals in frames of %v, want one or two frames for all %d", frames, n)
 	}
-	var joiners []*testClient
-	for _, name := range []string{"J1", "J2", "J3", "J4", "J5", "J6"} {
-		joiners = append(joiners, newTestClient(t, name))
-	}
-	all := append(slices.Clone(cs), joiners...)
-	connectAll(t, ctx, all)
-	toks := make([]string, len(joiners))
-	for i := range joiners {
-		if toks[i], err = x.Invite(gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var wg sync.WaitGroup
-	for i, j := range joiners {
-		wg.Go(func() {
-			if _, err := j.Join(ctx, toks[i]); err != nil {
-				t.Errorf("%s: %v", j.name, err)
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	after := waitAgree(t, ctx, gid, all, len(all))
-	frames := proposalFrames(t, ctx, x, gid)
-	t.Logf("%d joiners in %d commits; X's proposal frames held %v", len(joiners), after.Epoch-before.Epoch, frames)
-	if len(frames) == 0 || len(frames) > 2 || slices.Max(frames) < len(joiners)/2 {
-		t.Errorf("X sent its proposals in frames of %v, want one or two frames for all %d", frames, len(joiners))
-	}
-	if n := after.Epoch - before.Epoch; n > 2 {
-		t.Errorf("%d joiners took %d commits, want at most 2", len(joiners), n)
+	if c := after.Epoch - before.Epoch; c > 2 {
+		t.Errorf("%d joiners took %d commits, want at most 2", n, c)
 	}
 }
 
@@ -2216,7 +2150,7 @@ func proposalFrames(t *testing.T, ctx context.Context, c *testClient, gid GroupI
 func TestSpreadJoinersProposedTogether(t *testing.T) {
 	const batchDelay = 300 * time.Millisecond
 	// 1.7 batch delays from the first to the last
-	x, gid, before, after := joinSpread(t, batchDelay, 6, func(int) time.Duration { return batchDelay / 3 })
+	x, gid, before, after := joinSpread(t, batchDelay, 2*time.Second, 6, func(int) time.Duration { return batchDelay / 3 })
 	frames := proposalFrames(t, context.Background(), x, gid)
 	t.Logf("6 joiners in %d commits; X's proposal frames held %v", after.Epoch-before.Epoch, frames)
 	if len(frames) != 1 || frames[0] != 6 {
@@ -2227,14 +2161,14 @@ func TestSpreadJoinersProposedTogether(t *testing.T) {
 	}
 }
 
-// joinSpread forms a group of three with the given BatchDelay, then lets n joiners in
-// through its last-ranked member X, joiner i asking gap(i) after the one before. It
-// returns X, the group and its state before and after.
-func joinSpread(t *testing.T, batchDelay time.Duration, n int, gap func(i int) time.Duration) (x *testClient, gid GroupID, before, after GroupState) {
+// joinSpread forms a group of three with the given BatchDelay and CommitTimeout, then
+// lets n joiners in through its last-ranked member X, joiner i asking gap(i) after the
+// one before. It returns X, the group and its state before and after.
+func joinSpread(t *testing.T, batchDelay, commitTimeout time.Duration, n int, gap func(i int) time.Duration) (x *testClient, gid GroupID, before, after GroupState) {
 	t.Helper()
 	testConfig = func(c *Config) {
 		c.Heartbeat = 250 * time.Millisecond
-		c.CommitTimeout = 2 * time.Second
+		c.CommitTimeout = commitTimeout
 		c.Settle = 200 * time.Millisecond
 		c.BatchDelay = batchDelay
 	}
@@ -2276,4 +2210,27 @@ func joinSpread(t *testing.T, batchDelay time.Duration, n int, gap func(i int) t
 		t.FailNow()
 	}
 	return x, gid, before, waitAgree(t, ctx, gid, all, len(all))
+}
+
+// groupInfoOf returns a GroupInfo of c's branch of the group, with the ratchet tree.
+func groupInfoOf(t *testing.T, ctx context.Context, c *testClient, gid GroupID) []byte {
+	t.Helper()
+	g, _ := c.group(gid)
+	var info []byte
+	if err := g.do(ctx, func() error {
+		var err error
+		info, err = g.mls.GroupInfo(true)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// startEmpty starts a client on the profile's identity with a new, empty store: the
+// client lost its state, or dropped the group it was removed from.
+func (p *profile) startEmpty(t *testing.T, name string) *testClient {
+	t.Helper()
+	dir, st := newStore(t)
+	return (&profile{p.id, dir, st}).start(t, name)
 }
