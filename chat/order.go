@@ -472,11 +472,7 @@ func (g *group) resyncWait() time.Duration {
 // than ours, at epoch head or later.
 func (g *group) heardPast(who []byte, head uint64) bool {
 	pi := g.peerByID(peerOf(who))
-	if pi == nil || !pi.online || pi.hbAuth == nil || pi.hbEpoch < head {
-		return false
-	}
-	a := g.chainAuth(pi.hbEpoch)
-	return a == nil || !bytes.Equal(a[:authPrefix], pi.hbAuth)
+	return pi != nil && pi.online && pi.hbAuth != nil && pi.hbEpoch >= head && !g.onOurChain(pi)
 }
 
 // onOurChain says whether the member's last heartbeat showed an epoch of our branch.
