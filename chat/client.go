@@ -133,9 +133,13 @@ type Client struct {
 	closed bool
 	nick   string
 	groups map[GroupID]*group
-	wg     sync.WaitGroup
-	kps    []*offeredKP           // KeyPackages handed out over /tchat/kp/1, waiting for a Welcome
-	asked  map[GroupID]*askedJoin // KeyPackages of join requests left unanswered
+	// swaps holds, for a group being replaced by one we join (by Join or a Welcome), a
+	// channel closed once the new one is registered: group waits on it, so that callers
+	// find the new group rather than none while the old one stops.
+	swaps map[GroupID]chan struct{}
+	wg    sync.WaitGroup
+	kps   []*offeredKP           // KeyPackages handed out over /tchat/kp/1, waiting for a Welcome
+	asked map[GroupID]*askedJoin // KeyPackages of join requests left unanswered
 	// welcoming is held while a Welcome is taken (HandleWelcome): two members adding us
 	// at once send the same Welcome, and the second must find us in the group.
 	welcoming sync.Mutex
@@ -187,6 +191,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		st:     cfg.Store,
 		events: make(chan Event, cfg.EventBuffer),
 		groups: map[GroupID]*group{},
+		swaps:  map[GroupID]chan struct{}{},
 	}
 	if b, err := cfg.Store.Session(ctx, nickKey()); err == nil {
 		c.nick = string(b)
@@ -268,6 +273,7 @@ func (c *Client) emit(ev Event) {
 func (c *Client) group(id GroupID) (*group, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.waitSwap(id)
 	if c.closed {
 		return nil, ErrClosed
 	}
@@ -276,6 +282,55 @@ func (c *Client) group(id GroupID) (*group, error) {
 		return nil, fmt.Errorf("%w %s", ErrUnknownGroup, id)
 	}
 	return g, nil
+}
+
+// waitSwap waits, with c.mu held, until group id is not being replaced. A swap takes
+// the old actor's stop, a save and a start, so it waits without a deadline.
+func (c *Client) waitSwap(id GroupID) {
+	for {
+		ch, ok := c.swaps[id]
+		if !ok {
+			return
+		}
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
+	}
+}
+
+// swapping marks group gid as being replaced until the returned function is called:
+// between the old group's stop and the new one's start, group waits instead of failing
+// with ErrUnknownGroup. What runs in between must not call group for gid.
+func (c *Client) swapping(gid GroupID) (end func()) {
+	c.mu.Lock()
+	c.waitSwap(gid)
+	ch := make(chan struct{})
+	c.swaps[gid] = ch
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		delete(c.swaps, gid)
+		c.mu.Unlock()
+		close(ch)
+	}
+}
+
+// onGroup runs f on group id's actor. If the group stopped before f ran (a Join or a
+// Welcome replaced it), f runs on the group that replaced it.
+func (c *Client) onGroup(ctx context.Context, id GroupID, f func(g *group) error) (*group, error) {
+	for {
+		g, err := c.group(id)
+		if err != nil {
+			return nil, err
+		}
+		err = g.do(ctx, func() error { return f(g) })
+		if errors.Is(err, errStopped) {
+			if now, _ := c.group(id); now != nil && now != g {
+				continue
+			}
+		}
+		return g, err
+	}
 }
 
 // Groups lists the groups this client is or was a member of (GroupState.Active tells).
@@ -291,12 +346,8 @@ func (c *Client) Groups() []GroupID {
 
 // Group returns a snapshot of a group.
 func (c *Client) Group(ctx context.Context, id GroupID) (GroupState, error) {
-	g, err := c.group(id)
-	if err != nil {
-		return GroupState{}, err
-	}
 	var s GroupState
-	err = g.do(ctx, func() error {
+	_, err := c.onGroup(ctx, id, func(g *group) error {
 		s = g.state(ctx)
 		return nil
 	})
@@ -434,7 +485,7 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 		return "", err
 	}
 	gid := groupIDOf(inv.GroupID)
-	if err := c.dropInactive(ctx, gid); err != nil {
+	if _, err := c.stale(ctx, gid, 0, time.Time{}); err != nil {
 		return "", err
 	}
 	if inv.Inviter == c.node.ID() {
@@ -470,6 +521,10 @@ func (c *Client) Join(ctx context.Context, token string) (GroupID, error) {
 		return "", errors.New("chat: the welcome is for another group than the invite")
 	}
 	c.keepAsked(gid, nil)
+	defer c.swapping(gid)()
+	if err := c.dropInactive(ctx, gid); err != nil {
+		return "", err
+	}
 	return c.joined(ctx, mg, inv.Name, inv.RoomSecret, sigID, bundle)
 }
 
@@ -553,12 +608,8 @@ func (c *Client) askToJoin(ctx context.Context, inv *Invite, req *proto.JoinRequ
 // message that was saved but could not be published yet is returned with an error, and
 // still reaches the members (they fetch it by sync, or it goes out again).
 func (c *Client) Send(ctx context.Context, id GroupID, text string) (Message, error) {
-	g, err := c.group(id)
-	if err != nil {
-		return Message{}, err
-	}
 	var m Message
-	err = g.do(ctx, func() error {
+	_, err := c.onGroup(ctx, id, func(g *group) error {
 		var err error
 		m, err = g.send(ctx, text)
 		return err
@@ -568,12 +619,8 @@ func (c *Client) Send(ctx context.Context, id GroupID, text string) (Message, er
 
 // change asks the group for a change and waits until it is committed and settled.
 func (c *Client) change(ctx context.Context, id GroupID, mk func(g *group) (*intent, error)) (intentResult, error) {
-	g, err := c.group(id)
-	if err != nil {
-		return intentResult{}, err
-	}
 	var in *intent
-	if err := g.do(ctx, func() error {
+	g, err := c.onGroup(ctx, id, func(g *group) error {
 		if !g.active() {
 			return ErrNotMember
 		}
@@ -583,7 +630,8 @@ func (c *Client) change(ctx context.Context, id GroupID, mk func(g *group) (*int
 		}
 		in = g.want(x)
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return intentResult{}, err
 	}
 	return g.wait(ctx, in)
@@ -641,22 +689,9 @@ func (c *Client) dropInactive(ctx context.Context, gid GroupID) error {
 // offered: it also stops the group if we are a member of an earlier epoch, or entered it
 // before offered.
 func (c *Client) dropGroup(ctx context.Context, gid GroupID, epoch uint64, offered time.Time) error {
-	g, err := c.group(gid)
-	if errors.Is(err, ErrUnknownGroup) {
-		return nil
-	}
-	if err != nil {
+	g, err := c.stale(ctx, gid, epoch, offered)
+	if g == nil || err != nil {
 		return err
-	}
-	active := false
-	if err := g.do(ctx, func() error {
-		active = g.active() && g.mls.Epoch() >= epoch && !g.started.Before(offered)
-		return nil
-	}); err != nil {
-		return err
-	}
-	if active {
-		return ErrAlreadyIn
 	}
 	c.mu.Lock()
 	if c.groups[gid] == g {
@@ -667,6 +702,32 @@ func (c *Client) dropGroup(ctx context.Context, gid GroupID, epoch uint64, offer
 	<-g.done
 	g.topic.Close()
 	return nil
+}
+
+// stale returns the group we keep of gid (nil if none), or ErrAlreadyIn if we are a
+// member of it at epoch or later and entered it no earlier than offered. It does not
+// wait for a swap, so a swap may call it.
+func (c *Client) stale(ctx context.Context, gid GroupID, epoch uint64, offered time.Time) (*group, error) {
+	c.mu.Lock()
+	g, closed := c.groups[gid], c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if g == nil {
+		return nil, nil
+	}
+	active := false
+	if err := g.do(ctx, func() error {
+		active = g.active() && g.mls.Epoch() >= epoch && !g.started.Before(offered)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if active {
+		return nil, ErrAlreadyIn
+	}
+	return g, nil
 }
 
 // redial dials, once at start, the members of our groups at the addresses we last saw

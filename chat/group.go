@@ -666,14 +666,36 @@ func (g *group) do(ctx context.Context, f func() error) error {
 		return ctx.Err()
 	case <-g.c.ctx.Done():
 		return ErrClosed
+	case <-g.done:
+		return g.stopped()
 	}
 	select {
 	case err := <-done:
 		return err
 	case <-g.c.ctx.Done():
 		return ErrClosed
+	case <-g.done:
+		// f ran to its end before the actor stopped, if it ran at all.
+		select {
+		case err := <-done:
+			return err
+		default:
+			return g.stopped()
+		}
 	}
 }
+
+// stopped is why the group's actor stopped: the client closed, or the group was replaced.
+func (g *group) stopped() error {
+	if g.c.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return errStopped
+}
+
+// errStopped is what do returns when the group's actor stopped before running f: a Join
+// or a Welcome replaced the group.
+var errStopped = errors.New("chat: the group was replaced while this waited; try again")
 
 // apply runs f on the actor and returns once it ran, or once the group or the client
 // stopped. Functions given to post may run in any order; what the caller then does on
@@ -699,6 +721,7 @@ func (g *group) post(f func()) {
 	go func() {
 		select {
 		case g.ops <- f:
+		case <-g.done:
 		case <-g.c.ctx.Done():
 		}
 	}()

@@ -389,6 +389,8 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 		// while we were away): we take the Welcome, where we used to answer that we are
 		// in and leave a leaf no one holds in the member's branch. Otherwise two branches
 		// compete (two members added us at once), and ours may win.
+		end := c.swapping(gid)
+		defer end()
 		if err := c.dropGroup(ctx, gid, mg.Epoch(), o.at); err != nil {
 			if errors.Is(err, ErrAlreadyIn) {
 				return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
@@ -401,8 +403,9 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 		return &proto.WelcomeResponse{}, nil
 	}
 	// Another member's commit added us, and this one forwards its Welcome, for a
-	// KeyPackage we used when that member's Welcome came.
-	if err := c.dropInactive(ctx, gid); err != nil {
+	// KeyPackage we used when that member's Welcome came: we answer that we are in, if
+	// we are.
+	if _, err := c.stale(ctx, gid, 0, time.Time{}); err != nil {
 		if errors.Is(err, ErrAlreadyIn) {
 			return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
 		}

@@ -849,6 +849,68 @@ func TestRemovedMemberComesBack(t *testing.T) {
 	}
 }
 
+// A removed member's group stays listed while it joins again: Group answers all along
+// (the inactive group, then the new one), and a Join that fails leaves it as it was.
+func TestGroupListedWhileJoiningAgain(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	gid := formGroup(t, ctx, []*testClient{a, b, c})
+	if err := a.Remove(ctx, gid, b.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "B removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == b.PeerID() })
+
+	// A Join that fails: its inviter is gone, and no member answers in time.
+	tok, err := c.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	jctx, jcancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = b.Join(jctx, tok)
+	jcancel()
+	if err == nil {
+		t.Fatal("a Join through a closed inviter succeeded")
+	}
+	if s, err := b.Group(ctx, gid); err != nil || s.Active {
+		t.Fatalf("B's group after a failed Join: %+v, %v", s, err)
+	}
+
+	// A Join that succeeds, with Group asked all the while.
+	stop := make(chan struct{})
+	polled := make(chan error, 1)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				polled <- nil
+				return
+			default:
+			}
+			if _, err := b.Group(ctx, gid); err != nil {
+				polled <- fmt.Errorf("Group failed after %d calls: %w", n, err)
+				return
+			}
+			n++
+		}
+	}()
+	tok, err = a.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if err := <-polled; err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 3) // C, closed, is still a member
+}
+
 // The last rung of the recovery ladder on its own: a member asks another to re-add it
 // with a fresh leaf, and the group goes on.
 func TestReadd(t *testing.T) {

@@ -1336,5 +1336,13 @@ func (g *group) wait(ctx context.Context, in *intent) (intentResult, error) {
 		return intentResult{}, ctx.Err()
 	case <-g.c.ctx.Done():
 		return intentResult{}, ErrClosed
+	case <-g.done:
+		select {
+		case <-in.done:
+			return in.result, in.result.err
+		default:
+			// A Join or a Welcome replaced the group before the change was made.
+			return intentResult{}, g.stopped()
+		}
 	}
 }
