@@ -1626,6 +1626,59 @@ func TestLostChangesMadeAgainAfterRejoin(t *testing.T) {
 	say(t, ctx, x, gid, "X is in", w, b)
 }
 
+// A change of ours finished long ago (longer than Config.IntentTimeout), undone by a
+// move to another branch by an external commit, is made again there: its time to be
+// done again starts with the move, as after a switch by commit. Here a rename, which no
+// other path makes again (lostChanges is about the roster).
+func TestRejoinRedoesOldChange(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	fastCfg := testConfig
+	testConfig = func(c *Config) { fastCfg(c); c.IntentTimeout = 2 * time.Second }
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, b, w := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "W")
+	gid := formGroup(t, ctx, []*testClient{a, b, w})
+	partition([]*testClient{w}, []*testClient{a, b})
+	time.Sleep(time.Second) // both sides see the other go
+	if err := w.Rename(ctx, gid, "w's name"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Rename(ctx, gid, "b's name"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // past IntentTimeout
+	info := groupInfoOf(t, ctx, w, gid)
+	gb, _ := b.group(gid)
+	if err := gb.do(ctx, func() error { return gb.joinExternal(info) }); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	all := []*testClient{w, b}
+	connectAll(t, ctx, all)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := waitAgree(t, ctx, gid, all, 3) // W, A (away), B
+		if st.Name == "b's name" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("name %q: B's rename was not made again on W's branch", st.Name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for {
+		select {
+		case ev := <-b.events:
+			if e, ok := ev.(Error); ok && strings.Contains(e.Err.Error(), "could not be made again") {
+				t.Fatal(e.Err)
+			}
+			continue
+		default:
+		}
+		break
+	}
+}
+
 // A member that removed someone and then added them back, on a branch that lost, and
 // that comes over to the winning branch by an external commit, does not remove them
 // again there: the add undid the removal. (In a 20-peer fault run, seed 35, a member

@@ -709,6 +709,16 @@ func (in *intent) finish(err error) {
 	close(in.done)
 }
 
+// undo marks an intent whose commit a switch of branch undid, to be made again. One
+// finished (its caller has its answer) is redone: its time to be done again starts now.
+func (in *intent) undo() {
+	in.proposed, in.at, in.doneAt, in.welcome, in.tree = 0, nil, time.Time{}, nil, nil
+	if in.finished {
+		in.created = time.Now()
+		in.redone = true
+	}
+}
+
 func (g *group) satisfied(in *intent) bool {
 	switch in.kind {
 	case intentAdd:
@@ -749,11 +759,7 @@ func (g *group) checkIntents(f *commitFrame) {
 			if (r != nil && r.key.hash == in.at.hash) || (r == nil && in.at.epoch < g.oldestEpoch()) {
 				continue // still on our branch
 			}
-			in.at, in.doneAt, in.welcome, in.tree = nil, time.Time{}, nil, nil
-			if in.finished {
-				in.created = time.Now() // its time to be done again starts now
-				in.redone = true
-			}
+			in.undo()
 		}
 		if f != nil && g.satisfied(in) {
 			in.at = &commitRef{f.epoch, sha256.Sum256(f.hs)}

@@ -191,9 +191,11 @@ func (g *group) rejoin(p peer.ID) {
 func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how string) {
 	before, head := g.mls.Members(), g.mls.Epoch()
 	var lost []lostChange
+	var base []mlsgroup.Member // where the branches part, as far as we can tell
 	if len(g.hist) > 0 && !g.out {
-		if base, err := mlsgroup.Restore(g.hist[0].state, g.c.mlsOptions()); err == nil {
-			lost = lostChanges(base.Members(), before, mg.Members(), g.c.self)
+		if mb, err := mlsgroup.Restore(g.hist[0].state, g.c.mlsOptions()); err == nil {
+			base = mb.Members()
+			lost = lostChanges(base, before, mg.Members(), g.c.self)
 		}
 	}
 	g.mls, g.out = mg, false
@@ -230,9 +232,12 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	// those that branch undid itself since: a removal of a member added back after it, an
 	// add of a member removed after it.
 	g.dropSuperseded(0, before)
+	g.bindUndoneRemovals(0, base)
 	for _, in := range g.intents {
-		in.proposed, in.at, in.doneAt, in.welcome, in.tree = 0, nil, time.Time{}, nil, nil
-		in.redone = in.finished
+		if in.at != nil {
+			in.undo()
+		}
+		in.proposed = 0 // proposals of the branch we leave are void
 	}
 	// Those finished that the branch we go on with has done too (an add of a member it
 	// has, say) are forgotten: made again, they would fail the commit that carries them,
