@@ -1187,11 +1187,12 @@ const rejoinResend = 10 * time.Minute
 // members on that branch; its sender, removed meanwhile, never saw the branch lose, and
 // so never sent it again (resendDead). Members that have a message keep one copy. The
 // bound keeps a member added back long after from sending old messages to members who
-// joined since.
+// joined since. They are told by when they were sent, before we joined, not by their
+// epoch: the branch we left may have numbered its epochs past the one we join at.
 func (g *group) resendEarlier(ctx context.Context) {
 	since := g.c.cfg.Now().Add(-rejoinResend)
 	g.resend(ctx, func(it store.OutboxItem, _ *outboxEntry) bool {
-		return it.Epoch < g.joinEpoch && it.CreatedAt.After(since)
+		return it.CreatedAt.After(since) && it.CreatedAt.Before(g.liveSince)
 	})
 }
 
@@ -1216,16 +1217,20 @@ func (g *group) resend(ctx context.Context, pick func(store.OutboxItem, *outboxE
 	}
 }
 
-// pruneOutbox forgets own messages whose epoch is final: older than the epochs we could
-// still go back to.
+// pruneOutbox forgets own messages whose epoch is final: Config.KeepEpochs or more
+// behind ours, further back than a switch of branch goes. (Not those older than the
+// epochs we keep: after a restart we keep none from before it, and they are not final.)
 func (g *group) pruneOutbox(ctx context.Context) {
+	cur, keep := g.mls.Epoch(), uint64(g.c.cfg.KeepEpochs)
+	if cur <= keep {
+		return
+	}
 	items, err := g.c.st.Outbox(ctx, g.id)
 	if err != nil {
 		return
 	}
-	oldest := g.oldestEpoch()
 	for _, it := range items {
-		if it.Epoch < oldest {
+		if it.Epoch < cur-keep {
 			_ = g.c.st.AckOutbox(ctx, g.id, it.MsgID)
 		}
 	}

@@ -955,6 +955,58 @@ func TestRestartRedials(t *testing.T) {
 	waitReceived(t, "are you back?", b)
 }
 
+// A member restarted keeps in its outbox the messages of epochs that are not final yet,
+// though it keeps none of those epochs: a switch of branch may undo them, and then it
+// sends them again. (In a 20-peer fault run, seed 48, a member restarted on a branch
+// that lost dropped them at its first commit, and seven messages never arrived.)
+func TestRestartKeepsOutbox(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	fastCfg := testConfig
+	testConfig = func(c *Config) { fastCfg(c); c.KeepEpochs = 4 }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pb := newProfile(t)
+	a, b := newTestClient(t, "A"), pb.start(t, "B")
+	cs := []*testClient{a, b}
+	gid := formGroup(t, ctx, cs)
+	say(t, ctx, b, gid, "not final yet", a)
+	id, err := hex.DecodeString(string(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Rename(ctx, gid, "one"); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, cs, 2)
+	b.Close()
+	b = pb.start(t, "B again")
+	cs = []*testClient{a, b}
+	connectAll(t, ctx, cs)
+	for _, name := range []string{"two", "three"} {
+		if err := a.Rename(ctx, gid, name); err != nil {
+			t.Fatal(err)
+		}
+		waitAgree(t, ctx, gid, cs, 2)
+	}
+	out, err := pb.st.Outbox(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("B's outbox lost the message of an epoch three commits back")
+	}
+	// KeepEpochs (4) commits on, the message's epoch is final, and the outbox forgets it.
+	for i := range 4 {
+		if err := a.Rename(ctx, gid, fmt.Sprint("after ", i)); err != nil {
+			t.Fatal(err)
+		}
+		waitAgree(t, ctx, gid, cs, 2)
+	}
+	if out, err = pb.st.Outbox(ctx, id); err != nil || len(out) != 0 {
+		t.Fatalf("B's outbox after its message's epoch is final: %d items, %v", len(out), err)
+	}
+}
+
 // A member's messages right after a save of its state need no save of their own: the state
 // was saved with its key ratchets sendAhead messages on (sendLease). After a restart with
 // that state, as after a crash, its next messages use keys it never used, and open.
@@ -1120,7 +1172,14 @@ func TestGoneSendersMessagesReachAll(t *testing.T) {
 // A member that sent on a branch that then lost, and was removed on the branch that won,
 // never sees its branch lose: when it is added back, it sends again what it sent in the
 // minutes before, and the members that missed it get it (the others keep one copy).
-func TestReaddedSenderResendsFromLostBranch(t *testing.T) {
+func TestReaddedSenderResendsFromLostBranch(t *testing.T) { readdedSenderResends(t, 1) }
+
+// The same, with the branch that lost three commits on when X sent, past the epoch X is
+// added back at on the branch that won: what X sent is told by when it was sent, not by
+// its epoch.
+func TestReaddedSenderResendsFromLongerLostBranch(t *testing.T) { readdedSenderResends(t, 3) }
+
+func readdedSenderResends(t *testing.T, renames int) {
 	fast(t, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -1152,8 +1211,10 @@ func TestReaddedSenderResendsFromLostBranch(t *testing.T) {
 	if err := w.Remove(ctx, gid, x.PeerID()); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Rename(ctx, gid, "losing"); err != nil {
-		t.Fatal(err)
+	for i := range renames {
+		if err := l.Rename(ctx, gid, fmt.Sprint("losing ", i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitAgree(t, ctx, gid, []*testClient{l, x}, 3)
 	say(t, ctx, x, gid, "X on the losing branch", l)
