@@ -297,6 +297,7 @@ type roster struct {
 	mg     *mlsgroup.Group
 	epoch  uint64
 	leaf   map[string]uint32 // identity → leaf index
+	ident  map[uint32][]byte // leaf index → identity
 	recips [][]byte          // the other members' identities
 }
 
@@ -305,9 +306,10 @@ func (g *group) roster() *roster {
 		return r
 	}
 	ms := g.mls.Members()
-	r := &roster{mg: g.mls, epoch: g.mls.Epoch(), leaf: make(map[string]uint32, len(ms))}
+	r := &roster{mg: g.mls, epoch: g.mls.Epoch(), leaf: make(map[string]uint32, len(ms)), ident: make(map[uint32][]byte, len(ms))}
 	for _, m := range ms {
 		r.leaf[string(m.Identity)] = m.LeafIndex
+		r.ident[m.LeafIndex] = m.Identity
 		if m.LeafIndex != g.mls.LeafIndex() {
 			r.recips = append(r.recips, m.Identity)
 		}

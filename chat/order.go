@@ -1211,7 +1211,7 @@ func (g *group) takeProposal(hs []byte) (proposer []byte, opened, taken bool) {
 		sender := p.Sender
 		g.renamer = &sender
 	}
-	return identityAt(g.mls.Members(), p.Sender), true, true
+	return g.roster().ident[p.Sender], true, true
 }
 
 // commitDue commits our intents and the proposals received, when the commit timer fires.
