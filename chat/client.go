@@ -655,6 +655,24 @@ func (c *Client) Remove(ctx context.Context, id GroupID, member peer.ID) error {
 	return err
 }
 
+// removeLeaf removes member from a group if it holds the leaf of KeyPackage kp: an add
+// of ours whose Welcome it did not take. A leaf it holds by another add stays.
+func (c *Client) removeLeaf(ctx context.Context, id GroupID, member peer.ID, kp []byte) error {
+	prekeys, err := mlsgroup.KeyPackageLeafExtension(kp, layers.ExtensionSignalPrekeys)
+	if err != nil {
+		return err
+	}
+	_, err = c.change(ctx, id, func(g *group) (*intent, error) {
+		for _, m := range g.mls.Members() {
+			if peerOf(m.Identity) == member {
+				return &intent{kind: intentRemove, who: m.Identity, old: prekeys}, nil
+			}
+		}
+		return nil, fmt.Errorf("chat: %s is not a member of the group", member)
+	})
+	return err
+}
+
 // Rename renames a group for every member, by a commit.
 func (c *Client) Rename(ctx context.Context, id GroupID, name string) error {
 	if err := checkName("group name", name); err != nil {

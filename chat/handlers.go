@@ -473,12 +473,13 @@ func (c *Client) addWith(ctx context.Context, g *group, p peer.ID, kp []byte) er
 	if err != nil {
 		return err
 	}
-	return c.welcome(ctx, g, p, r, name)
+	return c.welcome(ctx, g, p, r, name, kp)
 }
 
-// welcome sends the joiner p the Welcome of the add r (with the room secret, the group's
-// name and the ratchet tree), and removes p again if it cannot read the group.
-func (c *Client) welcome(ctx context.Context, g *group, p peer.ID, r intentResult, name string) error {
+// welcome sends the joiner p the Welcome of the add r, with KeyPackage kp (with the room
+// secret, the group's name and the ratchet tree), and removes p again if it cannot read
+// the group: the leaf of kp, not one p holds by another add.
+func (c *Client) welcome(ctx context.Context, g *group, p peer.ID, r intentResult, name string, kp []byte) error {
 	if _, err := c.node.Welcome(ctx, p, &proto.WelcomeRequest{GroupID: g.id, Welcome: r.welcome, RoomSecret: g.room, Name: name, RatchetTree: r.tree}); err != nil {
 		re := (*proto.RemoteError)(nil)
 		switch {
@@ -490,7 +491,7 @@ func (c *Client) welcome(ctx context.Context, g *group, p peer.ID, r intentResul
 			return nil
 		}
 		// A member that cannot read the group must not stay in it.
-		if rerr := c.Remove(ctx, g.gid, p); rerr != nil {
+		if rerr := c.removeLeaf(ctx, g.gid, p, kp); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("and removing it again failed: %w", rerr))
 		}
 		return fmt.Errorf("chat: %s did not take the Welcome: %w", p, err)

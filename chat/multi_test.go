@@ -1251,6 +1251,49 @@ func readdedSenderResends(t *testing.T, renames int) {
 	}
 }
 
+// A second add of a member by the same member replaces the first while it is kept: the
+// two in one commit would fail it (two leaves with one signature key), and both would be
+// given up. (In a 20-peer fault run, seed 45, a member had added a restarted peer twice,
+// the first add undone by a switch of branch and made again; the commit with both failed,
+// and the peer stayed out.)
+func TestSecondAddOfMemberReplacesFirst(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	connectAll(t, ctx, []*testClient{a, b, x})
+	gb, _ := b.group(gid)
+	var kps [][]byte
+	for range 2 {
+		resp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kps = append(kps, resp.KeyPackage)
+	}
+	var first, second *intent
+	if err := gb.do(ctx, func() error {
+		first = gb.want(&intent{kind: intentAdd, kp: kps[0], who: x.self, push: true})
+		second = gb.want(&intent{kind: intentAdd, kp: kps[1], who: x.self, push: true})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gb.wait(ctx, first); !errors.Is(err, errReplaced) {
+		t.Fatalf("the first add: %v", err)
+	}
+	r, err := gb.wait(ctx, second)
+	if err != nil {
+		t.Fatalf("the second add: %v", err)
+	}
+	if err := b.welcome(ctx, gb, x.PeerID(), r, "", kps[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
+	say(t, ctx, x, gid, "X is in", a, b)
+}
+
 // Two members add the same peer at the same time: both calls succeed, and the peer is in
 // the group once, in agreement with the others, and can talk.
 func TestConcurrentAddsOfOnePeer(t *testing.T) {
@@ -2147,15 +2190,17 @@ func TestAddReplacesLeafNoOneHolds(t *testing.T) {
 	gb, _ := b.group(gid)
 	// B's add of X, as a switch of branch leaves it: marked done by the last commit,
 	// which has X's leaf and no Welcome.
+	var kp []byte // of the last add
 	addDone := func() (intentResult, error) {
 		t.Helper()
-		kp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+		resp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
 		if err != nil {
 			t.Fatal(err)
 		}
+		kp = resp.KeyPackage
 		return b.change(ctx, gid, func(g *group) (*intent, error) {
 			last := g.hist[len(g.hist)-1]
-			return &intent{kind: intentAdd, kp: kp.KeyPackage, who: x.self,
+			return &intent{kind: intentAdd, kp: kp, who: x.self,
 				at: &commitRef{last.epoch, last.key.hash}, doneAt: time.Now()}, nil
 		})
 	}
@@ -2174,7 +2219,7 @@ func TestAddReplacesLeafNoOneHolds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the add: %v", err)
 	}
-	if err := b.welcome(ctx, gb, x.PeerID(), r, "renamed"); err != nil {
+	if err := b.welcome(ctx, gb, x.PeerID(), r, "renamed", kp); err != nil {
 		t.Fatal(err)
 	}
 	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)

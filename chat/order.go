@@ -659,6 +659,14 @@ const (
 	intentReadd // replace a member's leaf with a fresh KeyPackage (it asked, from a lost branch)
 )
 
+// roster says whether intents of this kind change one member's place in the group (who).
+func (k intentKind) roster() bool {
+	return k == intentAdd || k == intentRemove || k == intentReadd
+}
+
+// errReplaced ends a change of a member that a later one replaced (see want).
+var errReplaced = errors.New("chat: replaced by a later change of the same member")
+
 // intent is a change this member wants, kept until the group's state shows it, and
 // then for Config.Settle more (a competing commit may still undo it).
 type intent struct {
@@ -740,10 +748,23 @@ func (g *group) satisfied(in *intent) bool {
 	return !g.active()
 }
 
-// want adds an intent and drives it.
+// want adds an intent and drives it. An add, re-add or removal of a member replaces
+// those of ours for the same member still kept (one made again after a switch of branch,
+// say): the later request stands, and two adds of one member would fail the commit that
+// carried both, and every other change in it.
 func (g *group) want(in *intent) *intent {
 	in.created = time.Now()
 	in.done = make(chan struct{})
+	if in.kind.roster() {
+		g.intents = slices.DeleteFunc(g.intents, func(x *intent) bool {
+			if !x.kind.roster() || !bytes.Equal(x.who, in.who) {
+				return false
+			}
+			g.debug("a change of a member replaced by a later one", "peer", peerOf(in.who), "kind", x.kind, "by", in.kind)
+			x.finish(errReplaced)
+			return true
+		})
+	}
 	g.intents = append(g.intents, in)
 	g.checkIntents(nil)
 	g.drive()
@@ -857,7 +878,7 @@ func (g *group) welcomeAgain(in *intent) {
 	go func() {
 		ctx, cancel := context.WithTimeout(g.c.ctx, time.Minute)
 		defer cancel()
-		if err := g.c.welcome(ctx, g, p, r, name); err != nil {
+		if err := g.c.welcome(ctx, g, p, r, name, in.kp); err != nil {
 			g.post(func() { g.debug("the Welcome of an add made again did not arrive", "peer", p, "err", err) })
 		}
 	}()
@@ -1227,7 +1248,7 @@ func (g *group) commitDue() {
 			mine = append(mine, in)
 		}
 	}
-	build := func(byRef bool) mlsgroup.CommitOptions {
+	buildOf := func(mine []*intent, byRef bool) mlsgroup.CommitOptions {
 		// The Welcome travels with the commit to every member; its tree would make
 		// that O(members) per member, so joiners get the tree over a stream.
 		opts := mlsgroup.CommitOptions{ReferencePending: byRef}
@@ -1253,6 +1274,7 @@ func (g *group) commitDue() {
 		}
 		return opts
 	}
+	build := func(byRef bool) mlsgroup.CommitOptions { return buildOf(mine, byRef) }
 	opts := build(g.proposals > 0)
 	if !opts.ReferencePending && len(opts.Add) == 0 && len(opts.Remove) == 0 && opts.Extensions == nil {
 		return
@@ -1270,9 +1292,27 @@ func (g *group) commitDue() {
 	}
 	g.debug("committing", "proposals", g.proposals, "by_ref", opts.ReferencePending, "adds", len(opts.Add), "removes", len(opts.Remove))
 	if err != nil {
-		for _, in := range mine {
+		// Only the changes that fail on their own are given up; the others are made in
+		// the next commit.
+		bad := mine
+		if len(mine) > 1 {
+			bad = nil
+			for _, in := range mine {
+				if _, err := g.mls.Commit(buildOf([]*intent{in}, false)); err != nil {
+					bad = append(bad, in)
+				}
+			}
+			if len(bad) == 0 {
+				bad = mine // they fail together only
+			}
+		}
+		g.errorf("chat: a commit of %d changes failed, %d of them given up: %w", len(mine), len(bad), err)
+		for _, in := range bad {
 			in.finish(fmt.Errorf("chat: commit: %w", err))
 			g.dropIntent(in)
+		}
+		if len(bad) < len(mine) {
+			g.drive()
 		}
 		return
 	}
