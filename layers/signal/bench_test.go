@@ -108,3 +108,49 @@ func BenchmarkMarshalState(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "state_bytes")
 }
+
+// BenchmarkMarshalSplit200 encodes the state of a member of a 200-member group, with a
+// session and a sender key from each of the others, as one blob (MarshalBinaryAhead) and
+// split (MarshalSplitAhead), as tchat saves it. The split one reports the size of its head
+// and of its largest record: what a save writes when one member's record changed.
+func BenchmarkMarshalSplit200(b *testing.B) {
+	names := make([]string, 200)
+	for i := range names {
+		names[i] = fmt.Sprint("m", i)
+	}
+	ms := group(b, names...)
+	me, rest := ms[0], ms[1:]
+	for i, m := range rest {
+		msg := sealTo(b, m, []byte("key"), me, rest[(i+1)%len(rest)])
+		mustOpen(b, me, m, msg, []byte("key"))
+	}
+	sealTo(b, me, []byte("mine"), rest...)
+	b.Run("blob", func(b *testing.B) {
+		var size int
+		for b.Loop() {
+			st, _, err := me.l.MarshalBinaryAhead(sendAheadTest)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size = len(st)
+		}
+		b.ReportMetric(float64(size), "state_bytes")
+	})
+	b.Run("split", func(b *testing.B) {
+		var size, head, largest int
+		for b.Loop() {
+			h, records, _, err := me.l.MarshalSplitAhead(sendAheadTest)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size, head, largest = len(h), len(h), 0
+			for _, r := range records {
+				size += len(r)
+				largest = max(largest, len(r))
+			}
+		}
+		b.ReportMetric(float64(size), "state_bytes")
+		b.ReportMetric(float64(head), "head_bytes")
+		b.ReportMetric(float64(largest), "record_bytes")
+	})
+}

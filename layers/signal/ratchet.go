@@ -280,8 +280,8 @@ func (s *session) marshal(b *cryptobyte.Builder) {
 		}
 	}
 	b.AddUint8(flags)
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(s.prekey) })
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(s.ad) })
+	addUint16Prefixed(b, s.prekey)
+	addUint16Prefixed(b, s.ad)
 	b.AddBytes(s.c.dhs.Bytes())
 	b.AddBytes(s.c.dhr[:])
 	b.AddBytes(s.c.rk[:])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -46,10 +47,7 @@ func (l *Layer) MarshalBinary() ([]byte, error) {
 func (l *Layer) MarshalBinaryAhead(n uint32) ([]byte, SendMark, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m := SendMark{l: l, sends: l.sends}
-	if l.own != nil {
-		m.key, m.next, m.ok = l.own.keyID, l.own.iteration+min(n, ^uint32(0)-l.own.iteration), true
-	}
+	m := l.sendMark(n)
 	out, err := l.marshal(m.next)
 	if err != nil {
 		return nil, SendMark{}, err
@@ -82,12 +80,56 @@ func (m SendMark) Covers(l *Layer) bool {
 		l.own.keyID == m.key && l.own.iteration <= m.next
 }
 
+// sendMark returns where our sending stands, for an encoding of our sender key n messages
+// ahead of its chain. l.mu is held.
+func (l *Layer) sendMark(n uint32) SendMark {
+	m := SendMark{l: l, sends: l.sends}
+	if l.own != nil {
+		m.key, m.next, m.ok = l.own.keyID, l.own.iteration+min(n, ^uint32(0)-l.own.iteration), true
+	}
+	return m
+}
+
 // marshal encodes the layer, with our sender key at message number next or later. l.mu
 // is held.
+//
+//	version (1) | head (see marshalHead) | peer count (4) | peers (see marshalPeer) |
+//	count (4) of members owed hand-outs | that many × (member id (1-byte length) | hand-outs (see marshalHandOuts))
 func (l *Layer) marshal(next uint32) ([]byte, error) {
 	l.marks++
 	b := cryptobyte.NewBuilder(make([]byte, 0, l.stateSize+l.stateSize/8))
 	b.AddUint8(stateVersion)
+	l.marshalHead(b, next)
+	ids := make([]string, 0, len(l.peers))
+	for id := range l.peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b.AddUint32(uint32(len(ids)))
+	for _, id := range ids {
+		marshalPeer(b, l.peers[id])
+	}
+	owed := slices.Sorted(maps.Keys(l.handing))
+	b.AddUint32(uint32(len(owed)))
+	for _, m := range owed {
+		addUint8Prefixed(b, m)
+		marshalHandOuts(b, l.handing[m])
+	}
+	out, err := b.Bytes()
+	if err == nil {
+		l.stateSize = len(out)
+	}
+	return out, err
+}
+
+// marshalHead encodes what of the layer's state is no one peer's: the rekey flag, our
+// sender key at message number next or later (with the members it was handed to), and
+// the handshakes answered. l.mu is held.
+//
+//	rekey (1) | 0 (1), or 1 (1) | key id (4) | signature seed (32) | chain key (32) | iteration (4) |
+//	    count (2) | that many × member id (1-byte length), sorted |
+//	count (2) | that many × session id (8), oldest first
+func (l *Layer) marshalHead(b *cryptobyte.Builder, next uint32) {
 	b.AddUint8(boolByte(l.rekey))
 	if l.own == nil {
 		b.AddUint8(0)
@@ -111,47 +153,41 @@ func (l *Layer) marshal(next uint32) ([]byte, error) {
 		slices.Sort(sent)
 		b.AddUint16(uint16(len(sent)))
 		for _, m := range sent {
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(m)) })
+			addUint8Prefixed(b, m)
 		}
 	}
 	b.AddUint16(uint16(len(l.handshakes)))
 	for _, h := range l.handshakes {
 		b.AddBytes(h[:])
 	}
-	ids := make([]string, 0, len(l.peers))
-	for id := range l.peers {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	b.AddUint32(uint32(len(ids)))
-	for _, id := range ids {
-		marshalPeer(b, l.peers[id])
-	}
-	owed := slices.Sorted(maps.Keys(l.handing))
-	b.AddUint32(uint32(len(owed)))
-	for _, m := range owed {
-		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(m)) })
-		hs := l.handing[m]
-		b.AddUint8(uint8(len(hs)))
-		for _, h := range hs {
-			b.AddBytes(h.dist)
-			b.AddUint8(boolByte(h.skipped))
-		}
-	}
-	out, err := b.Bytes()
-	if err == nil {
-		l.stateSize = len(out)
-	}
-	return out, err
 }
 
+// marshalHandOuts encodes the hand-outs of our sender key owed to one member, oldest first.
+//
+//	count (1) | that many × (distribution (distributionSize) | skipped (1))
+func marshalHandOuts(b *cryptobyte.Builder, hs []*handOut) {
+	b.AddUint8(uint8(len(hs)))
+	for _, h := range hs {
+		b.AddBytes(h.dist)
+		b.AddUint8(boolByte(h.skipped))
+	}
+}
+
+// marshalPeer encodes what we have of one member: nothing of another member's, nor of
+// the layer's, so that equal peers encode to equal bytes wherever they are.
+//
+//	member id (1-byte length) | bundle (2-byte length) | removed (1) |
+//	count (1) | that many × session (see session.marshal) |
+//	count (1) | that many × (key id (4) | verify key (32) | chain key (32) | iteration (4) | base (4) |
+//	    count (2) | that many × (message number (4) | message key (32))) |
+//	0 (1), or 1 (1) | earlier state (a peer, encoded the same way)
 func marshalPeer(b *cryptobyte.Builder, p *peer) {
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.id) })
+	addUint8Prefixed(b, p.id)
 	if p.encBundleOf != p.bundle {
 		p.encBundle, _ = p.bundle.MarshalBinary()
 		p.encBundleOf = p.bundle
 	}
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(p.encBundle) })
+	addUint16Prefixed(b, p.encBundle)
 	b.AddUint8(boolByte(p.removed))
 	b.AddUint8(uint8(len(p.sessions)))
 	for _, s := range p.sessions {
@@ -176,6 +212,29 @@ func marshalPeer(b *cryptobyte.Builder, p *peer) {
 	}
 }
 
+// addUint8Prefixed appends v with a 1-byte length, as AddUint8LengthPrefixed would, but
+// without the child Builder (an allocation) each of those makes: the encoders call it
+// for every peer, session and member.
+func addUint8Prefixed[T ~string | ~[]byte](b *cryptobyte.Builder, v T) {
+	if len(v) > 0xff {
+		b.SetError(fmt.Errorf("signal: internal error: %d bytes under a 1-byte length", len(v)))
+		return
+	}
+	b.AddUint8(uint8(len(v)))
+	b.AddBytes([]byte(v))
+}
+
+// addUint16Prefixed appends v with a 2-byte length, as AddUint16LengthPrefixed would (see
+// addUint8Prefixed).
+func addUint16Prefixed(b *cryptobyte.Builder, v []byte) {
+	if len(v) > 0xffff {
+		b.SetError(fmt.Errorf("signal: internal error: %d bytes under a 2-byte length", len(v)))
+		return
+	}
+	b.AddUint16(uint16(len(v)))
+	b.AddBytes(v)
+}
+
 func boolByte(v bool) uint8 {
 	if v {
 		return 1
@@ -184,54 +243,52 @@ func boolByte(v bool) uint8 {
 }
 
 // UnmarshalBinary replaces the layer's state with one saved by
-// MarshalBinary, of this version or an earlier one (see stateVersion).
+// MarshalBinary, of this version or an earlier one (see stateVersion). On an
+// error the layer's state is as it was.
 func (l *Layer) UnmarshalBinary(data []byte) error {
+	st := new(layerState)
+	if err := st.unmarshal(data, l.self); err != nil {
+		st.destroy()
+		return err
+	}
+	l.install(st)
+	return nil
+}
+
+// layerState is a layer's state read from an encoding, not yet in place.
+type layerState struct {
+	rekey      bool
+	own        *ownSenderKey
+	handshakes [][sessionIDSize]byte
+	peers      map[string]*peer
+	handing    map[string][]*handOut
+}
+
+// unmarshal reads st from data, an encoding by marshal (of any version); self is our
+// member id, which no peer may have.
+func (st *layerState) unmarshal(data, self []byte) error {
 	s := cryptobyte.String(data)
-	var v, rekey, hasOwn uint8
-	if !s.ReadUint8(&v) || v < 1 || v > stateVersion || !s.ReadUint8(&rekey) || rekey > 1 || !s.ReadUint8(&hasOwn) || hasOwn > 1 {
+	var v uint8
+	if !s.ReadUint8(&v) || v < 1 || v > stateVersion || !st.unmarshalHead(&s) {
 		return errState
-	}
-	var own *ownSenderKey
-	if hasOwn == 1 {
-		own = &ownSenderKey{sentTo: make(map[string]bool)}
-		var seed []byte
-		var n uint16
-		if !s.ReadUint32(&own.keyID) || !s.ReadBytes(&seed, ed25519.SeedSize) ||
-			!readArray(&s, own.ck[:]) || !s.ReadUint32(&own.iteration) || !s.ReadUint16(&n) {
-			return errState
-		}
-		own.sign = ed25519.NewKeyFromSeed(seed)
-		for range n {
-			var m cryptobyte.String
-			if !s.ReadUint8LengthPrefixed(&m) || len(m) == 0 {
-				return errState
-			}
-			own.sentTo[string(m)] = true
-		}
-	}
-	var nh uint16
-	if !s.ReadUint16(&nh) || nh > maxHandshakes {
-		return errState
-	}
-	handshakes := make([][sessionIDSize]byte, nh)
-	for i := range handshakes {
-		if !readArray(&s, handshakes[i][:]) {
-			return errState
-		}
 	}
 	var np uint32
 	if !s.ReadUint32(&np) || uint64(np) > uint64(len(s)) {
 		return errState
 	}
-	peers := make(map[string]*peer, np)
+	st.peers = make(map[string]*peer, np)
+	st.handing = make(map[string][]*handOut)
 	for range np {
 		p, err := unmarshalPeer(&s, v, false)
-		if err != nil || peers[string(p.id)] != nil || string(p.id) == string(l.self) {
+		if err != nil {
 			return errState
 		}
-		peers[string(p.id)] = p
+		if st.peers[string(p.id)] != nil || string(p.id) == string(self) {
+			p.destroy()
+			return errState
+		}
+		st.peers[string(p.id)] = p
 	}
-	handing := make(map[string][]*handOut)
 	if v >= 5 {
 		var nm uint32
 		if !s.ReadUint32(&nm) || nm > np {
@@ -239,30 +296,109 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 		}
 		for range nm {
 			var m cryptobyte.String
-			var nh uint8
-			if !s.ReadUint8LengthPrefixed(&m) || peers[string(m)] == nil || peers[string(m)].removed ||
-				handing[string(m)] != nil || !s.ReadUint8(&nh) || nh == 0 || nh > maxHandOuts {
+			if !s.ReadUint8LengthPrefixed(&m) || st.peers[string(m)] == nil || st.peers[string(m)].removed ||
+				st.handing[string(m)] != nil {
 				return errState
 			}
-			for range nh {
-				var dist []byte
-				var skipped uint8
-				if !s.ReadBytes(&dist, distributionSize) || !s.ReadUint8(&skipped) || skipped > 1 {
-					return errState
-				}
-				k, err := parseDistribution(dist)
-				if err != nil {
-					return errState
-				}
-				handing[string(m)] = append(handing[string(m)], &handOut{keyID: k.keyID, iteration: k.iteration,
-					dist: slices.Clone(dist), skipped: skipped == 1})
-				k.destroy()
+			hs, ok := unmarshalHandOuts(&s)
+			if len(hs) > 0 {
+				st.handing[string(m)] = hs
+			}
+			if !ok || len(hs) == 0 {
+				return errState
 			}
 		}
 	}
 	if !s.Empty() {
 		return errState
 	}
+	return nil
+}
+
+// unmarshalHead reads what marshalHead wrote into st.
+func (st *layerState) unmarshalHead(s *cryptobyte.String) bool {
+	var rekey, hasOwn uint8
+	if !s.ReadUint8(&rekey) || rekey > 1 || !s.ReadUint8(&hasOwn) || hasOwn > 1 {
+		return false
+	}
+	st.rekey = rekey == 1
+	if hasOwn == 1 {
+		var seed []byte
+		var n uint16
+		own := &ownSenderKey{sentTo: make(map[string]bool)}
+		if !s.ReadUint32(&own.keyID) || !s.ReadBytes(&seed, ed25519.SeedSize) ||
+			!readArray(s, own.ck[:]) || !s.ReadUint32(&own.iteration) || !s.ReadUint16(&n) {
+			clear(own.ck[:])
+			return false
+		}
+		own.sign = ed25519.NewKeyFromSeed(seed)
+		st.own = own
+		var last cryptobyte.String
+		for range n {
+			var m cryptobyte.String
+			// marshalHead sorts them, and every version did: out of order, or twice, the
+			// state would not encode the same again.
+			if !s.ReadUint8LengthPrefixed(&m) || len(m) == 0 || (last != nil && string(m) <= string(last)) {
+				return false
+			}
+			own.sentTo[string(m)] = true
+			last = m
+		}
+	}
+	var nh uint16
+	if !s.ReadUint16(&nh) || nh > maxHandshakes {
+		return false
+	}
+	st.handshakes = make([][sessionIDSize]byte, nh)
+	for i := range st.handshakes {
+		if !readArray(s, st.handshakes[i][:]) {
+			return false
+		}
+	}
+	return true
+}
+
+// unmarshalHandOuts reads what marshalHandOuts wrote; on failure it returns what it
+// read so far, to destroy.
+func unmarshalHandOuts(s *cryptobyte.String) ([]*handOut, bool) {
+	var n uint8
+	if !s.ReadUint8(&n) || n > maxHandOuts {
+		return nil, false
+	}
+	var hs []*handOut
+	for range n {
+		var dist []byte
+		var skipped uint8
+		if !s.ReadBytes(&dist, distributionSize) || !s.ReadUint8(&skipped) || skipped > 1 {
+			return hs, false
+		}
+		k, err := parseDistribution(dist)
+		if err != nil {
+			return hs, false
+		}
+		hs = append(hs, &handOut{keyID: k.keyID, iteration: k.iteration, dist: slices.Clone(dist), skipped: skipped == 1})
+		k.destroy()
+	}
+	return hs, true
+}
+
+// destroy zeroes the secrets of st, not put in place (best effort).
+func (st *layerState) destroy() {
+	if st.own != nil {
+		st.own.destroy()
+	}
+	for _, p := range st.peers {
+		p.destroy()
+	}
+	for _, hs := range st.handing {
+		for _, h := range hs {
+			clear(h.dist)
+		}
+	}
+}
+
+// install replaces the layer's state with st, destroying the one it had.
+func (l *Layer) install(st *layerState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sent()
@@ -276,8 +412,7 @@ func (l *Layer) UnmarshalBinary(data []byte) error {
 	for m := range l.handing {
 		l.dropHandOuts([]byte(m), nil)
 	}
-	l.peers, l.own, l.rekey, l.handshakes, l.handing = peers, own, rekey == 1, handshakes, handing
-	return nil
+	l.peers, l.own, l.rekey, l.handshakes, l.handing = st.peers, st.own, st.rekey, st.handshakes, st.handing
 }
 
 // unmarshalPeer reads a peer; prev is set when it reads a peer's earlier state.
