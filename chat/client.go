@@ -839,13 +839,16 @@ func (c *Client) loadGroups(ctx context.Context) error {
 			return fmt.Errorf("chat: restore group %x: %w", info.GroupID, err)
 		}
 		var sigID *signal.Identity
-		var sigState []byte
+		var sigState *savedSignal
 		if b, err := c.st.Session(ctx, sigIDKey(info.GroupID)); err == nil {
 			if sigID, err = signal.UnmarshalIdentity(b, c.signer); err != nil {
 				return fmt.Errorf("chat: signal identity of group %x: %w", info.GroupID, err)
 			}
-			if sigState, err = c.st.Session(ctx, sigLayerKey(info.GroupID)); err != nil {
-				return fmt.Errorf("chat: signal state of group %x: %w", info.GroupID, err)
+			if sigState, err = loadSignal(ctx, c.st, info.GroupID); err != nil {
+				return err
+			}
+			if sigState == nil {
+				return fmt.Errorf("chat: signal state of group %x: %w", info.GroupID, store.ErrNotFound)
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err

@@ -71,8 +71,11 @@ type group struct {
 	// (see lostChanges).
 	vouched    map[string]time.Time
 	sigWaiters []chan error // keys taken, waiting for the signal state to be saved
-	lastFork   time.Time
-	outranked  int // competing commits judged to lose to our branch (compared around a sync)
+	// sigSums are the digests of the signal layer's records as saved (nil: not saved by
+	// this group yet), so that a save writes only those that changed (see sigSave).
+	sigSums   map[string][32]byte
+	lastFork  time.Time
+	outranked int // competing commits judged to lose to our branch (compared around a sync)
 	// out: the branch the group went on with removed us while we were on another one,
 	// which our MLS state still shows us in (see leftOut).
 	out        bool
@@ -146,7 +149,7 @@ type peerInfo struct {
 
 // newGroup builds a group's layers. sigID is our signal identity in the group (nil if the
 // policy has none); sigState, if not nil, is the signal layer's saved state.
-func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *signal.Identity, sigState []byte) (*group, error) {
+func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *signal.Identity, sigState *savedSignal) (*group, error) {
 	pol, err := mls.GroupPolicy(mg)
 	if err != nil {
 		return nil, fmt.Errorf("chat: group policy: %w", err)
@@ -178,7 +181,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 			}
 			g.sigID = sigID
 			if sigState != nil {
-				if err := g.sig.UnmarshalBinary(sigState); err != nil {
+				if g.sigSums, err = sigState.restore(g.sig); err != nil {
 					return nil, fmt.Errorf("chat: signal state: %w", err)
 				}
 			} else if err := g.syncPeers(nil); err != nil {
@@ -494,7 +497,8 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		ch.msgs = append(pend.msgs, ch.msgs...)
 		ch.wire = append(pend.wire, ch.wire...)
 	}
-	var state, sigState []byte
+	var state []byte
+	var sigState *sigSave
 	var lease sendLease
 	if !ch.covered {
 		var err error
@@ -503,7 +507,7 @@ func (g *group) save(ctx context.Context, ch *change) error {
 			return err
 		}
 		if g.sig != nil {
-			if sigState, lease.sig, err = g.sig.MarshalBinaryAhead(sendAhead); err != nil {
+			if sigState, lease.sig, err = g.marshalSignal(sendAhead); err != nil {
 				return err
 			}
 		}
@@ -533,7 +537,7 @@ func (g *group) save(ctx context.Context, ch *change) error {
 			return err
 		}
 		if sigState != nil {
-			if err := tx.SaveSession(sigLayerKey(g.id), sigState); err != nil {
+			if err := sigState.write(tx, g); err != nil {
 				return err
 			}
 		}
@@ -568,6 +572,9 @@ func (g *group) save(ctx context.Context, ch *change) error {
 	})
 	if err != nil {
 		return err
+	}
+	if sigState != nil {
+		sigState.saved(g)
 	}
 	g.metaSaved = true
 	if ch.covered {
@@ -611,12 +618,13 @@ func (g *group) flushSignal() {
 	g.sigWaiters = nil
 	var err error
 	if g.sig != nil {
-		var st []byte
+		var st *sigSave
 		var mark signal.SendMark
-		if st, mark, err = g.sig.MarshalBinaryAhead(sendAhead); err == nil {
-			err = g.c.st.Update(g.c.ctx, func(tx *store.Tx) error { return tx.SaveSession(sigLayerKey(g.id), st) })
+		if st, mark, err = g.marshalSignal(sendAhead); err == nil {
+			err = g.c.st.Update(g.c.ctx, func(tx *store.Tx) error { return st.write(tx, g) })
 		}
 		if err == nil {
+			st.saved(g)
 			g.lease.sig = mark // what we send with is as it was: the state on disk moved on
 		}
 	}
