@@ -1783,6 +1783,103 @@ func TestRejoinRedoesOldChange(t *testing.T) {
 	}
 }
 
+// A member on a branch that loses refuses, as of another branch, a proposal of the
+// winning branch for the same epoch number; after its switch to that branch, the
+// winning branch's next commit, which refers to the proposal, applies. The proposal used
+// to be dropped at the switch, and no copy came again (gossip and the member had seen
+// it): the member waited for it for good, and made a branch of its own (in 20-peer fault
+// runs, seeds 42 and 44, six and seven members so).
+func TestSwitchTakesRefusedProposal(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "C"), newTestClient(t, "P"), newTestClient(t, "Q"), newTestClient(t, "R")}
+	gid := formGroup(t, ctx, cs)
+	w := cs[ranked(t, ctx, gid, cs, false)] // its commit wins the epoch the branches part at
+	rest := without(cs, w)
+	x, l, m := rest[0], rest[1], rest[2]
+	partition([]*testClient{w, x}, []*testClient{l, m})
+	time.Sleep(time.Second) // both sides see the other go
+	if err := l.Rename(ctx, gid, "lost"); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{l, m}, 4)
+	if err := w.Rename(ctx, gid, "won"); err != nil {
+		t.Fatal(err)
+	}
+	st := waitAgree(t, ctx, gid, []*testClient{w, x}, 4)
+	e := st.Epoch - 1 // the epoch the branches part at
+	// Of W and X, the one ranked second at e+1 renames: it proposes, and the other commits
+	// by reference.
+	gw, _ := w.group(gid)
+	var order []mlsgroup.Member
+	if err := gw.do(ctx, func() error { order = rankOrder(gw.mls); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	proposer := x
+	for _, o := range order {
+		if peerOf(o.Identity) == x.PeerID() {
+			proposer = w
+			break
+		}
+		if peerOf(o.Identity) == w.PeerID() {
+			break
+		}
+	}
+	if err := proposer.Rename(ctx, gid, "won again"); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitAgree(t, ctx, gid, []*testClient{w, x}, 4); st.Epoch != e+2 {
+		t.Fatalf("W and X at epoch %d, want %d", st.Epoch, e+2)
+	}
+	// From W's log: the proposal of epoch e+1, and the commits of epochs e and e+1.
+	id, err := hex.DecodeString(string(gid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _, err := w.st.WireSince(ctx, id, e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prop []byte
+	var pf *proposalFrame
+	commits := map[uint64][]byte{}
+	for _, it := range items {
+		switch {
+		case it.Kind == store.WireCommit:
+			commits[it.Epoch] = it.Data
+		case it.Epoch == e+1:
+			if f, err := parseProposalFrame(it.Data); err == nil {
+				prop, pf = it.Data, f
+			}
+		}
+	}
+	if prop == nil || commits[e] == nil || commits[e+1] == nil {
+		t.Fatalf("W's log lacks the proposal (%v) or a commit (%d of 2)", prop != nil, len(commits))
+	}
+	gl, _ := l.group(gid)
+	var epoch uint64
+	if err := gl.do(ctx, func() error {
+		gl.receiveProposal(pf, prop) // refused: L is at e+1 of its own branch
+		for _, ep := range []uint64{e, e + 1} {
+			f, err := parseCommitFrame(commits[ep])
+			if err != nil {
+				return err
+			}
+			gl.receiveCommit(w.PeerID(), f, commits[ep], false)
+		}
+		epoch = gl.mls.Epoch()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if epoch != e+2 {
+		t.Fatalf("L at epoch %d after W's commits, want %d: the proposal the second refers to was dropped", epoch, e+2)
+	}
+	connectAll(t, ctx, cs)
+	waitAgree(t, ctx, gid, cs, 4) // with L's rename made again on top
+}
+
 // A member that removed someone and then added them back, on a branch that lost, and
 // that comes over to the winning branch by an external commit, does not remove them
 // again there: the add undid the removal. (In a 20-peer fault run, seed 35, a member

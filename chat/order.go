@@ -301,6 +301,12 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	for g.hist[i].epoch != rec.epoch {
 		i++
 	}
+	// The proposals for the epoch the switch leads to that we refused as of another
+	// branch: with our head at that epoch, those of g.foreign; else those kept with it.
+	refused := g.foreign
+	if i+1 < len(g.hist) {
+		refused = g.hist[i+1].props
+	}
 	back := *rec
 	back.frame, back.key, back.applied = raw, key, time.Now()
 	g.hist = append(g.hist[:i:i], back)
@@ -342,8 +348,27 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	g.bindUndoneRemovals(rec.epoch, before)
 	g.afterCommit(cur, identityAt(before, p.Sender), f, raw, &drop)
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: g.mls.Epoch(), How: "switched"})
+	g.retake(refused)
 	g.resendDead(g.c.ctx, false)
 	g.madeAgain(lost, head)
+}
+
+// retake offers the proposals we refused as of another branch (their authentication
+// failed on ours) to the branch a switch moved us to: its next commit may refer to them,
+// and no copy comes again (gossip has seen them, and so have we). Taken, a commit of the
+// new branch waiting for one of them applies.
+func (g *group) retake(refused [][]byte) {
+	took := false
+	for _, hs := range refused {
+		if _, _, ok := g.takeProposal(hs); ok {
+			took = true
+		}
+	}
+	if took {
+		g.debug("took proposals refused before the switch", "epoch", g.mls.Epoch())
+		g.retryFuture(nil)
+		g.drive()
+	}
 }
 
 // A change to the roster that a branch which lost had made is made again on the winning

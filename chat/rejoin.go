@@ -226,6 +226,7 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 	for _, pi := range g.peers {
 		pi.heardN, pi.gapAt, pi.gapTries, pi.lackKey, pi.via = nil, time.Time{}, 0, false, ""
 	}
+	refused := g.foreign // see retake
 	g.proposals, g.foreign, g.removers, g.renamer = 0, nil, map[uint32]uint32{}, nil
 	g.stopTimer()
 	// Our changes done on the branch we leave are undone here, and made again, but for
@@ -263,6 +264,9 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 		}
 	}
 	g.c.emit(ForkResolved{Group: g.gid, Epoch: epoch, How: how})
+	if g.mls.Epoch() == head {
+		g.retake(refused)
+	}
 	g.resendDead(g.c.ctx, true)
 	// A new signal identity: as after a join, our new sender key goes to the members.
 	g.handOutKeySoon(nil)
