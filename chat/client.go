@@ -105,6 +105,11 @@ type Config struct {
 	KeepEpochs int
 	// IntentTimeout bounds the wait for a change to be committed (0: 2 min).
 	IntentTimeout time.Duration
+	// JoinerTimeout is how long a member that admitted a joiner waits to hear from it in
+	// the group before it removes the joiner's leaf: the answer did not reach it, and it
+	// gave up (0: 12 min; a joiner asks again with the same KeyPackage for 10, see
+	// askedFor).
+	JoinerTimeout time.Duration
 	// Logger receives the core's debug and error log (nil: none). It never receives
 	// message contents or keys.
 	Logger *slog.Logger
@@ -172,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	setDefault(&cfg.CommitTimeout, 2*time.Second)
 	setDefault(&cfg.Settle, 500*time.Millisecond)
 	setDefault(&cfg.IntentTimeout, 2*time.Minute)
+	setDefault(&cfg.JoinerTimeout, askedFor+2*time.Minute)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

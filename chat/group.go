@@ -70,7 +70,8 @@ type group struct {
 	// vouched: joiners a branch of ours added that lost, until when we re-admit them
 	// (see lostChanges).
 	vouched    map[string]time.Time
-	sigWaiters []chan error // keys taken, waiting for the signal state to be saved
+	awaited    map[string]*awaitedJoiner // joiners we admitted, not heard from yet (see checkJoiners)
+	sigWaiters []chan error              // keys taken, waiting for the signal state to be saved
 	// sigSums are the digests of the signal layer's records as saved (nil: not saved by
 	// this group yet), so that a save writes only those that changed (see sigSave).
 	sigSums   map[string][32]byte
@@ -166,6 +167,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
 		removers: map[uint32]uint32{}, keyGiving: map[string]bool{}, keysTaken: map[string]int{}, vouched: map[string]time.Time{},
+		awaited: map[string]*awaitedJoiner{},
 	}
 	if n, ok := mg.Extension(ExtensionGroupName); ok {
 		g.name = string(n)
@@ -789,6 +791,7 @@ func (g *group) run() {
 			hb.Reset(g.beat())
 		case <-tick.C:
 			g.settle()
+			g.checkJoiners()
 			g.checkGaps()
 			g.checkAhead()
 			g.publishHeld()

@@ -1294,6 +1294,44 @@ func TestSecondAddOfMemberReplacesFirst(t *testing.T) {
 	say(t, ctx, x, gid, "X is in", a, b)
 }
 
+// A joiner admitted whose answer never reached it, and which gave up, is not left in the
+// group for good: once Config.JoinerTimeout has passed without a word from it, the member
+// that admitted it removes its leaf. A joiner that came is not removed. (In a sim-200 run,
+// a joiner whose three asks failed kept a leaf no one held, and the members' views of the
+// group never matched the swarm's.)
+func TestUnheardJoinerRemoved(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	fastCfg := testConfig
+	testConfig = func(c *Config) { fastCfg(c); c.JoinerTimeout = 3 * time.Second }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b, x, y := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X"), newTestClient(t, "Y")
+	gid := formGroup(t, ctx, []*testClient{a, b, y}) // Y joined by invite, and came
+	connectAll(t, ctx, []*testClient{a, b, x, y})
+	// A admits X as it would a join request, but the answer with its Welcome goes nowhere.
+	ga, _ := a.group(gid)
+	resp, err := a.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: ga.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in *intent
+	if err := ga.do(ctx, func() error {
+		in = ga.want(&intent{kind: intentAdd, kp: resp.KeyPackage, who: x.self})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ga.wait(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitAgree(t, ctx, gid, []*testClient{a, b, y}, 4); len(st.Members) != 4 {
+		t.Fatalf("%d members after X's add", len(st.Members))
+	}
+	a.waitFor(t, "X removed", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	waitAgree(t, ctx, gid, []*testClient{a, b, y}, 3)
+	say(t, ctx, y, gid, "Y is still in", a, b)
+}
+
 // Two members add the same peer at the same time: both calls succeed, and the peer is in
 // the group once, in agreement with the others, and can talk.
 func TestConcurrentAddsOfOnePeer(t *testing.T) {

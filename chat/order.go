@@ -874,6 +874,9 @@ func (g *group) settle() {
 			if in.redone && in.push && (in.kind == intentAdd || in.kind == intentReadd) {
 				g.welcomeAgain(in)
 			}
+			if in.kind == intentAdd && !in.push {
+				g.awaitJoiner(in)
+			}
 			in.redone = false
 			in.finish(nil)
 			in.finished = true
@@ -889,6 +892,42 @@ func (g *group) settle() {
 	g.intents = keep
 	if redo {
 		g.drive()
+	}
+}
+
+// awaitJoiner notes a joiner we admitted, now that its add is done and its Welcome on
+// its way: if it is not heard in the group within Config.JoinerTimeout, checkJoiners
+// removes its leaf.
+func (g *group) awaitJoiner(in *intent) {
+	prekeys, err := mlsgroup.KeyPackageLeafExtension(in.kp, layers.ExtensionSignalPrekeys)
+	if err != nil {
+		return
+	}
+	g.awaited[string(in.who)] = &awaitedJoiner{prekeys: prekeys, since: time.Now()}
+}
+
+// awaitedJoiner is a joiner we admitted and have not heard from since: the leaf its add
+// gave it (told by its signal prekeys) and when the add was done.
+type awaitedJoiner struct {
+	prekeys []byte
+	since   time.Time
+}
+
+// checkJoiners removes the leaves of joiners we admitted and never heard from in the
+// group within Config.JoinerTimeout: the answer with their Welcome did not reach them,
+// and they gave up asking (a joiner asks again with the same KeyPackage for 10 minutes,
+// and is answered with the same Welcome). Left alone, such a leaf stays for good: no one
+// holds it, and every member's view of the group counts it.
+func (g *group) checkJoiners() {
+	for id, a := range g.awaited {
+		switch pi := g.peers[id]; {
+		case pi != nil && pi.heard.After(a.since), !g.keepsLeaf([]byte(id), a.prekeys):
+			delete(g.awaited, id) // it came, or its leaf is gone anyway
+		case time.Since(a.since) > g.c.cfg.JoinerTimeout && g.active():
+			g.debug("removing a joiner never heard from since its add", "peer", peerOf([]byte(id)), "after", time.Since(a.since))
+			delete(g.awaited, id)
+			g.want(&intent{kind: intentRemove, who: []byte(id), old: a.prekeys})
+		}
 	}
 }
 
