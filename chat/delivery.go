@@ -1110,10 +1110,17 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 		return !items[i].commit && items[j].commit
 	})
 	commits, msgs, dups := 0, 0, 0
-	start, outranked := g.mls.Epoch(), g.outranked
-	overlap := false // p has the commit of an epoch we were in: it knows our part of history
+	// What the answers of this sync found so far: one that takes several answers is
+	// judged on all of them, not on its last page.
+	run := g.syncRuns[p]
+	if run == nil || req.After == (proto.SyncCursor{}) {
+		run = &syncRun{outranked: g.outranked}
+	}
+	delete(g.syncRuns, p)
+	start := g.mls.Epoch()
 	for _, it := range items {
-		overlap = overlap || (it.commit && it.epoch <= start)
+		// p has the commit of an epoch we were in: it knows our part of history.
+		run.overlap = run.overlap || (it.commit && it.epoch <= start)
 	}
 	for _, it := range items {
 		if it.commit {
@@ -1145,21 +1152,31 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 	}
 	g.debug("sync applied", "from", p, "items", len(items), "commits", commits, "messages", msgs, "dups", dups, "more", resp.More)
 	g.c.emit(SyncProgress{Group: g.gid, Peer: p, Commits: commits, Messages: msgs, Done: !resp.More})
-	if commits == 0 && want&proto.WantCommits != 0 && !resp.More {
+	run.commits += commits
+	if resp.More {
+		g.syncRuns[p] = run
+		req.After = resp.Next
+		g.requestSync("more", p, req)
+		return
+	}
+	if run.commits == 0 && want&proto.WantCommits != 0 {
 		switch {
-		case g.outranked != outranked:
+		case g.outranked != run.outranked:
 			// p is on a branch that loses to ours: it comes over when it judges ours.
 			g.debug("their branch loses", "with", p)
-		case overlap || g.stranded(p):
+		case run.overlap || g.stranded(p):
 			g.fruitlessSync(p)
 		default:
 			g.syncElsewhere(p)
 		}
 	}
-	if resp.More {
-		req.After = resp.Next
-		g.requestSync("more", p, req)
-	}
+}
+
+// syncRun is what the answers of one sync with a member found so far (see applySync).
+type syncRun struct {
+	overlap   bool // a commit of an epoch we were in
+	commits   int  // commits applied
+	outranked int  // g.outranked when the sync began
 }
 
 // resendDead sends again, in the current epoch, our messages whose epoch is not on our

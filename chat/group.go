@@ -71,6 +71,7 @@ type group struct {
 	// (see lostChanges).
 	vouched    map[string]time.Time
 	awaited    map[string]*awaitedJoiner // joiners we admitted, not heard from yet (see checkJoiners)
+	syncRuns   map[peer.ID]*syncRun      // syncs that take several answers, by member (see applySync)
 	sigWaiters []chan error              // keys taken, waiting for the signal state to be saved
 	// sigSums are the digests of the signal layer's records as saved (nil: not saved by
 	// this group yet), so that a save writes only those that changed (see sigSave).
@@ -167,7 +168,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
 		removers: map[uint32]uint32{}, keyGiving: map[string]bool{}, keysTaken: map[string]int{}, vouched: map[string]time.Time{},
-		awaited: map[string]*awaitedJoiner{},
+		awaited: map[string]*awaitedJoiner{}, syncRuns: map[peer.ID]*syncRun{},
 	}
 	if n, ok := mg.Extension(ExtensionGroupName); ok {
 		g.name = string(n)

@@ -226,10 +226,10 @@ func (g *group) learnInvite(ctx context.Context, inviteID []byte, token []byte) 
 type syncHandler struct{ c *Client }
 
 // maxSyncItems and maxSyncBytes bound one sync answer; the requester asks again for more.
-const (
-	maxSyncItems = 2000
-	maxSyncBytes = 8 << 20
-)
+// (A variable for tests, which make syncs take many answers.)
+var maxSyncItems = 2000
+
+const maxSyncBytes = 8 << 20
 
 // HandleSync answers /tchat/sync/1 for a member of the group (on our branch, now or in
 // one of the epochs we keep): the commits and messages we have from SinceEpoch, and a

@@ -591,7 +591,20 @@ func TestTenPeers(t *testing.T) {
 // A member cut off while both sides commit, and restarted before the partition heals,
 // cannot judge the fork from its own history. When its branch is the one that loses, it
 // asks to be re-added to the other, and its messages arrive.
-func TestForkBeyondHistory(t *testing.T) {
+func TestForkBeyondHistory(t *testing.T) { forkBeyondHistory(t) }
+
+// The same, with every sync answer two items long: the member judges a sync on all its
+// answers, not on the last. (In the 20-peer fault run of seed 44, a member alone on a
+// branch that lost synced with members whose logs took two answers, the last with no
+// commit of an epoch it had been in: it never counted the syncs fruitless, and never left
+// its branch.)
+func TestForkBeyondHistoryPagedSync(t *testing.T) {
+	defer func(n int) { maxSyncItems = n }(maxSyncItems)
+	maxSyncItems = 2
+	forkBeyondHistory(t)
+}
+
+func forkBeyondHistory(t *testing.T) {
 	fast(t, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
