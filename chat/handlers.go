@@ -464,10 +464,20 @@ func (c *Client) addWith(ctx context.Context, g *group, p peer.ID, kp []byte) er
 	}
 	var name string
 	r, err := c.change(ctx, g.gid, func(g *group) (*intent, error) {
-		if _, in := g.leafOf(who); in {
-			return nil, ErrAlreadyIn
-		}
 		name = g.name
+		if _, in := g.leafOf(who); in {
+			// The member has a leaf, yet handed us a KeyPackage: it may hold the leaf (it
+			// is in), or no one may (it lost its state of the group, or a switch of branch
+			// brought back a leaf it had left). One heard on our branch lately is in;
+			// else the add counts as done by our last commit, and settle finds out which
+			// (see leafNotOurs): in, or a leaf no one holds, which the add replaces.
+			pi := g.peers[string(who)]
+			if len(g.hist) == 0 || pi != nil && g.onOurChain(pi) && time.Since(pi.heard) < 2*g.beat() {
+				return nil, ErrAlreadyIn
+			}
+			last := g.hist[len(g.hist)-1]
+			return &intent{kind: intentAdd, kp: kp, who: who, push: true, at: &commitRef{last.epoch, last.key.hash}, doneAt: time.Now()}, nil
+		}
 		return &intent{kind: intentAdd, kp: kp, who: who, push: true}, nil
 	})
 	if err != nil {

@@ -1345,6 +1345,38 @@ func TestUnheardJoinerRemoved(t *testing.T) {
 	say(t, ctx, y, gid, "Y is still in", a, b)
 }
 
+// A member that lost its state of the group (restarted with an empty store) keeps a leaf
+// in it that no one holds; an Add of it replaces that leaf, and it is in. An Add of a
+// member heard in the group is refused at once. (In the 20-peer fault run of seed 49, a
+// member removed and added back on a branch that lost, whose Welcome never reached it,
+// kept its old leaf on the winning branch, and every later Add of it was refused as of a
+// member already.)
+func TestAddOfMemberWithLeafNoOneHolds(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	px := newProfile(t)
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), px.start(t, "X")
+	gid := formGroup(t, ctx, []*testClient{a, b, x})
+	if err := a.Rename(ctx, gid, "renamed"); err != nil { // every member has an epoch to go back to
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, x}, 3)
+	if err := a.Add(ctx, gid, b.Node().AddrInfo()); !errors.Is(err, ErrAlreadyIn) {
+		t.Fatalf("the add of B, in the group: %v", err)
+	}
+	x.Close()
+	x = px.startEmpty(t, "X again")
+	cs := []*testClient{a, b, x}
+	connectAll(t, ctx, cs)
+	time.Sleep(time.Second) // X's last heartbeats are a few beats old
+	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatalf("the add of X, whose leaf no one holds: %v", err)
+	}
+	waitAgree(t, ctx, gid, cs, 3)
+	say(t, ctx, x, gid, "X is in again", a, b)
+}
+
 // Two members add the same peer at the same time: both calls succeed, and the peer is in
 // the group once, in agreement with the others, and can talk.
 func TestConcurrentAddsOfOnePeer(t *testing.T) {
