@@ -34,6 +34,26 @@ func fast(t *testing.T, commitTimeout time.Duration) {
 	t.Cleanup(func() { testConfig = nil })
 }
 
+// fastWith is fast, with tune applied to each client's configuration after it.
+func fastWith(t *testing.T, commitTimeout time.Duration, tune func(*Config)) {
+	fast(t, commitTimeout)
+	base := testConfig
+	testConfig = func(c *Config) { base(c); tune(c) }
+}
+
+// waitHandedOut waits until g's member has handed its sender key to every other member.
+func waitHandedOut(t *testing.T, ctx context.Context, g *group) {
+	t.Helper()
+	for handing := true; handing; time.Sleep(20 * time.Millisecond) {
+		if err := g.do(ctx, func() error {
+			handing = len(g.sig.SenderKeyLacking(g.recipients())) > 0
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // profile is a test profile that survives a client restart.
 type profile struct {
 	id  *identity.Identity
@@ -973,9 +993,7 @@ func TestRestartRedials(t *testing.T) {
 // sends them again. (In a 20-peer fault run, seed 48, a member restarted on a branch
 // that lost dropped them at its first commit, and seven messages never arrived.)
 func TestRestartKeepsOutbox(t *testing.T) {
-	fast(t, 400*time.Millisecond)
-	fastCfg := testConfig
-	testConfig = func(c *Config) { fastCfg(c); c.KeepEpochs = 4 }
+	fastWith(t, 400*time.Millisecond, func(c *Config) { c.KeepEpochs = 4 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pb := newProfile(t)
@@ -1048,14 +1066,7 @@ func TestRestartAfterUnsavedSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for handing := true; handing; time.Sleep(20 * time.Millisecond) {
-		if err := ga.do(ctx, func() error {
-			handing = len(ga.sig.SenderKeyLacking(ga.recipients())) > 0
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitHandedOut(t, ctx, ga)
 	say(t, ctx, a, gid, "first", b, c)
 	before := saved()
 	for i := range 5 {
@@ -1313,9 +1324,7 @@ func TestSecondAddOfMemberReplacesFirst(t *testing.T) {
 // a joiner whose three asks failed kept a leaf no one held, and the members' views of the
 // group never matched the swarm's.)
 func TestUnheardJoinerRemoved(t *testing.T) {
-	fast(t, 400*time.Millisecond)
-	fastCfg := testConfig
-	testConfig = func(c *Config) { fastCfg(c); c.JoinerTimeout = 3 * time.Second }
+	fastWith(t, 400*time.Millisecond, func(c *Config) { c.JoinerTimeout = 3 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a, b, x, y := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X"), newTestClient(t, "Y")
@@ -1610,9 +1619,7 @@ func TestWelcomeThatDoesNotOpen(t *testing.T) {
 // Welcome (Add waits for the commit to settle), still sends it: no other member can, and
 // the peer would otherwise keep a leaf in the group that no one holds.
 func TestAdderRemovedBeforeWelcome(t *testing.T) {
-	fast(t, 400*time.Millisecond)
-	fastCfg := testConfig
-	testConfig = func(c *Config) { fastCfg(c); c.Settle = 3 * time.Second }
+	fastWith(t, 400*time.Millisecond, func(c *Config) { c.Settle = 3 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a, b, c, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C"), newTestClient(t, "X")
@@ -1818,9 +1825,7 @@ func TestLostChangesMadeAgainAfterRejoin(t *testing.T) {
 // done again starts with the move, as after a switch by commit. Here a rename, which no
 // other path makes again (lostChanges is about the roster).
 func TestRejoinRedoesOldChange(t *testing.T) {
-	fast(t, 400*time.Millisecond)
-	fastCfg := testConfig
-	testConfig = func(c *Config) { fastCfg(c); c.IntentTimeout = 2 * time.Second }
+	fastWith(t, 400*time.Millisecond, func(c *Config) { c.IntentTimeout = 2 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	a, b, w := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "W")

@@ -43,14 +43,7 @@ func TestSignalSaveWritesChangedRecords(t *testing.T) {
 		return sums, again
 	}
 	// A's hand-outs of its sender key done, nothing but messages changes its records.
-	for handing := true; handing; time.Sleep(20 * time.Millisecond) {
-		if err := ga.do(ctx, func() error {
-			handing = len(ga.sig.SenderKeyLacking(ga.recipients())) > 0
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitHandedOut(t, ctx, ga)
 	before, again := saved()
 	if again != 0 {
 		t.Fatalf("right after a save, %d records changed", again)
