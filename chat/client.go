@@ -650,15 +650,7 @@ func (c *Client) Remove(ctx context.Context, id GroupID, member peer.ID) error {
 	if member == c.PeerID() {
 		return errors.New("chat: a member cannot remove itself; use Leave")
 	}
-	_, err := c.change(ctx, id, func(g *group) (*intent, error) {
-		for _, m := range g.mls.Members() {
-			if peerOf(m.Identity) == member {
-				return &intent{kind: intentRemove, who: m.Identity}, nil
-			}
-		}
-		return nil, fmt.Errorf("chat: %s is not a member of the group", member)
-	})
-	return err
+	return c.remove(ctx, id, member, nil)
 }
 
 // removeLeaf removes member from a group if it holds the leaf of KeyPackage kp: an add
@@ -668,10 +660,16 @@ func (c *Client) removeLeaf(ctx context.Context, id GroupID, member peer.ID, kp 
 	if err != nil {
 		return err
 	}
-	_, err = c.change(ctx, id, func(g *group) (*intent, error) {
+	return c.remove(ctx, id, member, prekeys)
+}
+
+// remove removes member from a group: the leaf whose signal prekeys are old, or (old
+// nil) whichever it holds.
+func (c *Client) remove(ctx context.Context, id GroupID, member peer.ID, old []byte) error {
+	_, err := c.change(ctx, id, func(g *group) (*intent, error) {
 		for _, m := range g.mls.Members() {
 			if peerOf(m.Identity) == member {
-				return &intent{kind: intentRemove, who: m.Identity, old: prekeys}, nil
+				return &intent{kind: intentRemove, who: m.Identity, old: old}, nil
 			}
 		}
 		return nil, fmt.Errorf("chat: %s is not a member of the group", member)

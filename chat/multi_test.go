@@ -41,6 +41,16 @@ func fastWith(t *testing.T, commitTimeout time.Duration, tune func(*Config)) {
 	testConfig = func(c *Config) { base(c); tune(c) }
 }
 
+// keyPackageOf fetches a KeyPackage of x for group g of client c, as an Add does.
+func keyPackageOf(t *testing.T, ctx context.Context, c *testClient, g *group, x *testClient) []byte {
+	t.Helper()
+	resp, err := c.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: g.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.KeyPackage
+}
+
 // waitHandedOut waits until g's member has handed its sender key to every other member.
 func waitHandedOut(t *testing.T, ctx context.Context, g *group) {
 	t.Helper()
@@ -1290,11 +1300,7 @@ func TestSecondAddOfMemberReplacesFirst(t *testing.T) {
 	gb, _ := b.group(gid)
 	var kps [][]byte
 	for range 2 {
-		resp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		kps = append(kps, resp.KeyPackage)
+		kps = append(kps, keyPackageOf(t, ctx, b, gb, x))
 	}
 	var first, second *intent
 	if err := gb.do(ctx, func() error {
@@ -1332,13 +1338,10 @@ func TestUnheardJoinerRemoved(t *testing.T) {
 	connectAll(t, ctx, []*testClient{a, b, x, y})
 	// A admits X as it would a join request, but the answer with its Welcome goes nowhere.
 	ga, _ := a.group(gid)
-	resp, err := a.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: ga.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := keyPackageOf(t, ctx, a, ga, x)
 	var in *intent
 	if err := ga.do(ctx, func() error {
-		in = ga.want(&intent{kind: intentAdd, kp: resp.KeyPackage, who: x.self})
+		in = ga.want(&intent{kind: intentAdd, kp: kp, who: x.self})
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -1585,16 +1588,13 @@ func TestWelcomeThatDoesNotOpen(t *testing.T) {
 	if err := a.node.Connect(ctx, x.Node().AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := a.node.KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: ga.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	who, _, err := mlsgroup.KeyPackageIdentity(resp.KeyPackage)
+	kp := keyPackageOf(t, ctx, a, ga, x)
+	who, _, err := mlsgroup.KeyPackageIdentity(kp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := a.change(ctx, gid, func(g *group) (*intent, error) {
-		return &intent{kind: intentAdd, kp: resp.KeyPackage, who: who}, nil
+		return &intent{kind: intentAdd, kp: kp, who: who}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1733,16 +1733,13 @@ func TestOutMemberTakesItsLeaf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := others[0].Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: g0.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	who, _, err := mlsgroup.KeyPackageIdentity(resp.KeyPackage)
+	kp := keyPackageOf(t, ctx, others[0], g0, x)
+	who, _, err := mlsgroup.KeyPackageIdentity(kp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := others[0].change(ctx, gid, func(g *group) (*intent, error) {
-		return &intent{kind: intentAdd, kp: resp.KeyPackage, who: who}, nil
+		return &intent{kind: intentAdd, kp: kp, who: who}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -2156,14 +2153,11 @@ func TestAddMadeAgainSendsWelcome(t *testing.T) {
 	gid := formGroup(t, ctx, []*testClient{a, b})
 	connectAll(t, ctx, []*testClient{a, b, x})
 	gb, _ := b.group(gid)
-	kp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := keyPackageOf(t, ctx, b, gb, x)
 	// B's Add of X, as a switch of branch leaves it: its caller had its answer, and it
 	// is to be made again.
 	if err := gb.do(ctx, func() error {
-		in := gb.want(&intent{kind: intentAdd, kp: kp.KeyPackage, who: x.self, push: true})
+		in := gb.want(&intent{kind: intentAdd, kp: kp, who: x.self, push: true})
 		in.finish(nil)
 		in.finished, in.redone = true, true
 		return nil
@@ -2378,11 +2372,7 @@ func TestAddReplacesLeafNoOneHolds(t *testing.T) {
 	var kp []byte // of the last add
 	addDone := func() (intentResult, error) {
 		t.Helper()
-		resp, err := b.Node().KeyPackage(ctx, x.PeerID(), &proto.KeyPackageRequest{GroupID: gb.id, CipherSuite: uint16(mlsgroup.DefaultCipherSuite)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		kp = resp.KeyPackage
+		kp = keyPackageOf(t, ctx, b, gb, x)
 		return b.change(ctx, gid, func(g *group) (*intent, error) {
 			last := g.hist[len(g.hist)-1]
 			return &intent{kind: intentAdd, kp: kp, who: x.self,

@@ -799,6 +799,7 @@ func (g *group) want(in *intent) *intent {
 // checkIntents notes which intents the commit f (nil: none new) did, and which ones a
 // switch to another branch undid.
 func (g *group) checkIntents(f *commitFrame) {
+	var tree []byte // the new epoch's, encoded once for all the joiners of the commit
 	for _, in := range g.intents {
 		if in.at != nil {
 			r := g.histAt(in.at.epoch)
@@ -814,9 +815,11 @@ func (g *group) checkIntents(f *commitFrame) {
 				// The Welcome went to every member with the commit; the tree, as large
 				// as the group, goes to the joiner alone, from whoever answers it.
 				in.welcome = f.welcome
-				tree, err := g.mls.RatchetTree()
-				if err != nil {
-					g.errorf("chat: %w", err)
+				if tree == nil {
+					var err error
+					if tree, err = g.mls.RatchetTree(); err != nil {
+						g.errorf("chat: %w", err)
+					}
 				}
 				in.tree = tree
 			}
