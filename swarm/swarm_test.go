@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tchat-p2p/tchat/chat"
 )
 
 // fastTuning makes the peers of a test quick to commit, settle and notice each other.
@@ -133,5 +135,37 @@ func TestBackIn(t *testing.T) {
 	}
 	if s.backIn(ctx, 1, 0, 0) {
 		t.Error("peer 1, removed, counts as back in for peer 0")
+	}
+}
+
+// A joiner whose inviter cannot be reached joins with another member's invite.
+func TestJoinByAnotherMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Config{Peers: 3, Messages: 1, Seed: 4, Chat: fastTuning, Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	gid, err := s.peers[0].Client().CreateGroupWith(chat.GroupOptions{Name: "swarm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.gid = gid
+	s.member[0] = true
+	if err := s.join(ctx, gid, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.member[1] = true
+	s.Partition([]bool{true, false, false}) // the creator apart
+	if err := s.join(ctx, gid, 2); err != nil {
+		t.Fatalf("peer 2 did not join by peer 1: %v", err)
+	}
+	st, err := s.peers[1].Client().Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Members) != 3 {
+		t.Errorf("peer 1 sees %d members, want 3", len(st.Members))
 	}
 }
