@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
@@ -184,6 +185,7 @@ type Group struct {
 	encTree   []byte
 	encTreeOf *ratchettree.Tree
 	stateSize int
+	roster    atomic.Pointer[rosterCache] // atomic: Members only reads the group otherwise
 }
 
 // Join joins a group from a Welcome (RFC 9420, Section 12.4.3.1). ratchetTree is the
@@ -463,10 +465,29 @@ func (g *Group) encodedTree() ([]byte, error) {
 	return g.encTree, nil
 }
 
-// Members returns the current roster, by leaf index.
+// Members returns the current roster, by leaf index. The byte slices and maps of the
+// Members returned are shared by every call in the epoch: do not modify them.
 func (g *Group) Members() []Member {
+	tree := g.cur.tree
+	if c := g.roster.Load(); c != nil && c.of == tree {
+		return slices.Clone(c.members)
+	}
+	ms := members(tree)
+	g.roster.Store(&rosterCache{of: tree, members: ms})
+	return slices.Clone(ms)
+}
+
+// rosterCache is Members of a tree (trees are never modified in place): tchat looks at
+// the roster many times per message and per commit, and each list costs a copy of
+// every leaf's credential and extensions.
+type rosterCache struct {
+	of      *ratchettree.Tree
+	members []Member
+}
+
+func members(t *ratchettree.Tree) []Member {
 	var out []Member
-	for l, ln := range g.cur.tree.Leaves() {
+	for l, ln := range t.Leaves() {
 		m := Member{LeafIndex: uint32(l), Identity: bytes.Clone(ln.Credential.Identity), SignatureKey: bytes.Clone(ln.SignatureKey)}
 		for _, e := range ln.Extensions {
 			if m.Extensions == nil {
