@@ -82,6 +82,17 @@ type Layer struct {
 	handshakes [][sessionIDSize]byte // answered handshakes, oldest first; guarded by mu
 	handing    map[string][]*handOut // by member id, oldest first; guarded by mu
 	stateSize  int                   // of the last state encoded, to size the next; guarded by mu
+	// stamp is bumped by every change to a member's record in the split encoding (see
+	// touch and MarshalSplitSince); dropped is its value when a member's record last went
+	// (the member forgotten, or the state replaced). Both guarded by mu.
+	stamp, dropped uint64
+	// headSize and recordSize are the sizes of the head and of the largest record of the
+	// last split encoding, to size the next; guarded by mu.
+	headSize, recordSize int
+	// checked holds, while the stamp check is on (see CheckSplitStamps), every member's
+	// record as last checked, and checkedAt the stamp then; guarded by mu.
+	checked   map[string]checkedRecord
+	checkedAt uint64
 }
 
 type peer struct {
@@ -101,6 +112,10 @@ type peer struct {
 	// modified once parsed); encBundleOf is the bundle it is of.
 	encBundle   []byte
 	encBundleOf *Bundle
+	// changed is the layer's stamp at the last change to the member's record in the split
+	// encoding (see MarshalSplitSince): to this peer, its earlier state, or the hand-outs
+	// owed to it. Only the member's current peer has one. Not saved.
+	changed uint64
 }
 
 // A handOut is our sender key sealed for one member on its own (SealSenderKey) and not
@@ -154,10 +169,12 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("SetPeer")
 	l.gen++
 	p := l.peers[string(member)]
 	if p != nil && !p.removed && sameIdentity(p.bundle, b) {
 		p.bundle = b
+		l.touch(p)
 		return nil
 	}
 	np := &peer{id: slices.Clone(member), bundle: b}
@@ -172,6 +189,7 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 		l.rekey = true
 	}
 	l.peers[string(member)] = np
+	l.touch(np)
 	return nil
 }
 
@@ -187,9 +205,11 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 func (l *Layer) RemovePeer(member []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("RemovePeer")
 	l.gen++
 	if p := l.peers[string(member)]; p != nil {
 		p.removed = true
+		l.touch(p)
 	}
 	l.dropHandOuts(member, nil)
 	l.rekey = true
@@ -205,6 +225,7 @@ func (l *Layer) RemovePeer(member []byte) {
 func (l *Layer) ForgetRemoved(keep func(member []byte) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("ForgetRemoved")
 	l.gen++
 	for id, p := range l.peers {
 		if (!p.removed && p.prev == nil) || (keep != nil && keep(slices.Clone(p.id))) {
@@ -213,9 +234,12 @@ func (l *Layer) ForgetRemoved(keep func(member []byte) bool) {
 		if p.removed {
 			p.destroy()
 			delete(l.peers, id)
+			l.stamp++
+			l.dropped = l.stamp
 		} else {
 			p.prev.destroy()
 			p.prev = nil
+			l.touch(p)
 		}
 	}
 }
@@ -226,8 +250,9 @@ func (l *Layer) ForgetRemoved(keep func(member []byte) bool) {
 func (l *Layer) Rekey() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("Rekey")
 	l.gen++
-	l.rekey = true
+	l.rekey = true // in the head: the hand-outs it drops go when the key is made (ownKeyLocked)
 }
 
 // ResendSenderKey makes our next group message carry our sender key again
@@ -235,8 +260,9 @@ func (l *Layer) Rekey() {
 func (l *Layer) ResendSenderKey(members ...[]byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("ResendSenderKey")
 	l.gen++
-	if l.own != nil {
+	if l.own != nil { // sentTo is in the head: no record changes
 		for _, m := range members {
 			delete(l.own.sentTo, string(m))
 		}
@@ -252,6 +278,7 @@ func (l *Layer) ResendSenderKey(members ...[]byte) {
 func (l *Layer) SenderKeySent(member []byte, keyID uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("SenderKeySent")
 	l.gen++
 	l.dropHandOuts(member, func(h *handOut) bool { return h.keyID == keyID })
 	p := l.peers[string(member)]
@@ -268,10 +295,11 @@ func (l *Layer) SenderKeySent(member []byte, keyID uint32) {
 func (l *Layer) SenderKeyNotSent(member []byte, keyID uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("SenderKeyNotSent")
 	l.gen++
 	for _, h := range l.handing[string(member)] {
 		if h.keyID == keyID {
-			h.sending = false
+			h.sending = false // not saved: the member's record stays as it is
 		}
 	}
 }
@@ -313,11 +341,14 @@ func (l *Layer) SenderKeyLacking(members [][]byte) [][]byte {
 func (l *Layer) Destroy() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("Destroy")
 	l.sent()
 	for _, p := range l.peers {
 		p.destroy()
 	}
 	l.peers = make(map[string]*peer)
+	l.stamp++
+	l.dropped = l.stamp
 	if l.own != nil {
 		l.own.destroy()
 		l.own = nil
@@ -337,8 +368,8 @@ func (l *Layer) handOut(member []byte, keyID uint32) *handOut {
 	return nil
 }
 
-// dropHandOuts forgets the hand-outs to member that drop returns true for (nil: all).
-// l.mu is held.
+// dropHandOuts forgets the hand-outs to member that drop returns true for (nil: all),
+// touching the member's record if it drops any. l.mu is held.
 func (l *Layer) dropHandOuts(member []byte, drop func(*handOut) bool) {
 	hs := l.handing[string(member)]
 	keep := hs[:0]
@@ -348,6 +379,9 @@ func (l *Layer) dropHandOuts(member []byte, drop func(*handOut) bool) {
 		} else {
 			keep = append(keep, h)
 		}
+	}
+	if len(keep) < len(hs) {
+		l.touchID(string(member))
 	}
 	clear(hs[len(keep):])
 	if len(keep) == 0 {
@@ -403,6 +437,7 @@ func (l *Layer) Seal(ctx *layers.Context, inner []byte) ([]byte, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("Seal")
 	l.gen++
 	ps := make([]*peer, len(ctx.Recipients))
 	seen := make(map[string]bool, len(ctx.Recipients))
@@ -432,11 +467,27 @@ func (l *Layer) sent() {
 	l.sends++
 }
 
+// touch notes a change to the record of p, a member's current peer (not its earlier
+// state), in the split encoding: p gets a new stamp, so that MarshalSplitSince encodes
+// the record again. l.mu is held.
+func (l *Layer) touch(p *peer) {
+	l.stamp++
+	p.changed = l.stamp
+}
+
+// touchID is touch for the peer of member id, if there is one. l.mu is held.
+func (l *Layer) touchID(id string) {
+	if p := l.peers[id]; p != nil {
+		l.touch(p)
+	}
+}
+
 // sealPairwise appends a Double Ratchet message to dst, setting up a
 // session with PQXDH if there is none. label derives the AEAD key and nonce
 // from the message key: messageLabel, or keyMessageLabel for a sender key
 // message.
 func (l *Layer) sealPairwise(dst []byte, p *peer, ad []byte, label string, pt []byte) ([]byte, error) {
+	l.touch(p) // a session is set up, or its sending chain moves on
 	if len(p.sessions) == 0 {
 		if err := l.initiateLocked(p); err != nil {
 			return nil, fmt.Errorf("signal: handshake with %x: %w", p.id, err)
@@ -555,7 +606,10 @@ func (l *Layer) sealGroup(ps []*peer, recipients map[string]bool, ad, pt []byte)
 		d := dist
 		if h := l.handOut(p.id, own.keyID); h != nil {
 			if h.sending {
-				h.skipped = true // it gets the key on its own
+				if !h.skipped {
+					h.skipped = true // it gets the key on its own
+					l.touch(p)
+				}
 				step = false
 				continue
 			}
@@ -634,11 +688,13 @@ func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("SealSenderKey")
 	l.gen++ // sealPairwise notes a key use that matters (see SendMark)
 	p := l.peers[string(member)]
 	if p == nil || p.removed {
 		return nil, 0, fmt.Errorf("signal: no prekey bundle for member %x", member)
 	}
+	l.touch(p) // its hand-outs, and the session sealPairwise moves on
 	own := l.ownKeyLocked()
 	hs := l.handing[string(member)]
 	var h *handOut
@@ -675,6 +731,7 @@ func (l *Layer) SealSenderKey(member, ad []byte) (msg []byte, keyID uint32, err 
 func (l *Layer) HandOutsComing(members [][]byte) (keyID uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("HandOutsComing")
 	l.gen++
 	own := l.ownKeyLocked()
 	for _, m := range members {
@@ -688,6 +745,7 @@ func (l *Layer) HandOutsComing(members [][]byte) (keyID uint32) {
 			hs = hs[1:]
 		}
 		l.handing[string(m)] = append(hs, &handOut{keyID: own.keyID, iteration: own.iteration, dist: own.distribution(), sending: true})
+		l.touch(p)
 	}
 	return own.keyID
 }
@@ -754,6 +812,9 @@ func (l *Layer) Open(ctx *layers.Context, sealed []byte) ([]byte, layers.Commit,
 		}
 		apply()
 		l.gen++
+		// The member's peer or its earlier state moved on: either is in its record.
+		l.touchID(string(sender))
+		l.changeDone("Open")
 		return nil
 	}
 	return pt, commit, nil
@@ -801,6 +862,8 @@ func (l *Layer) OpenSenderKey(member, ad, msg []byte) error {
 	}
 	install()
 	l.gen++
+	l.touch(p)
+	l.changeDone("OpenSenderKey")
 	return nil
 }
 

@@ -401,6 +401,7 @@ func (st *layerState) destroy() {
 func (l *Layer) install(st *layerState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeDone("install")
 	l.sent()
 	l.marks++ // the sessions restored are in an encoding
 	for _, p := range l.peers {
@@ -413,6 +414,12 @@ func (l *Layer) install(st *layerState) {
 		l.dropHandOuts([]byte(m), nil)
 	}
 	l.peers, l.own, l.rekey, l.handshakes, l.handing = st.peers, st.own, st.rekey, st.handshakes, st.handing
+	// Every record is new, and those of the members not in st are gone.
+	l.stamp++
+	l.dropped = l.stamp
+	for _, p := range l.peers {
+		p.changed = l.stamp
+	}
 }
 
 // unmarshalPeer reads a peer; prev is set when it reads a peer's earlier state.
