@@ -73,9 +73,10 @@ type group struct {
 	awaited    map[string]*awaitedJoiner // joiners we admitted, not heard from yet (see checkJoiners)
 	syncRuns   map[peer.ID]*syncRun      // syncs that take several answers, by member (see applySync)
 	sigWaiters []chan error              // keys taken, waiting for the signal state to be saved
-	// sigSums are the digests of the signal layer's records as saved (nil: not saved by
-	// this group yet), so that a save writes only those that changed (see sigSave).
-	sigSums   map[string][32]byte
+	// sigSums is what the store holds of the signal layer's state: the layer's stamp at
+	// the last save, and the members with a record (nil: this layer not saved yet), so
+	// that a save writes only what changed (see sigSave).
+	sigSums   *sigSaved
 	lastFork  time.Time
 	outranked int // competing commits judged to lose to our branch (compared around a sync)
 	// out: the branch the group went on with removed us while we were on another one,

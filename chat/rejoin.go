@@ -205,7 +205,9 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 			g.errorf("chat: %v", err)
 			return
 		}
-		g.sig, g.sigID = sig, sigID
+		// A new layer counts its changes afresh (see sigSaved): its first save writes it
+		// whole, in place of what the store holds of the old one.
+		g.sig, g.sigID, g.sigSums = sig, sigID, nil
 		if err := g.syncPeers(nil); err != nil {
 			g.errorf("chat: %v", err)
 		}

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -10,11 +9,13 @@ import (
 	"github.com/tchat-p2p/tchat/layers/signal"
 )
 
-// The signal layer's state is saved split (see signal.Layer.MarshalSplitAhead): a head,
+// The signal layer's state is saved split (see signal.Layer.MarshalSplitSince): a head,
 // and one record per member, each written again only when it changed. Saved whole, the
 // state is O(members) bytes (357 KB at 200 members), and it is saved whenever sender keys
-// arrive: O(members²) per join in all. Groups saved whole by an earlier version (under
-// sigLayerKey) load as they were, and are saved split from then on.
+// arrive: O(members²) per join in all. The layer stamps every change to a member's
+// record, so that a save encodes only the records changed since the last one, not all of
+// them to compare. Groups saved whole by an earlier version (under sigLayerKey) load as
+// they were, and are saved split from then on.
 
 func sigHeadKey(groupID []byte) store.SessionKey {
 	return store.SessionKey{GroupID: groupID, PeerID: []byte{}, Kind: "signal/head"}
@@ -26,45 +27,48 @@ func sigPeerKey(groupID, member []byte) store.SessionKey {
 
 const sigPeerKind = "signal/peer"
 
-// sigSave is one save of the signal layer's state: its head, the records that changed
-// since the last save of this group (all, for its first), and the digests of all.
+// sigSaved is what the store holds of a group's signal state, saved split: the layer's
+// stamp at the last save stored (see signal.SplitSave.Stamp), and the members whose
+// records it holds.
+type sigSaved struct {
+	since uint64
+	ids   map[string]struct{}
+}
+
+// sigSave is one save of the signal layer's state: its head, and the records that changed
+// since the last save of this group (all, for its first).
 type sigSave struct {
-	head  []byte
-	put   map[string][]byte
-	sums  map[string][32]byte
+	signal.SplitSave
 	first bool // clear what the store holds of the group's signal state first
 }
 
 // marshalSignal encodes the signal layer's state for a save, with our sender key n
-// messages ahead (see signal.Layer.MarshalSplitAhead).
+// messages ahead (see signal.Layer.MarshalSplitSince).
 func (g *group) marshalSignal(n uint32) (*sigSave, signal.SendMark, error) {
-	head, recs, mark, err := g.sig.MarshalSplitAhead(n)
+	var since uint64
+	if g.sigSums != nil {
+		since = g.sigSums.since
+	}
+	s, err := g.sig.MarshalSplitSince(n, since)
 	if err != nil {
 		return nil, signal.SendMark{}, err
 	}
-	s := &sigSave{head: head, put: map[string][]byte{}, sums: make(map[string][32]byte, len(recs)), first: g.sigSums == nil}
-	for id, r := range recs {
-		sum := sha256.Sum256(r) // collision-resistant: a record skipped wrongly could be a key used twice after a restart
-		s.sums[id] = sum
-		if old, ok := g.sigSums[id]; !ok || old != sum {
-			s.put[id] = r
-		}
-	}
-	return s, mark, nil
+	return &sigSave{SplitSave: s, first: g.sigSums == nil}, s.Mark, nil
 }
 
 // write stores the save in tx.
 func (s *sigSave) write(tx *store.Tx, g *group) error {
 	if s.first {
 		// What a group of the same id left before (an earlier membership, or a state
-		// saved whole by an earlier version) must not mix with this one.
+		// saved whole by an earlier version) must not mix with this one. A first save
+		// holds every record.
 		keys, err := tx.Sessions(g.id)
 		if err != nil {
 			return err
 		}
 		for _, k := range keys {
 			if k.Kind == sigPeerKind {
-				if _, ok := s.sums[string(k.PeerID)]; !ok {
+				if _, ok := s.Records[string(k.PeerID)]; !ok {
 					if err := tx.DeleteSession(k); err != nil {
 						return err
 					}
@@ -74,25 +78,40 @@ func (s *sigSave) write(tx *store.Tx, g *group) error {
 		if err := tx.DeleteSession(sigLayerKey(g.id)); err != nil {
 			return err
 		}
-	} else {
-		for id := range g.sigSums {
-			if _, ok := s.sums[id]; !ok {
+	} else if s.Members != nil { // members' records went since the last save
+		for id := range g.sigSums.ids {
+			if _, ok := s.Members[id]; !ok {
 				if err := tx.DeleteSession(sigPeerKey(g.id, []byte(id))); err != nil {
 					return err
 				}
 			}
 		}
 	}
-	for id, r := range s.put {
+	for id, r := range s.Records {
 		if err := tx.SaveSession(sigPeerKey(g.id, []byte(id)), r); err != nil {
 			return err
 		}
 	}
-	return tx.SaveSession(sigHeadKey(g.id), s.head)
+	return tx.SaveSession(sigHeadKey(g.id), s.Head)
 }
 
-// saved notes that the save is in the store.
-func (s *sigSave) saved(g *group) { g.sigSums = s.sums }
+// saved notes that the save is in the store: the next one writes what changed since.
+func (s *sigSave) saved(g *group) {
+	if s.first {
+		g.sigSums = &sigSaved{ids: make(map[string]struct{}, len(s.Records))}
+	}
+	if s.Members != nil {
+		for id := range g.sigSums.ids {
+			if _, ok := s.Members[id]; !ok {
+				delete(g.sigSums.ids, id)
+			}
+		}
+	}
+	for id := range s.Records {
+		g.sigSums.ids[id] = struct{}{}
+	}
+	g.sigSums.since = s.Stamp
+}
 
 // savedSignal is the signal layer's state as the store holds it: split (head and
 // records), or whole (an earlier version's), or none.
@@ -142,18 +161,19 @@ func loadSignal(ctx context.Context, st *store.Store, groupID []byte) (*savedSig
 	return out, nil
 }
 
-// restore puts the saved state into layer l, and returns the digests of its records as
-// saved (nil for a state saved whole: the first save then writes it split).
-func (s *savedSignal) restore(l *signal.Layer) (map[string][32]byte, error) {
+// restore puts the saved state into layer l, and returns what the store holds of it,
+// saved split (nil for a state saved whole: the first save then writes it split).
+func (s *savedSignal) restore(l *signal.Layer) (*sigSaved, error) {
 	if s.head == nil {
 		return nil, l.UnmarshalBinary(s.whole)
 	}
 	if err := l.UnmarshalSplit(s.head, s.recs); err != nil {
 		return nil, err
 	}
-	sums := make(map[string][32]byte, len(s.recs))
-	for id, r := range s.recs {
-		sums[id] = sha256.Sum256(r)
+	ids := make(map[string]struct{}, len(s.recs))
+	for id := range s.recs {
+		ids[id] = struct{}{}
 	}
-	return sums, nil
+	// The store holds the records the layer has now: the next save writes what changes.
+	return &sigSaved{since: l.Stamp(), ids: ids}, nil
 }
