@@ -862,6 +862,9 @@ func (c *Client) loadGroups(ctx context.Context) error {
 			return err
 		}
 		g.metaSaved = true
+		if g.hist, g.histStored, err = loadHist(ctx, c.st, info.GroupID, mg.Epoch()); err != nil {
+			return err
+		}
 		if b, err := c.st.Session(ctx, deliveryKey(info.GroupID)); err == nil {
 			if err := g.parseDelivery(b); err != nil {
 				return fmt.Errorf("chat: group %x: %w", info.GroupID, err)

@@ -53,6 +53,8 @@ type group struct {
 
 	joinEpoch    uint64            // the epoch we entered the group at
 	hist         []epochRec        // the last epochs of our branch, oldest first
+	histDirty    map[uint64]bool   // epochs of hist changed since the last save
+	histStored   map[uint64]bool   // epochs of hist in the store (nil: not known)
 	future       []keptFrame       // frames that could not be handled yet, oldest first
 	kept         map[[32]byte]bool // the hashes of future's frames
 	retrying     bool
@@ -517,7 +519,11 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		}
 	}
 	delivery := g.marshalDelivery()
-	err := g.c.st.Update(ctx, func(tx *store.Tx) error {
+	hist, err := g.marshalHist()
+	if err != nil {
+		return err
+	}
+	err = g.c.st.Update(ctx, func(tx *store.Tx) error {
 		if !ch.covered {
 			if err := tx.SaveGroupState(g.id, g.mls.Epoch(), state); err != nil {
 				return err
@@ -542,6 +548,11 @@ func (g *group) save(ctx context.Context, ch *change) error {
 		}
 		if sigState != nil {
 			if err := sigState.write(tx, g); err != nil {
+				return err
+			}
+		}
+		if hist != nil {
+			if err := hist.write(tx, g); err != nil {
 				return err
 			}
 		}
@@ -579,6 +590,9 @@ func (g *group) save(ctx context.Context, ch *change) error {
 	}
 	if sigState != nil {
 		sigState.saved(g)
+	}
+	if hist != nil {
+		hist.saved(g)
 	}
 	g.metaSaved = true
 	if ch.covered {

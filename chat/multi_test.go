@@ -618,9 +618,10 @@ func TestTenPeers(t *testing.T) {
 	waitAgree(t, ctx, gid, cs, 10)
 }
 
-// A member cut off while both sides commit, and restarted before the partition heals,
-// cannot judge the fork from its own history. When its branch is the one that loses, it
-// asks to be re-added to the other, and its messages arrive.
+// A member cut off while both sides commit, and restarted before the partition heals
+// without the epochs it kept (see forgetKeptEpochs), cannot judge the fork from its own
+// history. When its branch is the one that loses, it rejoins the other, and its messages
+// arrive.
 func TestForkBeyondHistory(t *testing.T) { forkBeyondHistory(t) }
 
 // The same, with every sync answer two items long: the member judges a sync on all its
@@ -651,7 +652,8 @@ func forkBeyondHistory(t *testing.T) {
 	if _, err := others[1].Send(ctx, gid, "without x"); err != nil {
 		t.Fatal(err)
 	}
-	// x restarts: the epochs it kept in memory are gone.
+	// x restarts without the epochs it kept.
+	forgetKeptEpochs(t, ctx, x, gid)
 	x.Close()
 	x = ps[xi].start(t, "x again")
 	cs[xi] = x
@@ -1713,7 +1715,9 @@ func TestLostChangesMadeAgain(t *testing.T) {
 
 // A member out of the group (removed while away, see TestRemovedWhileAway) whom a member
 // adds again, but whose Welcome never comes, has a leaf in the group that it does not
-// hold: it finds the leaf in the group's GroupInfo and takes it back by itself.
+// hold: it finds the leaf in the group's GroupInfo and takes it back by itself. (X has
+// no epochs kept from before the fork, see restartWithoutKeptEpochs: it finds its
+// removal out on the recovery ladder.)
 func TestOutMemberTakesItsLeaf(t *testing.T) {
 	fast(t, 400*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -1724,6 +1728,7 @@ func TestOutMemberTakesItsLeaf(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAgree(t, ctx, gid, others, 2)
+	forgetKeptEpochs(t, ctx, x, gid)
 	x.Close()
 	x = ps[xi].start(t, "x again")
 	connectAll(t, ctx, append([]*testClient{x}, others...))
@@ -2629,4 +2634,95 @@ func (p *profile) startEmpty(t *testing.T, name string) *testClient {
 	t.Helper()
 	dir, st := newStore(t)
 	return (&profile{p.id, dir, st}).start(t, name)
+}
+
+// Two pairs parted for longer than the epochs a member keeps, both committing: neither
+// side can find where the branches part, and neither member is alone on its branch.
+// The pair whose branch loses still comes over, and every message arrives.
+func TestPairsPartedBeyondHistory(t *testing.T) {
+	fastWith(t, 300*time.Millisecond, func(c *Config) { c.KeepEpochs = 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var cs []*testClient
+	for i := range 4 {
+		cs = append(cs, newTestClient(t, fmt.Sprintf("P%d", i)))
+	}
+	gid := formGroup(t, ctx, cs)
+	left, right := cs[:2], cs[2:]
+	partition(left, right)
+	time.Sleep(time.Second) // both sides see the other go
+	for i := range 5 {
+		if err := left[0].Rename(ctx, gid, fmt.Sprintf("left %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := right[0].Rename(ctx, gid, fmt.Sprintf("right %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := left[1].Send(ctx, gid, "from the left"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := right[1].Send(ctx, gid, "from the right"); err != nil {
+		t.Fatal(err)
+	}
+	connectAll(t, ctx, cs)
+	waitAgree(t, ctx, gid, cs, 4)
+	waitReceived(t, "from the left", right...)
+	waitReceived(t, "from the right", left...)
+}
+
+// The same, and the pair on each side restarts before the partition heals: no member
+// has any epoch before its current one.
+func TestPairsPartedAndRestarted(t *testing.T) {
+	fastWith(t, 300*time.Millisecond, func(c *Config) { c.KeepEpochs = 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var ps []*profile
+	var cs []*testClient
+	for i := range 4 {
+		ps = append(ps, newProfile(t))
+		cs = append(cs, ps[i].start(t, fmt.Sprintf("P%d", i)))
+	}
+	gid := formGroup(t, ctx, cs)
+	partition(cs[:2], cs[2:])
+	time.Sleep(time.Second) // both sides see the other go
+	for i := range 5 {
+		if err := cs[0].Rename(ctx, gid, fmt.Sprintf("left %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cs[2].Rename(ctx, gid, fmt.Sprintf("right %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cs[1].Send(ctx, gid, "from the left"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs[3].Send(ctx, gid, "from the right"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range cs {
+		cs[i].Close()
+		cs[i] = ps[i].start(t, fmt.Sprintf("P%d again", i))
+	}
+	connectAll(t, ctx, cs)
+	waitAgree(t, ctx, gid, cs, 4)
+	waitReceived(t, "from the left", cs[2:]...)
+	waitReceived(t, "from the right", cs[:2]...)
+}
+
+// forgetKeptEpochs has c forget the epochs it keeps of gid, in memory and in its store,
+// as a store written by a version that did not save them holds none: c, restarted,
+// cannot judge a fork that parts in them, and takes the recovery ladder.
+func forgetKeptEpochs(t *testing.T, ctx context.Context, c *testClient, gid GroupID) {
+	t.Helper()
+	g, err := c.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.do(ctx, func() error {
+		g.forgetHist()
+		return g.save(ctx, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -128,6 +128,7 @@ func (g *group) pushHist(r epochRec) {
 	r.applied = time.Now()
 	r.props, g.foreign = append(r.props, g.foreign...), nil
 	g.hist = append(g.hist, r)
+	g.markHist(r.epoch)
 	if n := len(g.hist) - g.c.cfg.KeepEpochs; n > 0 {
 		g.hist = append([]epochRec(nil), g.hist[n:]...)
 	}
@@ -310,6 +311,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	back := *rec
 	back.frame, back.key, back.applied = raw, key, time.Now()
 	g.hist = append(g.hist[:i:i], back)
+	g.markHist(back.epoch)
 	g.mls = tmp
 	if err := g.buildCascades(); err != nil {
 		g.errorf("chat: %w", err)
@@ -1232,6 +1234,7 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 		if rec := g.histAt(f.epoch); rec != nil && len(rec.props)+len(f.hs) <= 64 {
 			g.seen.add(hh)
 			rec.props = append(rec.props, f.hs...)
+			g.markHist(f.epoch)
 		}
 		return
 	}

@@ -220,7 +220,8 @@ func (g *group) replaceState(mg *mlsgroup.Group, sigID *signal.Identity, how str
 		g.name = string(n)
 	}
 	g.metaSaved = false // the signal identity changed
-	g.hist, g.future, g.kept = nil, nil, map[[32]byte]bool{}
+	g.forgetHist()
+	g.future, g.kept = nil, map[[32]byte]bool{}
 	g.joinEpoch = mg.Epoch()
 	g.started, g.liveSince = time.Now(), g.c.cfg.Now()
 	g.confirmed = false
