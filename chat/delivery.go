@@ -539,7 +539,12 @@ func (g *group) notePeer(ident []byte, nick string) {
 		}
 		if len(addrs) > 0 {
 			pi.saved = true
-			if err := g.c.st.AddPeerAddrs(g.c.ctx, []byte(p), addrs, g.c.cfg.Now()); err != nil {
+			// Not synced: addresses lost in a power failure are learned again, and a
+			// member joining a group of N saves N of them.
+			err := g.c.st.UpdateUnsynced(g.c.ctx, func(tx *store.Tx) error {
+				return tx.AddPeerAddrs([]byte(p), addrs, g.c.cfg.Now())
+			})
+			if err != nil {
 				g.debug("saving a member's addresses failed", "err", err)
 			}
 		}
