@@ -71,8 +71,9 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 	return g.gid, nil
 }
 
-// reasonAlreadyIn is how /tchat/welcome/2 refuses a Welcome to a group we are in.
-const reasonAlreadyIn = "already a member"
+// ReasonAlreadyIn is the reason of a refusal (proto.RemoteError) of a join request from
+// a member of the group, and of a Welcome (/tchat/welcome/2) to a group we are in.
+const ReasonAlreadyIn = "already a member"
 
 type joinHandler struct{ c *Client }
 
@@ -151,7 +152,7 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 		}
 	}
 	if _, in := g.leafOf(who); in {
-		return nil, proto.Refuse(proto.CodeRefused, "already a member")
+		return nil, proto.Refuse(proto.CodeRefused, ReasonAlreadyIn)
 	}
 	for _, x := range g.intents {
 		if x.kind == intentAdd && bytes.Equal(x.who, who) && x.at == nil {
@@ -393,7 +394,7 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 		defer end()
 		if err := c.dropGroup(ctx, gid, mg.Epoch(), o.at); err != nil {
 			if errors.Is(err, ErrAlreadyIn) {
-				return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
+				return nil, proto.Refuse(proto.CodeRefused, ReasonAlreadyIn)
 			}
 			return nil, err
 		}
@@ -407,7 +408,7 @@ func (h welcomeHandler) HandleWelcome(ctx context.Context, from peer.ID, req *pr
 	// we are.
 	if _, err := c.stale(ctx, gid, 0, time.Time{}); err != nil {
 		if errors.Is(err, ErrAlreadyIn) {
-			return nil, proto.Refuse(proto.CodeRefused, reasonAlreadyIn)
+			return nil, proto.Refuse(proto.CodeRefused, ReasonAlreadyIn)
 		}
 		return nil, err
 	}
@@ -495,7 +496,7 @@ func (c *Client) welcome(ctx context.Context, g *group, p peer.ID, r intentResul
 		switch {
 		case !errors.As(err, &re):
 			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
-		case re.Reason == reasonAlreadyIn:
+		case re.Reason == ReasonAlreadyIn:
 			// It took a Welcome already: another member added it at the same time,
 			// and its commit did ours.
 			return nil

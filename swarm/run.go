@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tchat-p2p/tchat/chat"
+	"github.com/tchat-p2p/tchat/net/proto"
 )
 
 // Run starts a swarm, forms its group, sends cfg.Messages at cfg.Rate with the faults
@@ -89,17 +90,25 @@ func (s *Swarm) Form(ctx context.Context) (chat.GroupID, error) {
 	return gid, nil
 }
 
-// join lets peer i in with an invite of the creator's, trying up to three times. The
+// join lets peer i in with an invite of the creator's, trying up to four times. The
 // tries after the first use an invite of another member, picked at random, as a user
 // whose inviter does not answer would ask someone else in the group: the creator, which
-// every joiner asks first, is the busiest member of a large swarm.
+// every joiner asks first, is the busiest member of a large swarm. But a member that
+// did not answer in time may have let the joiner in all the same, and the others then
+// refuse it as already a member: the joiner asks that member again, which answers
+// with the Welcome of its add.
 func (s *Swarm) join(ctx context.Context, gid chat.GroupID, i int) error {
 	var errs []error
-	for attempt := range 3 {
+	var unanswered []int // inviters whose answer did not come
+	for attempt := range 4 {
 		inviter := 0
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
-			inviter = s.pickNear(i)
+			if k := len(unanswered); k > 0 && alreadyIn(errs[len(errs)-1]) {
+				inviter = unanswered[k-1]
+			} else {
+				inviter = s.pickNear(i)
+			}
 		}
 		tok, err := s.peers[inviter].Client().Invite(gid)
 		if err != nil {
@@ -112,11 +121,20 @@ func (s *Swarm) join(ctx context.Context, gid chat.GroupID, i int) error {
 			return nil
 		}
 		errs = append(errs, err)
+		if re := (*proto.RemoteError)(nil); !errors.As(err, &re) {
+			unanswered = append(unanswered, inviter)
+		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// alreadyIn: a member refused the join because the joiner is a member already.
+func alreadyIn(err error) bool {
+	re := (*proto.RemoteError)(nil)
+	return errors.As(err, &re) && re.Reason == chat.ReasonAlreadyIn
 }
 
 // members returns the peers counted as members now: in the group and not being removed
