@@ -90,7 +90,10 @@ func (h joinHandler) HandleJoin(ctx context.Context, from peer.ID, req *proto.Jo
 	var again *proto.JoinResponse
 	err = g.do(ctx, func() error {
 		x, err := g.admit(ctx, from, kp, proof)
+		var done *joinAnswered
 		switch {
+		case errors.As(err, &done):
+			again, err = done.resp, nil
 		case errors.Is(err, errJoinAgain):
 			// The same request again: its answer was lost (the joiner timed out, the
 			// stream broke). It gets the answer of the first, not a second leaf.
@@ -152,6 +155,9 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 		}
 	}
 	if _, in := g.leafOf(who); in {
+		if resp := g.keptWelcome(kp); resp != nil {
+			return nil, &joinAnswered{resp}
+		}
 		return nil, proto.Refuse(proto.CodeRefused, ReasonAlreadyIn)
 	}
 	for _, x := range g.intents {
@@ -173,6 +179,42 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 		return nil, proto.Refuse(proto.CodeRefused, "the invite is for another group")
 	}
 	return &intent{kind: intentAdd, kp: kp, who: who}, nil
+}
+
+// joinAnswered is admit's answer to a join request whose KeyPackage a commit of our
+// branch added: the joiner asks us, as the member that added it did not answer (it
+// gave up waiting, or that member is gone), and gets the Welcome of that commit.
+type joinAnswered struct{ resp *proto.JoinResponse }
+
+func (*joinAnswered) Error() string { return "chat: joined already" }
+
+// keptWelcome finds, in the commits of the epochs we keep, the Welcome of the one that
+// added KeyPackage kp, and the ratchet tree of the epoch it opens (ours, or a kept
+// one's). nil if there is none.
+func (g *group) keptWelcome(kp []byte) *proto.JoinResponse {
+	for i := len(g.hist) - 1; i >= 0; i-- {
+		f, err := parseCommitFrame(g.hist[i].frame)
+		if err != nil || len(f.welcome) == 0 {
+			continue
+		}
+		if ok, err := mlsgroup.WelcomeFor(f.welcome, kp); err != nil || !ok {
+			continue
+		}
+		var tree []byte
+		if e := g.hist[i].epoch + 1; e == g.mls.Epoch() {
+			tree, err = g.mls.RatchetTree()
+		} else if i+1 < len(g.hist) && g.hist[i+1].epoch == e {
+			var mg *mlsgroup.Group
+			if mg, err = mlsgroup.Restore(g.hist[i+1].state, g.c.mlsOptions()); err == nil {
+				tree, err = mg.RatchetTree()
+			}
+		}
+		if err != nil || tree == nil {
+			return nil
+		}
+		return &proto.JoinResponse{Welcome: clone(f.welcome), RatchetTree: tree}
+	}
+	return nil
 }
 
 // errJoinAgain is admit's answer to a join request with the KeyPackage of an add

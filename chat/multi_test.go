@@ -2726,3 +2726,36 @@ func forgetKeptEpochs(t *testing.T, ctx context.Context, c *testClient, gid Grou
 		t.Fatal(err)
 	}
 }
+
+// A joiner whose inviter added it but whose answer was lost asks another member, with
+// that member's invite and the same KeyPackage: it gets the Welcome of the add, not a
+// refusal as a member already.
+func TestJoinAnsweredByAnotherMember(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, j := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "J")
+	gid := formGroup(t, ctx, []*testClient{a, b})
+	connectAll(t, ctx, []*testClient{a, b, j})
+	sigID, bundle, err := j.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A adds J (as for J's join request), and J never hears the answer.
+	if _, err := a.change(ctx, gid, func(g *group) (*intent, error) {
+		return &intent{kind: intentAdd, kp: bundle.KeyPackage(), who: j.self}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 3)
+	j.keepAsked(gid, &askedJoin{sigID: sigID, bundle: bundle, until: time.Now().Add(askedFor)})
+	tok, err := b.Invite(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Join(ctx, tok); err != nil {
+		t.Fatalf("J's join by B: %v", err)
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b, j}, 3)
+	say(t, ctx, j, gid, "J is in", a, b)
+}

@@ -52,7 +52,8 @@ func FuzzProcess(f *testing.F) {
 	})
 }
 
-// FuzzJoin feeds arbitrary bytes as a Welcome and as a ratchet tree: Join must never panic.
+// FuzzJoin feeds arbitrary bytes as a Welcome and as a ratchet tree: Join must never panic,
+// nor WelcomeFor, given them as a Welcome or as a KeyPackage.
 func FuzzJoin(f *testing.F) {
 	cs := X25519_AES128GCM_SHA256_Ed25519
 	alice, bob := newMember(f, cs, "alice"), newMember(f, cs, "bob")
@@ -71,6 +72,9 @@ func FuzzJoin(f *testing.F) {
 	f.Add(pc.Welcome, pc.RatchetTree)
 	f.Fuzz(func(t *testing.T, welcome, tree []byte) {
 		_, _ = Join(welcome, bundle, tree, Options{})
+		// The same bytes as a Welcome and as a KeyPackage (a join request's).
+		_, _ = WelcomeFor(welcome, bundle.KeyPackage())
+		_, _ = WelcomeFor(pc.Welcome, welcome)
 	})
 }
 

@@ -441,6 +441,15 @@ func TestWelcomeForSomeoneElse(t *testing.T) {
 	if _, err := Join(pc.Welcome, eveKP, nil, Options{}); !errors.Is(err, ErrNotForUs) {
 		t.Errorf("eve joined with bob's welcome: %v", err)
 	}
+	if ok, err := WelcomeFor(pc.Welcome, bobKP.KeyPackage()); !ok || err != nil {
+		t.Errorf("WelcomeFor bob's KeyPackage: %v, %v", ok, err)
+	}
+	if ok, err := WelcomeFor(pc.Welcome, eveKP.KeyPackage()); ok || err != nil {
+		t.Errorf("WelcomeFor eve's KeyPackage: %v, %v", ok, err)
+	}
+	if _, err := WelcomeFor(pc.Welcome[:len(pc.Welcome)/2], bobKP.KeyPackage()); err == nil {
+		t.Error("WelcomeFor a truncated Welcome: no error")
+	}
 	// A Welcome whose encrypted group info was tampered with.
 	bad := bytes.Clone(pc.Welcome)
 	bad[len(bad)-3] ^= 1

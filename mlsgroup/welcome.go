@@ -182,3 +182,25 @@ func (p *PendingJoin) EpochAuthenticator() []byte { return bytes.Clone(p.epoch.E
 func (p *PendingJoin) HasTree() bool {
 	return p.info.Extensions.Find(wire.ExtensionTypeRatchetTree) != nil
 }
+
+// WelcomeFor reports whether a Welcome (an MLSMessage, or a bare Welcome) holds group
+// secrets for a KeyPackage (bare or in an MLSMessage): whether the KeyPackage's holder
+// can join with it. It decrypts nothing and checks no signature.
+func WelcomeFor(welcome, keyPackage []byte) (bool, error) {
+	w, err := decodeWelcome(welcome)
+	if err != nil {
+		return false, err
+	}
+	kp, enc, err := decodeKeyPackage(keyPackage)
+	if err != nil {
+		return false, err
+	}
+	if w.CipherSuite != kp.CipherSuite {
+		return false, nil
+	}
+	cs, err := suite.Lookup(suite.ID(kp.CipherSuite))
+	if err != nil {
+		return false, err
+	}
+	return w.Find(cs.MakeKeyPackageRef(enc)) != nil, nil
+}
