@@ -154,8 +154,8 @@ func (g *group) admit(ctx context.Context, from peer.ID, kp, proof []byte) (*int
 			return x, errJoinAgain
 		}
 	}
-	if _, in := g.leafOf(who); in {
-		if resp := g.keptWelcome(kp); resp != nil {
+	if leaf, in := g.leafOf(who); in {
+		if resp := g.keptWelcome(kp, leaf); resp != nil {
 			return nil, &joinAnswered{resp}
 		}
 		return nil, proto.Refuse(proto.CodeRefused, ReasonAlreadyIn)
@@ -190,8 +190,21 @@ func (*joinAnswered) Error() string { return "chat: joined already" }
 
 // keptWelcome finds, in the commits of the epochs we keep, the Welcome of the one that
 // added KeyPackage kp, and the ratchet tree of the epoch it opens (ours, or a kept
-// one's). nil if there is none.
-func (g *group) keptWelcome(kp []byte) *proto.JoinResponse {
+// one's), if kp's leaf is the member's leaf now (at index leaf). nil if there is none.
+func (g *group) keptWelcome(kp []byte, leaf uint32) *proto.JoinResponse {
+	ext, err := mlsgroup.KeyPackageLeafExtension(kp, layers.ExtensionSignalPrekeys)
+	if err != nil {
+		return nil
+	}
+	var now []byte // (both nil in a group without the signal layer: WelcomeFor tells)
+	for _, m := range g.mls.Members() {
+		if m.LeafIndex == leaf {
+			now = m.Extensions[layers.ExtensionSignalPrekeys]
+		}
+	}
+	if !bytes.Equal(now, ext) {
+		return nil // the member holds another leaf since
+	}
 	for i := len(g.hist) - 1; i >= 0; i-- {
 		f, err := parseCommitFrame(g.hist[i].frame)
 		if err != nil || len(f.welcome) == 0 {

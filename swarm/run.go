@@ -93,10 +93,10 @@ func (s *Swarm) Form(ctx context.Context) (chat.GroupID, error) {
 // join lets peer i in with an invite of the creator's, trying up to four times. The
 // tries after the first use an invite of another member, picked at random, as a user
 // whose inviter does not answer would ask someone else in the group: the creator, which
-// every joiner asks first, is the busiest member of a large swarm. But a member that
-// did not answer in time may have let the joiner in all the same, and the others then
-// refuse it as already a member: the joiner asks that member again, which answers
-// with the Welcome of its add.
+// every joiner asks first, is the busiest member of a large swarm. A member that did
+// not answer in time may have let the joiner in all the same: the others answer with the
+// Welcome of that add while they keep its epoch, and refuse the joiner as a member
+// already after; the joiner then asks that member again, which answers with it.
 func (s *Swarm) join(ctx context.Context, gid chat.GroupID, i int) error {
 	var errs []error
 	var unanswered []int // inviters whose answer did not come
