@@ -135,16 +135,8 @@ func (g *group) marshalHist() (*histSave, error) {
 
 func (s *histSave) write(tx *store.Tx, g *group) error {
 	if s.clear {
-		keys, err := tx.Sessions(g.id)
-		if err != nil {
+		if err := deleteSessions(tx, g.id, histKind, nil); err != nil {
 			return err
-		}
-		for _, k := range keys {
-			if k.Kind == histKind {
-				if err := tx.DeleteSession(k); err != nil {
-					return err
-				}
-			}
 		}
 	}
 	for _, e := range s.del {

@@ -62,18 +62,12 @@ func (s *sigSave) write(tx *store.Tx, g *group) error {
 		// What a group of the same id left before (an earlier membership, or a state
 		// saved whole by an earlier version) must not mix with this one. A first save
 		// holds every record.
-		keys, err := tx.Sessions(g.id)
+		err := deleteSessions(tx, g.id, sigPeerKind, func(member []byte) bool {
+			_, ok := s.Records[string(member)]
+			return ok
+		})
 		if err != nil {
 			return err
-		}
-		for _, k := range keys {
-			if k.Kind == sigPeerKind {
-				if _, ok := s.Records[string(k.PeerID)]; !ok {
-					if err := tx.DeleteSession(k); err != nil {
-						return err
-					}
-				}
-			}
 		}
 		if err := tx.DeleteSession(sigLayerKey(g.id)); err != nil {
 			return err
@@ -176,4 +170,22 @@ func (s *savedSignal) restore(l *signal.Layer) (*sigSaved, error) {
 	}
 	// The store holds the records the layer has now: the next save writes what changes.
 	return &sigSaved{since: l.Stamp(), ids: ids}, nil
+}
+
+// deleteSessions deletes the group's session records of a kind, but those whose peer id
+// keep returns true for (keep nil: none).
+func deleteSessions(tx *store.Tx, groupID []byte, kind string, keep func(peerID []byte) bool) error {
+	keys, err := tx.Sessions(groupID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.Kind != kind || (keep != nil && keep(k.PeerID)) {
+			continue
+		}
+		if err := tx.DeleteSession(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

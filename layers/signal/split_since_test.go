@@ -282,17 +282,7 @@ func TestStampCheck(t *testing.T) {
 // encoded and hashed to find the one that changed; "since" with MarshalSplitSince.
 func BenchmarkMarshalSplitSince200(b *testing.B) {
 	noStampCheck(b)
-	names := make([]string, 200)
-	for i := range names {
-		names[i] = fmt.Sprint("m", i)
-	}
-	ms := group(b, names...)
-	me, rest := ms[0], ms[1:]
-	for i, m := range rest {
-		msg := sealTo(b, m, []byte("key"), me, rest[(i+1)%len(rest)])
-		mustOpen(b, me, m, msg, []byte("key"))
-	}
-	sealTo(b, me, []byte("mine"), rest...)
+	me, rest := member200(b)
 	i := 0
 	change := func() {
 		b.StopTimer()
