@@ -76,7 +76,7 @@ func unmarshalEpochRec(data []byte) (epochRec, error) {
 		!readOpaque32(&s, &props) || !readOpaque32(&s, &ids) || !s.Empty() {
 		return r, errHistRecord
 	}
-	if len(auth) == 0 || len(state) == 0 || len(frame) == 0 {
+	if len(auth) < authPrefix || len(state) == 0 || len(frame) == 0 { // auth is cut to authPrefix
 		return r, errHistRecord
 	}
 	r.auth, r.state, r.frame = clone([]byte(auth)), clone([]byte(state)), clone([]byte(frame))
@@ -176,9 +176,9 @@ func (g *group) forgetHist() {
 
 // loadHist reads the kept epochs saved of a group whose state is at epoch cur: the
 // records of the epochs right before it, oldest first. Records that do not lead up to
-// cur (left by a save that failed halfway, which cannot happen in one transaction, or by
-// an earlier membership) are not taken, and the next save deletes them. A record that
-// does not parse loses the epochs before it, as if they had not been kept.
+// cur (none should: each is saved with the state after it) are not taken, and the next
+// save deletes them. A record that does not parse loses the epochs before it, as if they
+// had not been kept.
 func loadHist(ctx context.Context, st *store.Store, groupID []byte, cur uint64) (hist []epochRec, stored map[uint64]bool, err error) {
 	stored = map[uint64]bool{}
 	var recs []epochRec

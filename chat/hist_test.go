@@ -125,7 +125,7 @@ func histKeys(t *testing.T, ctx context.Context, st *store.Store, id []byte) []s
 
 // An epoch record encodes and parses back to itself; bad input is refused.
 func TestEpochRecRoundTrip(t *testing.T) {
-	r := epochRec{epoch: 9, auth: []byte("auth"), state: []byte("state"), frame: []byte("frame"),
+	r := epochRec{epoch: 9, auth: bytes.Repeat([]byte{5}, 32), state: []byte("state"), frame: []byte("frame"),
 		key: commitKey{rank: 2, hash: [32]byte{7}}, props: [][]byte{[]byte("p1"), []byte("p2")},
 		idents: map[string]bool{"b": true, "a": true}}
 	b, err := r.marshal()

@@ -45,11 +45,7 @@ func TestSignalSaveWritesChangedRecords(t *testing.T) {
 				return err
 			}
 			again = len(s.Records)
-			head, records, _, err := ga.sig.MarshalSplitAhead(sendAhead)
-			if err != nil {
-				return err
-			}
-			st, err := loadSignal(ctx, a.st, ga.id)
+			st, head, records, err := signalStoredAndWhole(ctx, a, ga)
 			if err != nil {
 				return err
 			}
@@ -215,11 +211,7 @@ func storeHoldsLayer(t *testing.T, ctx context.Context, c *testClient, g *group)
 		if err := g.save(ctx, nil); err != nil {
 			return err
 		}
-		head, records, _, err := g.sig.MarshalSplitAhead(sendAhead)
-		if err != nil {
-			return err
-		}
-		st, err := loadSignal(ctx, c.st, g.id)
+		st, head, records, err := signalStoredAndWhole(ctx, c, g)
 		if err != nil {
 			return err
 		}
@@ -230,4 +222,15 @@ func storeHoldsLayer(t *testing.T, ctx context.Context, c *testClient, g *group)
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// signalStoredAndWhole returns, on g's actor, what c's store holds of g's signal state,
+// and the head and records of that state encoded whole now.
+func signalStoredAndWhole(ctx context.Context, c *testClient, g *group) (*savedSignal, []byte, map[string][]byte, error) {
+	head, records, _, err := g.sig.MarshalSplitAhead(sendAhead)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := loadSignal(ctx, c.st, g.id)
+	return st, head, records, err
 }
