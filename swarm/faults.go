@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,21 +24,68 @@ import (
 )
 
 // gate is the partition state the peers' gaters share: while a partition holds, no
-// connection between the two sides is dialled or accepted. It is what keeps a partition
+// connection between its two sides is dialled or accepted. It is what keeps a partition
 // whole — gossipsub's peer exchange or a redial would otherwise mend it behind the
-// harness's back.
+// harness's back. Partitions may overlap: two peers are kept apart while any partition
+// in force separates them.
 type gate struct {
 	byID map[peer.ID]int        // immutable once the hosts start
-	side atomic.Pointer[[]bool] // nil: no partition; else true for the cut-off side
+	mu   sync.Mutex             // serialises changes to cuts
+	cuts atomic.Pointer[[]*Cut] // the partitions in force; the slice is never modified
 }
+
+// Cut is one partition in force, as Partition returns it: Side[i] is true for the
+// peers cut off.
+type Cut struct {
+	Side []bool
+}
+
+func (c *Cut) separates(a, b int) bool { return c.Side[a] != c.Side[b] }
 
 // blocked reports whether peers a and b are on different sides of a partition.
 func (g *gate) blocked(a, b int) bool {
-	side := g.side.Load()
-	if side == nil || a < 0 || b < 0 {
+	if a < 0 || b < 0 {
 		return false
 	}
-	return (*side)[a] != (*side)[b]
+	cuts := g.cuts.Load()
+	if cuts == nil {
+		return false
+	}
+	for _, c := range *cuts {
+		if c.separates(a, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// add puts c in force.
+func (g *gate) add(c *Cut) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var cuts []*Cut
+	if old := g.cuts.Load(); old != nil {
+		cuts = slices.Clone(*old)
+	}
+	cuts = append(cuts, c)
+	g.cuts.Store(&cuts)
+}
+
+// remove ends c; it reports false if c was not in force.
+func (g *gate) remove(c *Cut) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.cuts.Load()
+	if old == nil {
+		return false
+	}
+	i := slices.Index(*old, c)
+	if i < 0 {
+		return false
+	}
+	cuts := slices.Delete(slices.Clone(*old), i, i+1)
+	g.cuts.Store(&cuts)
+	return true
 }
 
 // peerGate is one peer's connection gater.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/tchat-p2p/tchat/chat"
 	"github.com/tchat-p2p/tchat/net/proto"
 )
@@ -241,21 +243,23 @@ func (s *Swarm) partitionFor(ctx context.Context, p Partition) {
 		side[(first+j)%n] = true
 	}
 	s.cfg.Logger.Info("swarm: partition", "cut_off", k, "from", first, "for", p.For)
-	s.Partition(side)
+	cut := s.Partition(side)
 	select {
 	case <-time.After(p.For):
 	case <-ctx.Done():
 	}
-	if err := s.Heal(ctx); err != nil {
+	if err := s.Heal(ctx, cut); err != nil {
 		s.note("heal: %v", err)
 	}
 	s.cfg.Logger.Info("swarm: healed")
 }
 
 // Partition splits the swarm: peers with side[i] true lose every connection to the
-// others, and no new one is made until Heal.
-func (s *Swarm) Partition(side []bool) {
-	s.gate.side.Store(&side)
+// others, and no new one is made until Heal of the Cut it returns. Partitions may
+// overlap; two peers stay apart while any of them separates the two.
+func (s *Swarm) Partition(side []bool) *Cut {
+	cut := &Cut{Side: slices.Clone(side)}
+	s.gate.add(cut)
 	for i, p := range s.peers {
 		c := p.Client()
 		if c == nil {
@@ -263,23 +267,41 @@ func (s *Swarm) Partition(side []bool) {
 		}
 		h := c.Node().Host()
 		for j, q := range s.peers {
-			if side[i] != side[j] {
+			if cut.separates(i, j) {
 				h.Peerstore().ClearAddrs(q.ID())
 				h.Network().ClosePeer(q.ID())
 			}
 		}
 	}
+	return cut
 }
 
-// Heal ends a partition: the links between the sides are dialled again.
-func (s *Swarm) Heal(ctx context.Context) error {
-	side := s.gate.side.Swap(nil)
-	if side == nil {
+// Heal ends the partition cut: every pair it separated, and no other partition still
+// does, gets its addresses back (a member must reach any other directly when it must:
+// a sender key, a Welcome), and the swarm's links between them are dialled again.
+func (s *Swarm) Heal(ctx context.Context, cut *Cut) error {
+	if !s.gate.remove(cut) {
 		return nil
+	}
+	addrs := make([]peer.AddrInfo, len(s.peers))
+	for j, q := range s.peers {
+		addrs[j] = q.AddrInfo()
+	}
+	for i, p := range s.peers {
+		c := p.Client()
+		if c == nil {
+			continue
+		}
+		ps := c.Node().Host().Peerstore()
+		for j := range s.peers {
+			if cut.separates(i, j) && !s.gate.blocked(i, j) && len(addrs[j].Addrs) > 0 {
+				ps.AddAddrs(addrs[j].ID, addrs[j].Addrs, peerstore.AddressTTL)
+			}
+		}
 	}
 	var cross [][2]int
 	for _, e := range s.edges {
-		if (*side)[e[0]] != (*side)[e[1]] {
+		if cut.separates(e[0], e[1]) {
 			cross = append(cross, e)
 		}
 	}

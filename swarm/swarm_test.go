@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/tchat-p2p/tchat/chat"
 )
 
@@ -167,5 +168,56 @@ func TestJoinByAnotherMember(t *testing.T) {
 	}
 	if len(st.Members) != 3 {
 		t.Errorf("peer 1 sees %d members, want 3", len(st.Members))
+	}
+}
+
+// Two partitions in force at once: healing one leaves the other whole, and healing both
+// lets every pair reach each other again, including pairs no swarm link joins.
+func TestOverlappingPartitions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Config{Peers: 4, Messages: 1, Seed: 4, Chat: fastTuning, Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reach := func(a, b int) error {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		h := s.peers[a].Client().Node().Host()
+		// By id alone: the addresses must come from the peerstore, as a member's
+		// direct send to another (a sender key, a Welcome) finds them.
+		return h.Connect(cctx, peer.AddrInfo{ID: s.peers[b].ID()})
+	}
+	first := s.Partition([]bool{true, true, false, false})
+	second := s.Partition([]bool{false, true, true, false})
+	for _, pair := range [][2]int{{0, 2}, {1, 3}, {0, 1}, {2, 3}} {
+		if reach(pair[0], pair[1]) == nil {
+			t.Errorf("peers %d and %d connected across a partition", pair[0], pair[1])
+		}
+	}
+	if err := s.Heal(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// The second partition still parts 1 from 0 and 3, and 2 from 0 and 3.
+	for _, pair := range [][2]int{{0, 1}, {3, 1}, {0, 2}, {3, 2}} {
+		if reach(pair[0], pair[1]) == nil {
+			t.Errorf("peers %d and %d connected while the second partition holds", pair[0], pair[1])
+		}
+	}
+	if err := reach(0, 3); err != nil {
+		t.Errorf("peers 0 and 3, which no partition parts now: %v", err)
+	}
+	if err := s.Heal(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	for a := range 4 {
+		for b := range 4 {
+			if a != b {
+				if err := reach(a, b); err != nil {
+					t.Errorf("after both heals, peer %d to %d: %v", a, b, err)
+				}
+			}
+		}
 	}
 }
