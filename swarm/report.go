@@ -37,6 +37,11 @@ type Report struct {
 	// LatencyP99ByTenthMs: the p99 of the deliveries of each tenth of the messages, in the
 	// order they were sent (the first tenth includes the warm-up after formation).
 	LatencyP99ByTenthMs []float64 `json:"latency_p99_by_tenth_ms,omitempty"`
+	// SendP50Ms and SendP99Ms: how long Send took, in milliseconds: the sender's part of
+	// the latency (waiting for its group's loop, sealing, the synced save before the
+	// message leaves).
+	SendP50Ms float64 `json:"send_p50_ms"`
+	SendP99Ms float64 `json:"send_p99_ms"`
 	// Commits: the final epoch of the group (the commits on the branch that won).
 	Commits uint64 `json:"commits"`
 	// ForksDetected and ForksResolved: ForkDetected and ForkResolved events summed over
@@ -90,6 +95,7 @@ func (r *Report) String() string {
 	line("messages_sent", r.MessagesSent)
 	line("deliveries", fmt.Sprintf("%d / %d (ratio %.4f)", r.DeliveriesDone, r.DeliveriesExpected, r.DeliveryRatio))
 	line("latency_ms", fmt.Sprintf("p50 %.1f, p99 %.1f", r.LatencyP50Ms, r.LatencyP99Ms))
+	line("send_ms", fmt.Sprintf("p50 %.1f, p99 %.1f", r.SendP50Ms, r.SendP99Ms))
 	if len(r.LatencyP99ByTenthMs) > 0 {
 		ps := make([]string, len(r.LatencyP99ByTenthMs))
 		for i, p := range r.LatencyP99ByTenthMs {
@@ -141,6 +147,7 @@ type collector struct {
 	done      int             // guarded by mu
 	lat       []time.Duration // guarded by mu
 	latMsg    []int           // guarded by mu: the message index of each lat
+	sendDur   []time.Duration // guarded by mu: how long each Send that sent took
 	sent      int             // guarded by mu
 	failed    int             // guarded by mu
 	withdrawn int             // guarded by mu
@@ -177,6 +184,13 @@ func (c *collector) add(text string, sender int, want []bool, at time.Time) *msg
 	}
 	c.sent++
 	return r
+}
+
+// sentIn records how long a Send that sent took.
+func (c *collector) sentIn(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sendDur = append(c.sendDur, d)
 }
 
 // fail withdraws a message whose Send failed with nothing sent.

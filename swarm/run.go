@@ -167,7 +167,8 @@ func (s *Swarm) Send(ctx context.Context, i int, text string) error {
 	if c == nil {
 		return fmt.Errorf("swarm: peer %d is not running", i)
 	}
-	r := s.col.add(text, i, want, time.Now())
+	start := time.Now()
+	r := s.col.add(text, i, want, start)
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	m, err := c.Send(sctx, gid, text)
@@ -175,6 +176,7 @@ func (s *Swarm) Send(ctx context.Context, i int, text string) error {
 		s.col.fail(r)
 		return fmt.Errorf("swarm: peer %d send: %w", i, err)
 	}
+	s.col.sentIn(time.Since(start))
 	return nil
 }
 
@@ -622,6 +624,8 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 	r.LatencyP50Ms = percentile(s.col.lat, 0.50)
 	r.LatencyP99Ms = percentile(s.col.lat, 0.99)
 	r.LatencyP99ByTenthMs = s.col.p99ByTenth()
+	r.SendP50Ms = percentile(s.col.sendDur, 0.50)
+	r.SendP99Ms = percentile(s.col.sendDur, 0.99)
 	s.col.mu.Unlock()
 	if r.DeliveriesExpected > 0 {
 		r.DeliveryRatio = float64(r.DeliveriesDone) / float64(r.DeliveriesExpected)

@@ -44,6 +44,9 @@ func checkReport(t *testing.T, r *Report) {
 	if !r.FinalEpochsAgree {
 		t.Error("the members do not agree on the final epoch")
 	}
+	if r.MessagesSent > 0 && (r.SendP50Ms <= 0 || r.SendP99Ms < r.SendP50Ms) {
+		t.Errorf("send times p50 %v ms, p99 %v ms", r.SendP50Ms, r.SendP99Ms)
+	}
 	if r.Members != r.Peers || r.JoinFailures != 0 {
 		t.Errorf("%d members of %d peers, %d joins failed", r.Members, r.Peers, r.JoinFailures)
 	}
