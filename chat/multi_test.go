@@ -1215,6 +1215,103 @@ func TestReaddedSenderResendsFromLostBranch(t *testing.T) { readdedSenderResends
 // its epoch.
 func TestReaddedSenderResendsFromLongerLostBranch(t *testing.T) { readdedSenderResends(t, 3) }
 
+// A member of a losing branch refused, at its own epoch of that number, a proposal of the
+// winning branch. When it switches at an earlier epoch, the winning branch's commit that
+// refers to that proposal applies: the copy a sync brings is taken, not dropped as one
+// seen already. (In a 20-peer fault run, seed 71, two members waited 16 s so, until
+// they rejoined by external commit; a removal one of them had to make again came after
+// the swarm had added the member back.)
+func TestProposalRefusedOnLostBranchTakenAfterSwitch(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs := []*testClient{newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C"), newTestClient(t, "D")}
+	gid := formGroup(t, ctx, cs)
+	w := cs[ranked(t, ctx, gid, cs, false)] // its commit for the epoch where the branches part wins
+	rest := without(cs, w)
+	p, m, q := rest[0], rest[1], rest[2]
+	partition([]*testClient{w, p}, []*testClient{m, q})
+	time.Sleep(time.Second) // let both sides see the others go
+	for _, n := range []string{"w 1", "w 2"} {
+		if err := w.Rename(ctx, gid, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAgree(t, ctx, gid, []*testClient{w, p}, 4)
+	// A change by the later ranked of W and P: it proposes, the other commits by
+	// reference.
+	gw, _ := w.group(gid)
+	var order []mlsgroup.Member
+	var e uint64
+	if err := gw.do(ctx, func() error { order, e = rankOrder(gw.mls), gw.mls.Epoch(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	proposer := w
+	for _, o := range order {
+		if peerOf(o.Identity) == w.PeerID() {
+			proposer = p
+			break
+		}
+		if peerOf(o.Identity) == p.PeerID() {
+			break
+		}
+	}
+	if err := proposer.Rename(ctx, gid, "w 3"); err != nil {
+		t.Fatal(err)
+	}
+	won := waitAgree(t, ctx, gid, []*testClient{w, p}, 4)
+	if won.Epoch != e+1 {
+		t.Fatalf("the winning branch is at epoch %d, want %d", won.Epoch, e+1)
+	}
+	var props [][]byte
+	for _, c := range []*testClient{w, p} {
+		items, _, err := c.st.WireRead(ctx, gw.id, store.WireQuery{Messages: true, MessagesFrom: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			if it.Epoch == e && (it.Data[0] == frameProposal || it.Data[0] == frameProposals) {
+				props = append(props, it.Data)
+			}
+		}
+	}
+	if len(props) == 0 {
+		t.Fatal("no proposal was logged for the commit by reference")
+	}
+	// The losing side reaches epoch e too, and M gets the winning side's proposal for it
+	// (as from a member that crossed over): it does not open there.
+	for _, n := range []string{"q 1", "q 2"} {
+		if err := q.Rename(ctx, gid, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost := waitAgree(t, ctx, gid, []*testClient{m, q}, 4); lost.Epoch != e {
+		t.Fatalf("the losing branch is at epoch %d, want %d", lost.Epoch, e)
+	}
+	gm, _ := m.group(gid)
+	if err := gm.do(ctx, func() error {
+		for _, raw := range props {
+			if f, err := parseProposalFrame(raw); err == nil {
+				gm.receiveProposal(f, raw)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Q goes: it would make its changes of the losing branch again on the winning one,
+	// and its commit could come before the one by reference.
+	q.Close()
+	connectAll(t, ctx, []*testClient{w, p, m})
+	// Without the proposal, M would reach the winning branch only by an external
+	// commit, at a later epoch.
+	m.waitFor(t, "M applying the commit by reference", func(ev Event) bool {
+		ec, ok := ev.(EpochChanged)
+		return ok && ec.Epoch == won.Epoch && bytes.Equal(ec.Authenticator, won.Authenticator)
+	})
+	waitAgree(t, ctx, gid, []*testClient{w, p, m}, 4)
+}
+
 func readdedSenderResends(t *testing.T, renames int) {
 	fast(t, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -1231,10 +1231,17 @@ func (g *group) receiveProposal(f *proposalFrame, raw []byte) {
 	if f.epoch < cur {
 		// Its epoch is over (the proposer proposes again if it still wants it), but a
 		// competing commit for that epoch may refer to it.
-		if rec := g.histAt(f.epoch); rec != nil && len(rec.props)+len(f.hs) <= 64 {
-			g.seen.add(hh)
-			rec.props = append(rec.props, f.hs...)
-			g.markHist(f.epoch)
+		// Not marked as seen: a switch that goes back further drops the proposals kept
+		// with this epoch, and on the branch it moves to, a copy from a sync must be
+		// taken.
+		if rec := g.histAt(f.epoch); rec != nil {
+			n := len(rec.props)
+			for _, hs := range f.hs {
+				rec.props = keepForeign(rec.props, hs)
+			}
+			if len(rec.props) != n {
+				g.markHist(f.epoch)
+			}
 		}
 		return
 	}
@@ -1280,11 +1287,17 @@ func (g *group) takeProposal(hs []byte) (proposer []byte, opened, taken bool) {
 		return nil, false, false
 	}
 	p, err := g.mls.Process(inner)
+	if errors.Is(err, mlsgroup.ErrAuth) {
+		// Reported as not opened, so that receiveProposal does not mark it seen: a
+		// switch to its branch that goes back further than this epoch drops g.foreign,
+		// and there a copy from a sync must be taken. (In a 20-peer fault run, seed 71,
+		// two members that switched waited 16 s for a proposal they had dropped so.)
+		g.debug("a proposal was refused", "err", err)
+		g.foreign = keepForeign(g.foreign, hs)
+		return nil, false, false
+	}
 	if err != nil {
 		g.debug("a proposal was refused", "err", err)
-		if errors.Is(err, mlsgroup.ErrAuth) && len(g.foreign) < 64 {
-			g.foreign = append(g.foreign, hs)
-		}
 		return nil, true, false
 	}
 	if p.Kind != mlsgroup.KindProposal {
@@ -1303,6 +1316,18 @@ func (g *group) takeProposal(hs []byte) (proposer []byte, opened, taken bool) {
 		g.renamer = &sender
 	}
 	return g.roster().ident[p.Sender], true, true
+}
+
+// maxForeign bounds the proposals of other branches kept for one epoch.
+const maxForeign = 64
+
+// keepForeign adds the proposal envelope hs to props, the proposals of other branches
+// kept for one epoch, unless it is there already or props is full.
+func keepForeign(props [][]byte, hs []byte) [][]byte {
+	if len(props) >= maxForeign || slices.ContainsFunc(props, func(b []byte) bool { return bytes.Equal(b, hs) }) {
+		return props
+	}
+	return append(props, hs)
 }
 
 // commitDue commits our intents and the proposals received, when the commit timer fires.
