@@ -347,7 +347,43 @@ func (s *Swarm) Churn(ctx context.Context) error {
 	s.mu.Lock()
 	s.member[x] = false
 	s.mu.Unlock()
-	s.col.withdraw(x)
+	// The removal may have been made on a branch that lost, and made again on the winning
+	// one after x was counted back in (its author makes it again once it is there): x is
+	// then out for good, and is added again, up to three times in all.
+	for round := 1; ; round++ {
+		s.col.withdraw(x)
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
+		if err := s.readd(ctx, rctx, gid, x, removedAt); err != nil {
+			rcancel()
+			return err
+		}
+		s.mu.Lock()
+		s.member[x] = true
+		s.mu.Unlock()
+		ok, views := s.WaitAgree(rctx, time.Minute)
+		out := !ok && !s.active(rctx, gid, x)
+		rcancel()
+		if ok {
+			break
+		}
+		if round < 3 && out {
+			s.note("peer %d removed again after it was re-added (a removal made again on the winning branch); adding it again", x)
+			s.mu.Lock()
+			s.member[x] = false
+			s.mu.Unlock()
+			continue
+		}
+		s.note("no agreement after re-adding peer %d: %v", x, views)
+		break
+	}
+	s.mu.Lock()
+	s.uncertain[x] = false
+	s.mu.Unlock()
+	return nil
+}
+
+// readd restarts peer x, removed from the group, and adds it back (see Churn).
+func (s *Swarm) readd(ctx, cctx context.Context, gid chat.GroupID, x int, removedAt uint64) error {
 	if err := s.peers[x].Restart(cctx); err != nil {
 		return fmt.Errorf("restart peer %d: %w", x, err)
 	}
@@ -361,7 +397,7 @@ func (s *Swarm) Churn(ctx context.Context) error {
 	// back once it is active in the group and a member counts it in (within a minute:
 	// it may still be catching up, by external commits after a fork).
 	for attempt := 0; ; attempt++ {
-		by = s.pickNear(x)
+		by := s.pickNear(x)
 		err := s.peers[by].Client().Add(cctx, gid, s.peers[x].AddrInfo())
 		if err == nil {
 			s.cfg.Logger.Info("swarm: churn: added", "peer", x, "by", by)
@@ -377,16 +413,17 @@ func (s *Swarm) Churn(ctx context.Context) error {
 		s.cfg.Logger.Info("swarm: churn: add again", "peer", x, "by", by, "err", err)
 		time.Sleep(time.Second)
 	}
-	s.mu.Lock()
-	s.member[x] = true
-	s.mu.Unlock()
-	if ok, views := s.WaitAgree(cctx, time.Minute); !ok {
-		s.note("no agreement after re-adding peer %d: %v", x, views)
-	}
-	s.mu.Lock()
-	s.uncertain[x] = false
-	s.mu.Unlock()
 	return nil
+}
+
+// active reports whether peer x is an active member of the group.
+func (s *Swarm) active(ctx context.Context, gid chat.GroupID, x int) bool {
+	c := s.peers[x].Client()
+	if c == nil {
+		return false
+	}
+	st, err := c.Group(ctx, gid)
+	return err == nil && st.Active
 }
 
 // backIn reports whether peer x is active in the group past epoch removedAt, on the same
