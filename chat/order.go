@@ -266,9 +266,11 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 			_, _ = tmp.Process(inner)
 		}
 	}
+	// Around a fork, a commit of a third branch, or of one whose epoch of that number is
+	// not the one we kept, is expected not to open (see quiet).
 	inner, err := g.openHandshake(tmp, f.hs)
 	if err != nil {
-		if !quiet {
+		if !quiet && !g.quiet() {
 			g.errorf("chat: a competing commit for epoch %d did not open: %w", f.epoch, err)
 		}
 		return
@@ -278,7 +280,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 		err = errors.New("not a commit")
 	}
 	if err != nil {
-		if !quiet && !errors.Is(err, mlsgroup.ErrUnknownProposal) {
+		if !quiet && !g.quiet() && !errors.Is(err, mlsgroup.ErrUnknownProposal) {
 			g.errorf("chat: a competing commit for epoch %d was refused: %v", f.epoch, err)
 		}
 		return
