@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/codec"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/framing"
 	"github.com/tchat-p2p/tchat/mlsgroup/internal/ratchettree"
@@ -184,6 +186,11 @@ type Group struct {
 	// the buffer of the next.
 	encTree   []byte
 	encTreeOf *ratchettree.Tree
+	// encNodes holds the encoding of each node of encTreeOf. Nodes are never modified
+	// once in a tree either, and the tree of the next epoch shares all of them but the
+	// path a commit changed and the leaves it added: in a group of 200, encoding the
+	// tree node by node anew each epoch was most of what a save allocated.
+	encNodes  map[*wire.Node][]byte
 	stateSize int
 	roster    atomic.Pointer[rosterCache] // atomic: Members only reads the group otherwise
 }
@@ -455,13 +462,42 @@ func (g *Group) RatchetTree() ([]byte, error) {
 
 // encodedTree returns the current epoch's ratchet tree encoded (not to be modified).
 func (g *Group) encodedTree() ([]byte, error) {
-	if g.encTreeOf != g.cur.tree {
-		t, err := codec.Marshal(ptr(g.cur.tree.Wire()))
-		if err != nil {
-			return nil, err
-		}
-		g.encTree, g.encTreeOf = t, g.cur.tree
+	if g.encTreeOf == g.cur.tree {
+		return g.encTree, nil
 	}
+	// As RatchetTree.Marshal writes it: a vector of optional<Node>, from the encodings of
+	// the nodes kept from the last tree encoded and of the new ones.
+	nodes := g.cur.tree.Wire()
+	encs := make(map[*wire.Node][]byte, len(nodes))
+	body := 0
+	for _, n := range nodes {
+		body++ // the presence octet
+		if n == nil {
+			continue
+		}
+		enc, ok := g.encNodes[n]
+		if !ok {
+			var err error
+			if enc, err = codec.Marshal(n); err != nil {
+				return nil, err
+			}
+		}
+		encs[n] = enc
+		body += len(enc)
+	}
+	b := cryptobyte.NewBuilder(make([]byte, 0, body+4))
+	codec.AddVarint(b, uint64(body))
+	for _, n := range nodes {
+		codec.AddOptional(b, n != nil)
+		if n != nil {
+			b.AddBytes(encs[n])
+		}
+	}
+	t, err := b.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	g.encTree, g.encTreeOf, g.encNodes = t, g.cur.tree, encs
 	return g.encTree, nil
 }
 
