@@ -1078,6 +1078,9 @@ func (g *group) requestSync(why string, p peer.ID, req proto.SyncRequest) {
 		g.post(func() {
 			delete(g.syncing, p)
 			if err != nil {
+				if errors.Is(err, proto.ErrRefused) && g.refusedFarAhead(p) {
+					return
+				}
 				if g.c.ctx.Err() == nil {
 					g.errorf("chat: sync from %s: %w", p, err)
 				}
@@ -1086,6 +1089,33 @@ func (g *group) requestSync(why string, p peer.ID, req proto.SyncRequest) {
 			g.applySync(p, resp, req)
 		})
 	}()
+}
+
+// refusedFarAhead is told that p refused us a sync. A member refuses one to whom it does
+// not count as a member, in its current epoch or one it keeps. If p's last heartbeat
+// showed it more than KeepEpochs epochs ahead of us, it keeps none of ours: its branch
+// removed us (or never had us, if we joined on a branch that lost), and no sync will
+// show us the commit that did. Once two such members refused (or the only other one),
+// we are out, as if we had applied that commit (see leftOut): a member may add us
+// again. It reports whether we are out.
+func (g *group) refusedFarAhead(p peer.ID) bool {
+	pi := g.peerByID(p)
+	if g.out {
+		return true
+	}
+	if !g.active() || pi == nil || pi.hbEpoch <= g.mls.Epoch()+uint64(g.c.cfg.KeepEpochs) {
+		return false
+	}
+	if g.refusedBy == nil {
+		g.refusedBy = map[peer.ID]bool{}
+	}
+	g.refusedBy[p] = true
+	if len(g.refusedBy) < min(2, len(g.recipients())) {
+		return false
+	}
+	g.refusedBy = nil
+	g.leftOut(p)
+	return true
 }
 
 // applySync applies a sync answer in epoch order: each epoch's messages, then the commit

@@ -84,7 +84,8 @@ type group struct {
 	// out: the branch the group went on with removed us while we were on another one,
 	// which our MLS state still shows us in (see leftOut).
 	out        bool
-	outChecked time.Time // when we last looked for a leaf of ours, once out
+	outChecked time.Time        // when we last looked for a leaf of ours, once out
+	refusedBy  map[peer.ID]bool // members far ahead of us that refused us a sync (see refusedFarAhead)
 
 	intents    []*intent
 	removers   map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch

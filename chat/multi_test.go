@@ -772,6 +772,43 @@ func TestRemovedWhileAway(t *testing.T) {
 	say(t, ctx, x, gid, "x is back", others...)
 }
 
+// A member removed while away, after which the group went on for more epochs than its
+// members keep: every member it asks for the commits refuses it ("not a member"), so no
+// sync ever shows it its removal. Members that far ahead refusing it tell it that it is
+// out, as if it had seen the commit; it no longer shows the group as active, and a member
+// can add it again.
+func TestRemovedLongAgo(t *testing.T) {
+	fastWith(t, 400*time.Millisecond, func(c *Config) { c.KeepEpochs = 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a, b, x := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "X")
+	all := []*testClient{a, b, x}
+	gid := formGroup(t, ctx, all)
+	partition([]*testClient{a, b}, []*testClient{x})
+	time.Sleep(time.Second) // both sides see the other go
+	if err := a.Remove(ctx, gid, x.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := b.Rename(ctx, gid, fmt.Sprint("name ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAgree(t, ctx, gid, []*testClient{a, b}, 2)
+	connectAll(t, ctx, all)
+	x.waitFor(t, "x out", func(ev Event) bool { e, ok := ev.(MemberRemoved); return ok && e.Member == x.PeerID() })
+	if s, err := x.Group(ctx, gid); err != nil || s.Active {
+		t.Fatalf("x's group once out: %+v, %v", s, err)
+	}
+	if err := a.Add(ctx, gid, x.Node().AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitAgree(t, ctx, gid, all, 3); st.Name != "name 4" {
+		t.Fatalf("name %q", st.Name)
+	}
+	say(t, ctx, x, gid, "x is back", a, b)
+}
+
 // A member alone in its group can still write: the message is kept in its history.
 func TestSendAlone(t *testing.T) {
 	ctx := context.Background()
