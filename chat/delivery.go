@@ -1106,14 +1106,17 @@ func (g *group) refusedFarAhead(p peer.ID) bool {
 	if !g.active() || pi == nil || pi.hbEpoch <= g.mls.Epoch()+uint64(g.c.cfg.KeepEpochs) {
 		return false
 	}
-	if g.refusedBy == nil {
-		g.refusedBy = map[peer.ID]bool{}
+	// Counted at our current epoch and authenticator only: one refusal long ago and
+	// another now do not add up.
+	at := fmt.Sprintf("%d/%x", g.mls.Epoch(), g.authPrefix())
+	if g.refusedAt != at {
+		g.refusedAt, g.refusedBy = at, map[peer.ID]bool{}
 	}
 	g.refusedBy[p] = true
 	if len(g.refusedBy) < min(2, len(g.recipients())) {
 		return false
 	}
-	g.refusedBy = nil
+	g.refusedAt, g.refusedBy = "", nil
 	g.leftOut(p)
 	return true
 }

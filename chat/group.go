@@ -86,6 +86,7 @@ type group struct {
 	out        bool
 	outChecked time.Time        // when we last looked for a leaf of ours, once out
 	refusedBy  map[peer.ID]bool // members far ahead of us that refused us a sync (see refusedFarAhead)
+	refusedAt  string           // our epoch and authenticator when they did
 
 	intents    []*intent
 	removers   map[uint32]uint32 // removed leaf → the leaf that proposed it, in this epoch

@@ -667,6 +667,45 @@ func forkBeyondHistory(t *testing.T) {
 	waitReceived(t, "without x", x)
 }
 
+// A member alone on its branch made more commits than the others keep epochs, and they
+// went on past the oldest epoch it keeps: neither side has the epoch where the branches
+// part. Its syncs with them bring commits of epochs it was in that it cannot judge:
+// fruitless, it goes down the ladder, and being alone against two, rejoins their branch
+// (where it makes its renames again).
+func TestForkBeyondHistoryAheadAlone(t *testing.T) {
+	fastWith(t, 300*time.Millisecond, func(c *Config) { c.KeepEpochs = 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, cs, gid, xi := cutOffRenames(t, ctx) // x's first rename loses to theirs
+	x, others := cs[xi], without(cs, cs[xi])
+	for i := range 7 {
+		if err := x.Rename(ctx, gid, fmt.Sprintf("x's name %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 6 {
+		if err := others[i%2].Rename(ctx, gid, fmt.Sprintf("their name %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	theirs := waitAgree(t, ctx, gid, others, 3)
+	xs, err := x.Group(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// x keeps epochs from xs.Epoch-3 on; they are at one of them, past the fork (1).
+	if theirs.Epoch >= xs.Epoch || theirs.Epoch < xs.Epoch-3 {
+		t.Fatalf("x at epoch %d, the others at %d: not the case under test", xs.Epoch, theirs.Epoch)
+	}
+	connectAll(t, ctx, cs)
+	x.waitFor(t, "x rejoined", func(ev Event) bool { e, ok := ev.(ForkResolved); return ok && e.How == "rejoined" })
+	if st := waitAgree(t, ctx, gid, cs, 3); st.Epoch <= theirs.Epoch {
+		t.Fatalf("all at epoch %d, not past theirs (%d)", st.Epoch, theirs.Epoch)
+	}
+	say(t, ctx, x, gid, "x is back", others...)
+	say(t, ctx, others[0], gid, "to x", x)
+}
+
 // firstRankedRenames forms a group of cs, cuts off w, the member ranked first for the
 // epoch, from the others (rest), and has it rename the group alone, to "w's name": its
 // commit for the epoch wins over any of theirs.
