@@ -1046,6 +1046,20 @@ func (g *group) stranded(p peer.ID) bool {
 	return g.alone()
 }
 
+// partedBeforeKept: p sits behind us at an epoch we keep, with another authenticator, and
+// the sync req asked it for every commit from the oldest epoch we keep, at or before
+// that one, and none applied: its branch parted from ours before the oldest epoch we
+// keep. (When it sits at that oldest epoch, it has no commit from there on to show,
+// and the answer is empty.) Another member would answer the same.
+func (g *group) partedBeforeKept(p peer.ID, req proto.SyncRequest) bool {
+	pi := g.peerByID(p)
+	if pi == nil || pi.hbAuth == nil || pi.hbEpoch >= g.mls.Epoch() || req.SinceEpoch > pi.hbEpoch {
+		return false
+	}
+	a := g.chainAuth(pi.hbEpoch)
+	return a != nil && !bytes.Equal(a[:authPrefix], pi.hbAuth)
+}
+
 // syncElsewhere makes the next catch-up ask another member than p, which did not have
 // the commits we lack (it joined after the epoch we are in).
 func (g *group) syncElsewhere(p peer.ID) {
@@ -1202,7 +1216,7 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 		case g.outranked != run.outranked:
 			// p is on a branch that loses to ours: it comes over when it judges ours.
 			g.debug("their branch loses", "with", p)
-		case run.overlap || g.stranded(p):
+		case run.overlap || g.stranded(p) || g.partedBeforeKept(p, req):
 			g.fruitlessSync(p)
 		default:
 			g.syncElsewhere(p)
