@@ -744,6 +744,30 @@ func cutOffRenames(t *testing.T, ctx context.Context) (ps []*profile, cs []*test
 	return ps, cs, gid, xi
 }
 
+// laterRanked returns which of a and b ranks later to commit in the group's current epoch
+// (as a sees it): a change of its is a proposal, which the other commits by reference.
+func laterRanked(t *testing.T, ctx context.Context, gid GroupID, a, b *testClient) *testClient {
+	t.Helper()
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []mlsgroup.Member
+	if err := ga.do(ctx, func() error { order = rankOrder(ga.mls); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range order {
+		switch peerOf(o.Identity) {
+		case a.PeerID():
+			return b
+		case b.PeerID():
+			return a
+		}
+	}
+	t.Fatal("neither member is in the roster")
+	return nil
+}
+
 // lastRanked returns the index in cs of the member ranked last to commit in the group's
 // epoch (as cs[0] sees it).
 func lastRanked(t *testing.T, ctx context.Context, gid GroupID, cs []*testClient) int {
@@ -1320,21 +1344,12 @@ func TestProposalRefusedOnLostBranchTakenAfterSwitch(t *testing.T) {
 	// A change by the later ranked of W and P: it proposes, the other commits by
 	// reference.
 	gw, _ := w.group(gid)
-	var order []mlsgroup.Member
-	var e uint64
-	if err := gw.do(ctx, func() error { order, e = rankOrder(gw.mls), gw.mls.Epoch(); return nil }); err != nil {
+	ws, err := w.Group(ctx, gid)
+	if err != nil {
 		t.Fatal(err)
 	}
-	proposer := w
-	for _, o := range order {
-		if peerOf(o.Identity) == w.PeerID() {
-			proposer = p
-			break
-		}
-		if peerOf(o.Identity) == p.PeerID() {
-			break
-		}
-	}
+	e := ws.Epoch
+	proposer := laterRanked(t, ctx, gid, w, p)
 	if err := proposer.Rename(ctx, gid, "w 3"); err != nil {
 		t.Fatal(err)
 	}
@@ -2077,21 +2092,7 @@ func TestSwitchTakesRefusedProposal(t *testing.T) {
 	e := st.Epoch - 1 // the epoch the branches part at
 	// Of W and X, the one ranked second at e+1 renames: it proposes, and the other commits
 	// by reference.
-	gw, _ := w.group(gid)
-	var order []mlsgroup.Member
-	if err := gw.do(ctx, func() error { order = rankOrder(gw.mls); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	proposer := x
-	for _, o := range order {
-		if peerOf(o.Identity) == x.PeerID() {
-			proposer = w
-			break
-		}
-		if peerOf(o.Identity) == w.PeerID() {
-			break
-		}
-	}
+	proposer := laterRanked(t, ctx, gid, w, x)
 	if err := proposer.Rename(ctx, gid, "won again"); err != nil {
 		t.Fatal(err)
 	}
