@@ -61,11 +61,11 @@ func (c *Client) joined(ctx context.Context, mg *mlsgroup.Group, name string, ro
 	if err := g.save(ctx, nil); err != nil {
 		return "", err
 	}
-	keyAfter := g.keyDelay()
 	if err := c.start(g); err != nil {
 		return "", err
 	}
-	time.AfterFunc(keyAfter, func() { g.post(func() { g.handOutKey(nil, 1) }) })
+	// At once: until it is on its way to a member, our messages carry the key for it.
+	g.post(func() { g.handOutKey(nil, 1, 0) })
 	g.post(func() { g.resendEarlier(g.c.ctx) })
 	c.emit(EpochChanged{Group: g.gid, Epoch: mg.Epoch(), Authenticator: mg.EpochAuthenticator()[:authPrefix]})
 	return g.gid, nil
