@@ -29,19 +29,30 @@ const validateQueue = 256
 // seven rejected messages bring a peer below the graylist threshold.
 const invalidWeight = -10
 
-// meshHigh is the most peers a topic's mesh keeps (gossipsub's Dhi, 12 by default);
-// the target (D, 6) and the floor (Dlo, 5) stay gossipsub's. Every member of a group
-// connects to every other (sender keys go member to member), so meshes take in
-// whoever grafts them and fill up towards Dhi, and each member forwards each message
-// to its whole mesh: most copies arrive at members that have the message already
-// (published by flooding, it came from its author). At 8, a 50-member swarm's gossip
-// fell by a fifth (`tchat swarm --peers 50 --messages 1000 --rate 25`: 398–415 MB
-// against 473–482 MB, p99 277–313 ms against 405–505 ms), with the same floor the
-// mesh mends partitions with: the 20-peer fault runs of the README (seeds 21–30) passed
-// 8 of 10 with it and 6 of 10 without, one batch each (batches of one code vary from 6
-// to 9 of 10, so this shows no harm rather than a gain). A smaller target (D 4) had cut
-// more but lost messages in partitioned, churning groups.
-const meshHigh = 8
+// The mesh of a topic: its target size (gossipsub's D, 6 by default), its floor (Dlo, 5)
+// and its ceiling (Dhi, 12), and the outbound peers it keeps (Dout, 2; below D/2).
+// Members publish by flooding to every member they are connected to, which in a group is
+// every member (sender keys go member to member), and each member then forwards each
+// message to its whole mesh: in a calm group the mesh carries only copies the members
+// have already. Its use is mending what flooding missed: a frame lost on a link, a
+// member cut off by a partition, and there 4 suffices, with sync behind it.
+//
+// A ceiling of 8 in place of 12 cut a 50-member swarm's gossip by a fifth (`tchat swarm
+// --peers 50 --messages 1000 --rate 25`: 398–415 MB against 473–482 MB a run), since
+// meshes fill up towards it. A target of 4 (ceiling 6) then cut the bytes a 50-peer
+// swarm's member sent by a quarter (`tchat swarm --peers 50 --messages 2000`, seeds 1
+// and 2: 7.5–7.7 MB against 9.9–10.1) and its CPU time by 8% (77–81 s against 83–91).
+// An earlier attempt at 4 had lost messages in partitioned, churning groups, before
+// sync caught them all: this time the 20-peer fault runs (`--peers 20 --messages 300
+// --rate 40 --drop 0.05 --partition 0.2:3s,0.6:2s:0.3 --churn 3`, seeds 101–130) passed
+// 30 of 30, and the 50-peer ones (`--peers 50 --messages 1000 --drop 0.05 --partition
+// 0.3:3s --churn 2`, seeds 1–3) 3 of 3.
+const (
+	meshTarget   = 4
+	meshLow      = 3
+	meshHigh     = 6
+	meshOutbound = 1
+)
 
 // gossipFactor is the share of a topic's peers outside its mesh that each gossipsub
 // heartbeat tells which messages it has (IHAVE), when that is more than gossipsub's
@@ -57,7 +68,7 @@ const gossipFactor = 0
 
 func gossipParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
-	p.Dhi = meshHigh
+	p.D, p.Dlo, p.Dhi, p.Dout = meshTarget, meshLow, meshHigh, meshOutbound
 	p.GossipFactor = gossipFactor
 	return p
 }
