@@ -141,7 +141,7 @@ func (p *Peer) pump(c *chat.Client, done chan struct{}) {
 		case chat.EpochChanged:
 			s.col.epochChanges.Add(1)
 		case chat.Error:
-			s.col.errorEvents.Add(1)
+			s.col.noteError(e.Err)
 			s.cfg.Logger.Debug("swarm: error event", "peer", p.Index, "err", e.Err)
 		}
 		if s.cfg.OnEvent != nil {

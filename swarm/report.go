@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,9 +80,12 @@ type Report struct {
 	GossipQueueDropsBy [3]int64 `json:"gossip_queue_drops_by"`
 	EpochChanges       int64    `json:"epoch_changes"` // EpochChanged events summed over the peers
 	ErrorEvents        int64    `json:"error_events"`  // chat Error events summed over the peers
-	LateOrMissing      []string `json:"missing,omitempty"`
-	Notes              []string `json:"notes,omitempty"`
-	DurationS          float64  `json:"duration_s"`
+	// ErrorKinds counts the error events by their text with peer ids, hex strings and
+	// numbers taken out: the most frequent maxErrorKinds kinds.
+	ErrorKinds    map[string]int64 `json:"error_kinds,omitempty"`
+	LateOrMissing []string         `json:"missing,omitempty"`
+	Notes         []string         `json:"notes,omitempty"`
+	DurationS     float64          `json:"duration_s"`
 }
 
 // String formats the report as aligned lines.
@@ -125,6 +129,9 @@ func (r *Report) String() string {
 	if r.JoinFailures > 0 || r.SendFailures > 0 || r.ErrorEvents > 0 {
 		line("failures", fmt.Sprintf("%d joins, %d sends, %d error events", r.JoinFailures, r.SendFailures, r.ErrorEvents))
 	}
+	for _, k := range byCount(r.ErrorKinds) {
+		line("  error", fmt.Sprintf("%d× %s", r.ErrorKinds[k], k))
+	}
 	line("seed", r.Seed)
 	line("duration_s", fmt.Sprintf("%.1f", r.DurationS))
 	for _, m := range r.LateOrMissing {
@@ -155,6 +162,9 @@ type collector struct {
 
 	forksDetected, forksResolved atomic.Int64
 	epochChanges, errorEvents    atomic.Int64
+
+	errMu    sync.Mutex
+	errKinds map[string]int64 // guarded by errMu: error events by errorKind
 }
 
 type msgRecord struct {
@@ -244,6 +254,69 @@ func (c *collector) received(to int, text string, at time.Time, late bool) {
 			c.late++
 		}
 	}
+}
+
+// noteError counts an error event by its kind.
+func (c *collector) noteError(err error) {
+	c.errorEvents.Add(1)
+	k := errorKind(err)
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if c.errKinds == nil {
+		c.errKinds = map[string]int64{}
+	}
+	if _, ok := c.errKinds[k]; !ok && len(c.errKinds) >= maxKindsKept {
+		k = "(other)"
+	}
+	c.errKinds[k]++
+}
+
+// A run counts at most maxKindsKept kinds of error and reports the maxErrorKinds most
+// frequent.
+const (
+	maxKindsKept  = 200
+	maxErrorKinds = 10
+)
+
+// topErrorKinds returns the maxErrorKinds most frequent kinds of error (nil if none).
+func (c *collector) topErrorKinds() map[string]int64 {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	keys := byCount(c.errKinds)
+	var out map[string]int64
+	for _, k := range keys[:min(len(keys), maxErrorKinds)] {
+		if out == nil {
+			out = map[string]int64{}
+		}
+		out[k] = c.errKinds[k]
+	}
+	return out
+}
+
+// byCount returns m's keys, the largest count first.
+func byCount(m map[string]int64) []string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), strings.Compare(a, b)) })
+	return keys
+}
+
+var (
+	peerIDText = regexp.MustCompile(`\b(12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{20,}`)
+	hexText    = regexp.MustCompile(`\b[0-9a-f]{8,}\b`)
+	numberText = regexp.MustCompile(`\d+(\.\d+)?(ms|s|µs|ns)?`)
+)
+
+// errorKind is an error's text with what differs between two errors of one kind (peer
+// ids, hex strings, numbers) replaced by placeholders.
+func errorKind(err error) string {
+	s := err.Error()
+	s = peerIDText.ReplaceAllString(s, "<peer>")
+	s = hexText.ReplaceAllString(s, "<hex>")
+	s = numberText.ReplaceAllString(s, "N")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
 
 func (c *collector) counts() (done, expected int) {

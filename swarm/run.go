@@ -651,6 +651,7 @@ func (s *Swarm) Report(ctx context.Context) *Report {
 	r.ForksResolved = s.col.forksResolved.Load()
 	r.EpochChanges = s.col.epochChanges.Load()
 	r.ErrorEvents = s.col.errorEvents.Load()
+	r.ErrorKinds = s.col.topErrorKinds()
 	s.col.mu.Lock()
 	r.MessagesSent = s.col.sent
 	r.SendFailures = s.col.failed

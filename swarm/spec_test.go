@@ -1,7 +1,9 @@
 package swarm
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -67,5 +69,30 @@ func TestP99ByTenth(t *testing.T) {
 	}
 	if got := newCollector(2).p99ByTenth(); got != nil {
 		t.Errorf("no messages: %v", got)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	var c collector
+	c.noteError(errors.New("chat: sync with 12D3KooWFcbrHmBsoi2gPBWqDssmjTbcR2p2KsYwxvEuGiaL7U5e: proto: refused: epoch 12 is gone"))
+	c.noteError(errors.New("chat: sync with 12D3KooWMNPMEbSzMHNeV3FqabUqGKHJKvvuk3jaHhUAEREpfbiT: proto: refused: epoch 9 is gone"))
+	c.noteError(errors.New("chat: commit 4885d03fa1 did not open after 1.5s"))
+	if n := c.errorEvents.Load(); n != 3 {
+		t.Fatalf("error events = %d, want 3", n)
+	}
+	got := c.topErrorKinds()
+	want := map[string]int64{
+		"chat: sync with <peer>: proto: refused: epoch N is gone": 2,
+		"chat: commit <hex> did not open after N":                 1,
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("kinds = %v, want %v", got, want)
+	}
+	// 2 kinds so far; the first maxKindsKept-2 new ones are kept, the last 7 are other.
+	for i := range maxKindsKept + 5 {
+		c.noteError(fmt.Errorf("kind %c%c", 'a'+i%26, 'a'+i/26))
+	}
+	if got := c.topErrorKinds(); len(got) != maxErrorKinds || got["(other)"] != 7 {
+		t.Fatalf("after many kinds: %d kinds reported, %d other; want %d kinds, 7 other", len(got), got["(other)"], maxErrorKinds)
 	}
 }
