@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Report is what a run measured. The JSON names are the report's stable format.
@@ -276,6 +277,7 @@ func (c *collector) noteError(err error) {
 const (
 	maxKindsKept  = 200
 	maxErrorKinds = 10
+	maxKindLen    = 200 // bytes of an error's text kept, cut at a character's start
 )
 
 // topErrorKinds returns the maxErrorKinds most frequent kinds of error (nil if none).
@@ -313,8 +315,12 @@ func errorKind(err error) string {
 	s = peerIDText.ReplaceAllString(s, "<peer>")
 	s = hexText.ReplaceAllString(s, "<hex>")
 	s = numberText.ReplaceAllString(s, "N")
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if len(s) > maxKindLen {
+		n := maxKindLen
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "…"
 	}
 	return s
 }

@@ -6,8 +6,10 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestParsePartitions(t *testing.T) {
@@ -77,6 +79,10 @@ func TestErrorKinds(t *testing.T) {
 	c.noteError(errors.New("chat: sync with 12D3KooWFcbrHmBsoi2gPBWqDssmjTbcR2p2KsYwxvEuGiaL7U5e: proto: refused: epoch 12 is gone"))
 	c.noteError(errors.New("chat: sync with 12D3KooWMNPMEbSzMHNeV3FqabUqGKHJKvvuk3jaHhUAEREpfbiT: proto: refused: epoch 9 is gone"))
 	c.noteError(errors.New("chat: commit 4885d03fa1 did not open after 1.5s"))
+	long := errors.New(strings.Repeat("x", maxKindLen-1) + "µs and more")
+	if k := errorKind(long); !utf8.ValidString(k) || !strings.HasPrefix(k, strings.Repeat("x", maxKindLen-1)+"…") {
+		t.Fatalf("a long error's kind is %q", k)
+	}
 	if n := c.errorEvents.Load(); n != 3 {
 		t.Fatalf("error events = %d, want 3", n)
 	}

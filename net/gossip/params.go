@@ -46,7 +46,7 @@ const invalidWeight = -10
 // sync caught them all: this time the 20-peer fault runs (`--peers 20 --messages 300
 // --rate 40 --drop 0.05 --partition 0.2:3s,0.6:2s:0.3 --churn 3`, seeds 101–130) passed
 // 30 of 30, and the 50-peer ones (`--peers 50 --messages 1000 --drop 0.05 --partition
-// 0.3:3s --churn 2`, seeds 1–3) 3 of 3.
+// 0.3:3s --churn 2`, seeds 1–7) 7 of 7.
 const (
 	meshTarget   = 4
 	meshLow      = 3
