@@ -78,6 +78,10 @@ func (c *Client) History(ctx context.Context, id GroupID, before int64, limit in
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w %s", ErrUnknownGroup, id)
 	}
+	if g, err := c.group(id); err == nil {
+		// Messages already told (MessageReceived) and not yet stored are stored first.
+		_ = g.do(ctx, func() error { g.flush(); return nil })
+	}
 	ms, next, err := c.st.History(ctx, b, before, limit)
 	if err != nil {
 		return nil, 0, err

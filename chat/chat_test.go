@@ -484,6 +484,13 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 		}
 	}
 	frames := func(tc *testClient, from *testClient) []store.WireItem {
+		g, err := tc.group(gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.do(ctx, func() error { g.flush(); return nil }); err != nil { // received, not stored yet
+			t.Fatal(err)
+		}
 		items, _, err := tc.st.WireRead(ctx, ga.id, store.WireQuery{Messages: true, Sender: from.self})
 		if err != nil {
 			t.Fatal(err)
@@ -500,15 +507,16 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 			t.Fatalf("%d messages of %s in A's log before any was sent", n, tc.name)
 		}
 	}
-	for _, tc := range []*testClient{c, b, b} {
-		if _, err := tc.Send(ctx, gid, "hello from "+tc.name); err != nil {
+	for i, tc := range []*testClient{c, b, b} {
+		if _, err := tc.Send(ctx, gid, fmt.Sprintf("hello %d from %s", i, tc.name)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, m := range []*testClient{a, b} {
-		waitReceived(t, "hello from C", m)
+		waitReceived(t, "hello 0 from C", m)
 	}
-	waitReceived(t, "hello from B", a)
+	waitReceived(t, "hello 1 from B", a)
+	waitReceived(t, "hello 2 from B", a)
 	fromC, fromB := frames(a, c), frames(a, b)
 	if len(fromC) != 1 || len(fromB) != 2 {
 		t.Fatalf("%d frames of C and %d of B in A's wire log, want 1 and 2", len(fromC), len(fromB))

@@ -448,8 +448,16 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 			GroupID: g.id, MsgID: idb, Epoch: p.Epoch, Sender: []byte(sender),
 			SentAt: sent, ReceivedAt: g.c.cfg.Now(), Flags: flags, Content: []byte(p.Text),
 		})
-		g.pend.events = append(g.pend.events, MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
-			Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent})
+		ev := MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
+			Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent}
+		// A live message, sent once, is new: it is told now, not after the save. One
+		// that came late or again may be a copy of one stored, and is told once the
+		// store says it is not (see saved).
+		told := !late && !p.Resent
+		if told {
+			g.c.emit(ev)
+		}
+		g.pend.events = append(g.pend.events, pendingEvent{ev, told})
 	}
 	g.flushSoon()
 	g.retryFuture(actx.Sender) // it may carry the sender key that kept messages of its sender need
@@ -464,10 +472,14 @@ func (g *group) flushSoon() {
 	}
 }
 
-// Received messages are saved in batches, and the group state that opened them at most
-// every stateEvery.
+// Received messages are saved in batches, flushDelay after the first of a batch came,
+// and the group state that opened them at most every stateEvery. A live message is told
+// as it opens, so the delay costs no one time (see receiveApp); each transaction costs
+// SQLite a few pages of its log whatever it holds. With 20 ms, and messages told once
+// saved, a 50-member swarm (`tchat swarm --peers 50 --messages 2000`) wrote 2.8 GB to disk;
+// with 250 ms, told at once, 1.4 GB, in 72–85 s of CPU against 82–91.
 const (
-	flushDelay     = 20 * time.Millisecond
+	flushDelay     = 250 * time.Millisecond
 	maxPendingSave = 128
 	stateEvery     = time.Second
 )
@@ -476,7 +488,14 @@ const (
 type pending struct {
 	msgs   []store.Message
 	wire   []store.WireItem
-	events []MessageReceived // one per message, told once it is saved (and new)
+	events []pendingEvent // one per message
+}
+
+// pendingEvent is the event of a received message, told when it came (a live message)
+// or once it is saved, if it was new.
+type pendingEvent struct {
+	ev   MessageReceived
+	told bool
 }
 
 // flush saves the messages received since the last save. The group state that opened

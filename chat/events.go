@@ -10,7 +10,10 @@ import (
 // Error names its group.
 type Event interface{ event() }
 
-// MessageReceived: a member's text message was received and stored.
+// MessageReceived: a member's text message was received. A message that came live, sent
+// once, is told as soon as it opened, and stored within moments (History stores what is
+// waiting before it reads); one that came late or was sent again is told once it is
+// stored, and only if it was not there already.
 type MessageReceived struct {
 	Group  GroupID
 	Sender peer.ID

@@ -303,6 +303,9 @@ func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.Sy
 		for _, r := range g.hist {
 			allowed = allowed || r.idents[id]
 		}
+		if allowed {
+			g.flush() // what we received and have not stored yet goes in the answer too
+		}
 		if allowed && req.Want&proto.WantGroupInfo != 0 && g.active() {
 			var err error
 			info, err = g.mls.GroupInfo(true)

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -1198,6 +1200,100 @@ func TestRestartAfterUnsavedSends(t *testing.T) {
 	a.waitPeers(t, gid, 2)
 	say(t, ctx, a, gid, "after the restart", b, c)
 	say(t, ctx, b, gid, "welcome back", a, c)
+}
+
+// A message is told (MessageReceived) as it opens, before it is stored. A member whose
+// process dies in between, its database as it was then, gets the message again from the
+// group after its restart, into its history.
+func TestToldBeforeSavedSurvivesCrash(t *testing.T) {
+	fast(t, 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	st, err := store.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // after B's client, closed by a cleanup of its own
+	a, b, c := newTestClient(t, "A"), startTestClient(t, "B", id, dir, st, nil), newTestClient(t, "C")
+	gid := formGroup(t, ctx, []*testClient{a, b, c})
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHandedOut(t, ctx, ga)
+	say(t, ctx, a, gid, "before", b, c)
+	// The database as a crash would leave it, right after B was told of a message: B
+	// stores what it received a little later (flushDelay). Should B have stored it
+	// already (a slow machine), the next message is tried.
+	crashDir := t.TempDir()
+	crashDB := filepath.Join(crashDir, filepath.Base(st.Path()))
+	var told []string
+	for i := 0; ; i++ {
+		text := fmt.Sprintf("told %d", i)
+		if _, err := a.Send(ctx, gid, text); err != nil {
+			t.Fatal(err)
+		}
+		waitReceived(t, text, b)
+		told = append(told, text)
+		if err := st.Snapshot(ctx, crashDB); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := store.Open(crashDir, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, _, err := snap.History(ctx, ga.id, 0, 100)
+		snap.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(msgs, func(m store.Message) bool { return string(m.Content) == text }) {
+			t.Logf("B was told of %q and had not stored it", text)
+			break
+		}
+		if i == 9 {
+			t.Skip("B stored every message before the snapshot could catch it unstored")
+		}
+		for _, f := range []string{crashDB, crashDB + "-wal", crashDB + "-shm"} {
+			os.Remove(f)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Down for longer than gossipsub keeps messages to hand out again (5 heartbeats of a
+	// second): only the group's sync can bring the message back.
+	time.Sleep(6 * time.Second)
+	st2, err := store.Open(crashDir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st2.Close() })
+	b = startTestClient(t, "B after the crash", id, crashDir, st2, nil)
+	connectAll(t, ctx, []*testClient{a, b, c})
+	b.waitPeers(t, gid, 2)
+	last := told[len(told)-1]
+	for deadline := time.Now().Add(time.Minute); ; {
+		h, _, err := b.History(ctx, gid, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(h, func(m Message) bool { return m.Text == last }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B never got %q back after its crash: its history %v", last, h)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	say(t, ctx, a, gid, "after", b, c)
 }
 
 // A joiner whose branch loses, and who is added again with the same KeyPackage on the
