@@ -145,9 +145,12 @@ func (s *Suite) GenerateSigningKey() (*SigningKey, error) {
 
 // signContent is SignContent (RFC 9420, Section 5.1.2).
 func signContent(label string, content []byte) []byte {
-	var b cryptobyte.Builder
-	codec.AddOpaque(&b, []byte(labelPrefix+label))
-	codec.AddOpaque(&b, content)
+	n := len(labelPrefix) + len(label)
+	b := cryptobyte.NewBuilder(make([]byte, 0, 4+n+4+len(content))) // its final size
+	codec.AddVarint(b, uint64(n))
+	b.AddBytes([]byte(labelPrefix))
+	b.AddBytes([]byte(label))
+	codec.AddOpaque(b, content)
 	return b.BytesOrPanic()
 }
 

@@ -269,10 +269,15 @@ func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, len
 	if length < 0 || length > 0xffff {
 		return nil, fmt.Errorf("mls: invalid expansion length %d", length)
 	}
-	var b cryptobyte.Builder
+	// Built in a buffer of its final size (at most 4 bytes per length): it is made for
+	// every key, nonce and secret of the secret tree, several per message opened.
+	n := len(labelPrefix) + len(label)
+	b := cryptobyte.NewBuilder(make([]byte, 0, 2+4+n+4+len(context)))
 	b.AddUint16(uint16(length))
-	codec.AddOpaque(&b, []byte(labelPrefix+label))
-	codec.AddOpaque(&b, context)
+	codec.AddVarint(b, uint64(n))
+	b.AddBytes([]byte(labelPrefix))
+	b.AddBytes([]byte(label))
+	codec.AddOpaque(b, context)
 	info, err := b.Bytes()
 	if err != nil {
 		return nil, err

@@ -187,3 +187,15 @@ func TestEd25519AgreesWithStdlib(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkExpandWithLabel(b *testing.B) {
+	s, _ := Lookup(Default)
+	secret := make([]byte, s.Nh())
+	ctx := []byte{0, 0, 0, 7}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.ExpandWithLabel(secret, "key", ctx, 32); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
