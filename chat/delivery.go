@@ -477,7 +477,7 @@ func (g *group) flushSoon() {
 // as it opens, so the delay costs no one time (see receiveApp); each transaction costs
 // SQLite a few pages of its log whatever it holds. With 20 ms, and messages told once
 // saved, a 50-member swarm (`tchat swarm --peers 50 --messages 2000`) wrote 2.8 GB to disk;
-// with 250 ms, told at once, 1.4 GB, in 72–85 s of CPU against 82–91.
+// with 250 ms, told at once, 1.4 GB, in 72–85 s of CPU against 82–92.
 const (
 	flushDelay     = 250 * time.Millisecond
 	maxPendingSave = 128
