@@ -84,6 +84,12 @@ func newProfile(t *testing.T) *profile {
 
 // newStore opens a new, empty store in a folder of the test's, with a random key.
 func newStore(t *testing.T) (string, *store.Store) {
+	dir, st, _ := newKeyedStore(t)
+	return dir, st
+}
+
+// newKeyedStore is newStore, and returns the store's key too.
+func newKeyedStore(t *testing.T) (string, *store.Store, [32]byte) {
 	t.Helper()
 	var key [32]byte
 	rand.Read(key[:])
@@ -93,7 +99,7 @@ func newStore(t *testing.T) (string, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return dir, st
+	return dir, st, key
 }
 
 func (p *profile) start(t *testing.T, name string) *testClient {
@@ -1213,14 +1219,7 @@ func TestToldBeforeSavedSurvivesCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var key [32]byte
-	rand.Read(key[:])
-	dir := t.TempDir()
-	st, err := store.Open(dir, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() }) // after B's client, closed by a cleanup of its own
+	dir, st, key := newKeyedStore(t) // closed after B's client, by a cleanup of its own
 	a, b, c := newTestClient(t, "A"), startTestClient(t, "B", id, dir, st, nil), newTestClient(t, "C")
 	gid := formGroup(t, ctx, []*testClient{a, b, c})
 	ga, err := a.group(gid)
