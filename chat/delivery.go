@@ -450,14 +450,10 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 		})
 		ev := MessageReceived{Group: g.gid, Sender: sender, Nick: p.Nick, ID: p.ID, Text: p.Text,
 			Time: sent, Epoch: p.Epoch, Late: late, Resent: p.Resent}
-		// A live message, sent once, is new: it is told now, not after the save. One
-		// that came late or again may be a copy of one stored, and is told once the
-		// store says it is not (see saved).
-		told := !late && !p.Resent
-		if told {
+		if toldAtOnce(ev) {
 			g.c.emit(ev)
 		}
-		g.pend.events = append(g.pend.events, pendingEvent{ev, told})
+		g.pend.events = append(g.pend.events, ev)
 	}
 	g.flushSoon()
 	g.retryFuture(actx.Sender) // it may carry the sender key that kept messages of its sender need
@@ -488,15 +484,13 @@ const (
 type pending struct {
 	msgs   []store.Message
 	wire   []store.WireItem
-	events []pendingEvent // one per message
+	events []MessageReceived // one per message
 }
 
-// pendingEvent is the event of a received message, told when it came (a live message)
-// or once it is saved, if it was new.
-type pendingEvent struct {
-	ev   MessageReceived
-	told bool
-}
+// toldAtOnce reports whether a received message is told as it opens: a live message,
+// sent once, is new. One that came late or again may be a copy of one stored, and is
+// told once the store says it is not (see saved).
+func toldAtOnce(ev MessageReceived) bool { return !ev.Late && !ev.Resent }
 
 // flush saves the messages received since the last save. The group state that opened
 // them (the layers' used-up keys, the delivery counts) is saved with them only if it was

@@ -680,9 +680,9 @@ func (g *group) saved(pend pending, msgs []store.Message) {
 		g.flushTimer.Stop()
 		g.flushTimer = nil
 	}
-	for i, pe := range pend.events {
-		if !pe.told && msgs[i].Seq != 0 { // new, not a copy of a message we have
-			g.c.emit(pe.ev)
+	for i, ev := range pend.events {
+		if !toldAtOnce(ev) && msgs[i].Seq != 0 { // new, not a copy of a message we have
+			g.c.emit(ev)
 		}
 	}
 }
