@@ -32,7 +32,6 @@ package aes
 import (
 	stdaes "crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -42,6 +41,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/tchat-p2p/tchat/internal/hkdf256"
 	"github.com/tchat-p2p/tchat/layers"
 	"github.com/tchat-p2p/tchat/layers/internal/replay"
 )
@@ -173,10 +173,7 @@ func (l *Layer) Version() uint8 { return version }
 
 // aead returns the AES-256-GCM instance and nonce for one salt.
 func (l *Layer) aead(salt []byte) (cipher.AEAD, []byte, error) {
-	okm, err := hkdf.Key(sha256.New, l.key.k[:], salt, kdfLabel, KeySize+nonceSize)
-	if err != nil {
-		return nil, nil, err
-	}
+	okm := hkdf256.Key(make([]byte, 0, KeySize+nonceSize), l.key.k[:], salt, kdfLabel, KeySize+nonceSize)
 	defer clear(okm[:KeySize])
 	block, err := stdaes.NewCipher(okm[:KeySize])
 	if err != nil {

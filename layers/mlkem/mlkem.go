@@ -33,7 +33,6 @@ package mlkem
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -43,6 +42,7 @@ import (
 
 	"github.com/cloudflare/circl/kem/mlkem/mlkem768"
 
+	"github.com/tchat-p2p/tchat/internal/hkdf256"
 	"github.com/tchat-p2p/tchat/layers"
 	"github.com/tchat-p2p/tchat/layers/internal/replay"
 )
@@ -228,11 +228,10 @@ func (l *Layer) Version() uint8 { return version }
 // derive returns the AEAD and the replay id for one shared secret.
 func derive(ss []byte, header []byte) (cipher.AEAD, replay.ID, error) {
 	var id replay.ID
-	okm, err := hkdf.Key(sha256.New, ss, nil, kdfLabel+string(header), keySize+len(id))
-	if err != nil {
-		return nil, id, err
-	}
-	defer clear(okm)
+	var okm [keySize + len(id)]byte
+	info := make([]byte, 0, len(kdfLabel)+len(header))
+	hkdf256.Key(okm[:0], ss, nil, append(append(info, kdfLabel...), header...), len(okm))
+	defer clear(okm[:])
 	block, err := aes.NewCipher(okm[:keySize])
 	if err != nil {
 		return nil, id, err

@@ -3,10 +3,9 @@ package signal
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
+
+	"github.com/tchat-p2p/tchat/internal/hkdf256"
 )
 
 const (
@@ -29,13 +28,11 @@ var errOpen = errors.New("signal: decryption failed")
 // HKDF-SHA256 with the root key as salt and the DH output as input key
 // material, giving a new root key and a chain key.
 func kdfRK(rk *[keySize]byte, dhOut []byte) (newRK, ck [keySize]byte) {
-	okm, err := hkdf.Key(sha256.New, dhOut, rk[:], rootLabel, 2*keySize)
-	if err != nil {
-		panic("signal: internal error: " + err.Error())
-	}
-	copy(newRK[:], okm)
+	var okm [2 * keySize]byte
+	hkdf256.Key(okm[:0], dhOut, rk[:], rootLabel, len(okm))
+	copy(newRK[:], okm[:])
 	copy(ck[:], okm[keySize:])
-	clear(okm)
+	clear(okm[:])
 	return newRK, ck
 }
 
@@ -43,13 +40,7 @@ func kdfRK(rk *[keySize]byte, dhOut []byte) (newRK, ck [keySize]byte) {
 // step: HMAC-SHA256 of the chain key over the byte 0x01 for the message key
 // and over 0x02 for the next chain key.
 func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
-	h := hmac.New(sha256.New, ck[:])
-	h.Write([]byte{1})
-	h.Sum(mk[:0])
-	h.Reset()
-	h.Write([]byte{2})
-	h.Sum(next[:0])
-	return next, mk
+	return hkdf256.HMAC(ck[:], []byte{2}), hkdf256.HMAC(ck[:], []byte{1})
 }
 
 // messageAEAD derives the AEAD key and nonce for one message key
@@ -57,10 +48,7 @@ func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
 // AES-CBC plus HMAC). Each message key encrypts one message, so the derived
 // nonce never repeats under its key.
 func messageAEAD(mk *[keySize]byte, label string) (cipher.AEAD, []byte) {
-	okm, err := hkdf.Key(sha256.New, mk[:], nil, label, keySize+nonceSize)
-	if err != nil {
-		panic("signal: internal error: " + err.Error())
-	}
+	okm := hkdf256.Key(make([]byte, 0, keySize+nonceSize), mk[:], nil, label, keySize+nonceSize)
 	defer clear(okm[:keySize])
 	block, err := aes.NewCipher(okm[:keySize])
 	if err != nil {

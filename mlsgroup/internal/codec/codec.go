@@ -8,6 +8,7 @@
 package codec
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -114,6 +115,21 @@ func AddVarint(b *cryptobyte.Builder, v uint64) {
 	default:
 		b.SetError(fmt.Errorf("mls: length %d does not fit a variable-length integer", v))
 	}
+}
+
+// AppendVarint appends v in the shortest encoding (RFC 9420, Section 2.1.2) to dst, as
+// AddVarint writes it, for a message built without a Builder. A value over MaxVarint is
+// an error.
+func AppendVarint(dst []byte, v uint64) ([]byte, error) {
+	switch {
+	case v < 1<<6:
+		return append(dst, uint8(v)), nil
+	case v < 1<<14:
+		return binary.BigEndian.AppendUint16(dst, uint16(v)|0x4000), nil
+	case v <= MaxVarint:
+		return binary.BigEndian.AppendUint32(dst, uint32(v)|0x80000000), nil
+	}
+	return dst, fmt.Errorf("mls: length %d does not fit a variable-length integer", v)
 }
 
 // ReadVector reads the body of a variable-length vector (`T v<V>`) into out without copying.

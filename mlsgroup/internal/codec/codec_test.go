@@ -15,6 +15,9 @@ func TestVarintBoundaries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if app, err := AppendVarint([]byte("x"), v); err != nil || string(app) != "x"+string(enc) {
+			t.Errorf("varint %d: AppendVarint gave %x, %v; AddVarint %x", v, app, err, enc)
+		}
 		s := cryptobyte.String(enc)
 		var got uint32
 		if !ReadVarint(&s, &got) || uint64(got) != v || !s.Empty() {
@@ -32,6 +35,9 @@ func TestVarintBoundaries(t *testing.T) {
 	AddVarint(&b, MaxVarint+1)
 	if _, err := b.Bytes(); err == nil {
 		t.Error("2^30 encoded without error")
+	}
+	if _, err := AppendVarint(nil, MaxVarint+1); err == nil {
+		t.Error("AppendVarint encoded 2^30 without error")
 	}
 }
 

@@ -22,8 +22,10 @@ import (
 	"crypto/hpke"
 	_ "crypto/sha256" // registers SHA-224/256 with crypto.Hash
 	_ "crypto/sha512" // registers SHA-384/512 with crypto.Hash
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tchat-p2p/tchat/internal/hkdf256"
 	"hash"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -226,6 +228,10 @@ func (s *Suite) NewHash() hash.Hash { return s.hash.New() }
 // MAC computes HMAC with the suite hash (RFC 9420, Section 5.1: the MAC is HMAC with the
 // KDF's hash).
 func (s *Suite) MAC(key, data []byte) []byte {
+	if s.hash == crypto.SHA256 {
+		tag := hkdf256.HMAC(key, data)
+		return tag[:]
+	}
 	m := hmac.New(s.hash.New, key)
 	m.Write(data)
 	return m.Sum(nil)
@@ -241,6 +247,10 @@ func (s *Suite) Extract(salt, ikm []byte) []byte {
 	if salt == nil {
 		salt = []byte{}
 	}
+	if s.hash == crypto.SHA256 {
+		prk := hkdf256.Extract(salt, ikm)
+		return prk[:]
+	}
 	prk, err := hkdf.Extract(s.hash.New, ikm, salt)
 	if err != nil {
 		panic("mls: internal error: " + err.Error())
@@ -252,6 +262,9 @@ func (s *Suite) Extract(salt, ikm []byte) []byte {
 func (s *Suite) Expand(prk, info []byte, length int) ([]byte, error) {
 	if length > 255*s.Nh() {
 		return nil, fmt.Errorf("mls: cannot expand to %d bytes", length)
+	}
+	if s.hash == crypto.SHA256 {
+		return hkdf256.Expand(make([]byte, 0, length), prk, info, length), nil
 	}
 	return hkdf.Expand(s.hash.New, prk, string(info), length)
 }
@@ -269,19 +282,25 @@ func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, len
 	if length < 0 || length > 0xffff {
 		return nil, fmt.Errorf("mls: invalid expansion length %d", length)
 	}
-	// Built in a buffer of its final size (at most 4 bytes per length): it is made for
-	// every key, nonce and secret of the secret tree, several per message opened.
+	// Built on the stack when it fits (at most 4 bytes per length), else in a buffer of
+	// its final size: it is made for every key, nonce and secret of the secret tree,
+	// several per message opened.
 	n := len(labelPrefix) + len(label)
-	b := cryptobyte.NewBuilder(make([]byte, 0, 2+4+n+4+len(context)))
-	b.AddUint16(uint16(length))
-	codec.AddVarint(b, uint64(n))
-	b.AddBytes([]byte(labelPrefix))
-	b.AddBytes([]byte(label))
-	codec.AddOpaque(b, context)
-	info, err := b.Bytes()
+	var stack [96]byte
+	info := stack[:0]
+	if size := 2 + 4 + n + 4 + len(context); size > len(stack) {
+		info = make([]byte, 0, size)
+	}
+	info = binary.BigEndian.AppendUint16(info, uint16(length))
+	info, err := codec.AppendVarint(info, uint64(n))
 	if err != nil {
 		return nil, err
 	}
+	info = append(append(info, labelPrefix...), label...)
+	if info, err = codec.AppendVarint(info, uint64(len(context))); err != nil {
+		return nil, err
+	}
+	info = append(info, context...)
 	return s.Expand(secret, info, length)
 }
 
