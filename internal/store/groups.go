@@ -27,13 +27,10 @@ func (tx *Tx) SaveGroupState(groupID []byte, epoch uint64, state []byte) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := tx.s.seal.seal(state, aad("group_states", "state", groupID, u64(epoch)))
-	if err != nil {
+	return tx.s.seal.withSealed(state, aad("group_states", "state", groupID, u64(epoch)), func(sealed []byte) error {
+		_, err := tx.exec("save group state", saveGroupState, groupID, e, sealed, time.Now().UnixNano())
 		return err
-	}
-	_, err = tx.exec("save group state", saveGroupState,
-		groupID, e, sealed, time.Now().UnixNano())
-	return err
+	})
 }
 
 // GroupState returns the stored state of a group and its epoch, or [ErrNotFound].
@@ -140,13 +137,11 @@ func (tx *Tx) SaveSession(k SessionKey, state []byte) error {
 	if len(k.GroupID) == 0 || k.Kind == "" {
 		return errors.New("store: a session needs a group id and a kind")
 	}
-	sealed, err := tx.s.seal.seal(state, k.aad())
-	if err != nil {
+	return tx.s.seal.withSealed(state, k.aad(), func(sealed []byte) error {
+		_, err := tx.exec("save session", saveSession,
+			k.GroupID, nonNil(k.PeerID), k.Kind, sealed, time.Now().UnixNano())
 		return err
-	}
-	_, err = tx.exec("save session", saveSession,
-		k.GroupID, nonNil(k.PeerID), k.Kind, sealed, time.Now().UnixNano())
-	return err
+	})
 }
 
 // Session returns a layer session's state, or [ErrNotFound].

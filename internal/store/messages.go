@@ -80,19 +80,21 @@ func (tx *Tx) AppendMessages(msgs []Message) (int, error) {
 			m.ReceivedAt = now
 		}
 		sentAt := unixNano(m.SentAt)
-		sealed, err := tx.s.seal.seal(m.Content, messageAAD(m, epoch, sentAt))
+		err = tx.s.seal.withSealed(m.Content, messageAAD(m, epoch, sentAt), func(sealed []byte) error {
+			res, err := stmt.ExecContext(tx.ctx, m.GroupID, m.MsgID, epoch, nonNil(m.Sender), sentAt, unixNano(m.ReceivedAt), int64(m.Flags), sealed)
+			if err != nil {
+				return dbError("append messages", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				if m.Seq, err = res.LastInsertId(); err != nil {
+					return dbError("append messages", err)
+				}
+				added++
+			}
+			return nil
+		})
 		if err != nil {
 			return 0, err
-		}
-		res, err := stmt.ExecContext(tx.ctx, m.GroupID, m.MsgID, epoch, nonNil(m.Sender), sentAt, unixNano(m.ReceivedAt), int64(m.Flags), sealed)
-		if err != nil {
-			return 0, dbError("append messages", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			if m.Seq, err = res.LastInsertId(); err != nil {
-				return 0, dbError("append messages", err)
-			}
-			added++
 		}
 	}
 	return added, nil

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -79,15 +80,42 @@ func aad(table, column string, parts ...[]byte) []byte {
 }
 
 func (s *sealer) seal(plaintext, ad []byte) ([]byte, error) {
+	return s.sealTo(make([]byte, 0, sealOverhead+len(plaintext)), plaintext, ad)
+}
+
+// sealTo appends the sealed plaintext to dst.
+func (s *sealer) sealTo(dst, plaintext, ad []byte) ([]byte, error) {
 	if len(plaintext) > MaxValueSize {
 		return nil, fmt.Errorf("store: value of %d bytes exceeds the limit of %d", len(plaintext), MaxValueSize)
 	}
-	out := make([]byte, 1+chacha20poly1305.NonceSizeX, sealOverhead+len(plaintext))
-	out[0] = sealVersion
-	if _, err := rand.Read(out[1:]); err != nil {
+	head := len(dst)
+	dst = append(dst, sealVersion)
+	dst = append(dst, make([]byte, chacha20poly1305.NonceSizeX)...)
+	nonce := dst[head+1:]
+	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("store: random source: %w", err)
 	}
-	return s.aead.Seal(out, out[1:], plaintext, ad), nil
+	return s.aead.Seal(dst, nonce, plaintext, ad), nil
+}
+
+// sealBufs holds buffers to seal a value into for the one statement that writes it: the
+// driver (modernc.org/sqlite) copies a blob as it binds it, so the buffer is free again
+// once the statement ran. A busy group's state, a few hundred KiB in a large group, is
+// saved several times a second; sealing it into a new buffer each time was a twentieth
+// of everything a swarm's member allocated.
+var sealBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// withSealed seals plaintext into a pooled buffer and calls write with it; the buffer
+// goes back to the pool when write returns, so write must not keep it.
+func (s *sealer) withSealed(plaintext, ad []byte, write func(sealed []byte) error) error {
+	bp := sealBufs.Get().(*[]byte)
+	defer sealBufs.Put(bp)
+	sealed, err := s.sealTo((*bp)[:0], plaintext, ad)
+	if err != nil {
+		return err
+	}
+	*bp = sealed
+	return write(sealed)
 }
 
 func (s *sealer) open(sealed, ad []byte) ([]byte, error) {

@@ -127,6 +127,59 @@ func TestGroupStateAndSessions(t *testing.T) {
 	}
 }
 
+// TestValuesOfOneTransaction: values sealed one after another in a transaction share a
+// buffer (the driver copies each as it binds it); every one must read back as written,
+// after the commit and after a reopen.
+func TestValuesOfOneTransaction(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, testKey(1))
+	g := []byte("group-1")
+	value := func(c byte) []byte { return bytes.Repeat([]byte{c}, 4096) }
+	var msgs []Message
+	for i := range 5 {
+		msgs = append(msgs, msg("group-1", i, 3, strings.Repeat(string(rune('a'+i)), 4096)))
+	}
+	err := s.Update(ctx, func(tx *Tx) error {
+		if err := tx.SaveGroupState(g, 3, value('S')); err != nil {
+			return err
+		}
+		for i := range 3 {
+			if err := tx.SaveSession(SessionKey{GroupID: g, PeerID: []byte{byte(i)}, Kind: "k"}, value(byte('0'+i))); err != nil {
+				return err
+			}
+		}
+		_, err := tx.AppendMessages(msgs)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		if _, st, err := s.GroupState(ctx, g); err != nil || !bytes.Equal(st, value('S')) {
+			t.Errorf("group state: %.8q… %v", st, err)
+		}
+		for i := range 3 {
+			if b, err := s.Session(ctx, SessionKey{GroupID: g, PeerID: []byte{byte(i)}, Kind: "k"}); err != nil || !bytes.Equal(b, value(byte('0'+i))) {
+				t.Errorf("session %d: %.8q… %v", i, b, err)
+			}
+		}
+		got, _, err := s.History(ctx, g, 0, 10)
+		if err != nil || len(got) != len(msgs) {
+			t.Fatalf("history: %d messages, %v", len(got), err)
+		}
+		for _, m := range got {
+			i := slices.IndexFunc(msgs, func(w Message) bool { return bytes.Equal(w.MsgID, m.MsgID) })
+			if i < 0 || !bytes.Equal(m.Content, msgs[i].Content) {
+				t.Errorf("message %s: %.8q…", m.MsgID, m.Content)
+			}
+		}
+	}
+	check(s)
+	s.Close()
+	check(openT(t, dir, testKey(1)))
+}
+
 func msg(g string, id, epoch int, content string) Message {
 	return Message{
 		GroupID: []byte(g),
