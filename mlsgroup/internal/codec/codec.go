@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -164,16 +165,27 @@ func AddOpaque(b *cryptobyte.Builder, data []byte) {
 	b.AddBytes(data)
 }
 
+// bodies holds the buffers AddVector builds a body in before it knows its length. A
+// group's state or ratchet tree is vectors within vectors, saved several times a second
+// in a busy group, and growing each body from nothing was most of what marshaling them
+// allocated.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
 // AddVector writes a variable-length vector whose body f writes.
 func AddVector(b *cryptobyte.Builder, f func(b *cryptobyte.Builder)) {
-	var body cryptobyte.Builder
-	f(&body)
+	bp := bodies.Get().(*[]byte)
+	defer bodies.Put(bp)
+	body := cryptobyte.NewBuilder((*bp)[:0])
+	f(body)
 	data, err := body.Bytes()
 	if err != nil {
 		b.SetError(err)
 		return
 	}
 	AddOpaque(b, data)
+	// The body may hold secrets (a state's epoch secrets): cleared before it is reused.
+	clear(data)
+	*bp = data[:0]
 }
 
 // ReadList reads `T v<V>`, calling read on the body until it is used up. read must consume
