@@ -102,6 +102,7 @@ type group struct {
 	flushTimer *time.Timer // nil: nothing pending
 	stateTimer *time.Timer // non-nil: the state moved on since it was last saved (stateEvery)
 	stateSaved time.Time   // when the group state was last saved
+	stateBuf   []byte      // the buffer save encodes the group state in, reused (the store copies it)
 	lease      sendLease   // what the state last saved covers of our messages
 	metaSaved  bool
 	started    time.Time // when the actor started, or we last entered the group
@@ -511,9 +512,10 @@ func (g *group) save(ctx context.Context, ch *change) error {
 	if !ch.covered {
 		var err error
 		lease = sendLease{mls: g.mls, epoch: g.mls.Epoch(), ok: true}
-		if state, lease.gen, err = g.mls.MarshalBinaryAhead(sendAhead); err != nil {
+		if state, lease.gen, err = g.mls.AppendBinaryAhead(g.stateBuf[:0], sendAhead); err != nil {
 			return err
 		}
+		g.stateBuf = state
 		if g.sig != nil {
 			if sigState, lease.sig, err = g.marshalSignal(sendAhead); err != nil {
 				return err

@@ -30,7 +30,7 @@ var ErrBadState = errors.New("mls: invalid saved group state")
 // a sent message depends on, before the message leaves: a restored state must never reuse
 // a key generation (RFC 9420, Section 6.3.1).
 func (g *Group) MarshalBinary() ([]byte, error) {
-	out, _, err := g.marshal(0)
+	out, _, err := g.marshal(nil, 0)
 	return out, err
 }
 
@@ -43,12 +43,19 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 // MaxForwardDistance. If our ratchet cannot be read (we hold no leaf in the epoch's tree), the state is
 // encoded as MarshalBinary does, and the generation returned is 0.
 func (g *Group) MarshalBinaryAhead(n uint32) ([]byte, uint64, error) {
+	return g.AppendBinaryAhead(nil, n)
+}
+
+// AppendBinaryAhead is MarshalBinaryAhead appending to dst, for a caller that saves the
+// state and reuses its buffer: a large group's state is hundreds of KiB, saved several
+// times a second in a busy group.
+func (g *Group) AppendBinaryAhead(dst []byte, n uint32) ([]byte, uint64, error) {
 	cur, err := g.AppGeneration()
 	if err != nil {
-		out, err := g.MarshalBinary()
+		out, _, err := g.marshal(dst, 0)
 		return out, 0, err
 	}
-	out, gen, err := g.marshal(cur + uint64(n))
+	out, gen, err := g.marshal(dst, cur+uint64(n))
 	return out, max(gen, cur), err
 }
 
@@ -58,8 +65,12 @@ func (g *Group) AppGeneration() (uint64, error) {
 	return g.cur.keys.SecretTree.Generation(g.cur.priv.Leaf(), schedule.ApplicationRatchet)
 }
 
-func (g *Group) marshal(next uint64) ([]byte, uint64, error) {
-	b := cryptobyte.NewBuilder(make([]byte, 0, g.stateSize+g.stateSize/8))
+func (g *Group) marshal(dst []byte, next uint64) ([]byte, uint64, error) {
+	if want := g.stateSize + g.stateSize/8; cap(dst)-len(dst) < want {
+		dst = append(make([]byte, 0, len(dst)+want), dst...)
+	}
+	start := len(dst)
+	b := cryptobyte.NewBuilder(dst)
 	b.AddUint8(stateVersion)
 	b.AddUint16(uint16(g.suite.ID()))
 	b.AddUint8(uint8(g.status))
@@ -131,7 +142,7 @@ func (g *Group) marshal(next uint64) ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	g.stateSize = len(out)
+	g.stateSize = len(out) - start
 	return out, gen, nil
 }
 

@@ -121,6 +121,16 @@ func TestMarshalAheadCoversSends(t *testing.T) {
 	if err != nil || upto != 4 {
 		t.Fatalf("MarshalBinaryAhead(4): generation %d, %v", upto, err)
 	}
+	// Appended to a buffer (a reused one, too small to hold it and then large enough):
+	// the same bytes after what it held.
+	buf := []byte("head")
+	for range 2 {
+		app, gen, err := alice.g.AppendBinaryAhead(buf[:4], 4)
+		if err != nil || gen != 4 || string(app[:4]) != "head" || !bytes.Equal(app[4:], state) {
+			t.Fatalf("AppendBinaryAhead(4): generation %d, equal to MarshalBinaryAhead %v, %v", gen, bytes.Equal(app[4:], state), err)
+		}
+		buf = app
+	}
 	if g, _ := alice.g.AppGeneration(); g != 0 {
 		t.Fatalf("the group moved to generation %d when encoded ahead", g)
 	}
