@@ -106,21 +106,17 @@ func ReadVarint(s *cryptobyte.String, out *uint32) bool {
 // AddVarint writes v in the shortest encoding (RFC 9420, Section 2.1.2). A value over
 // MaxVarint sets an error on b.
 func AddVarint(b *cryptobyte.Builder, v uint64) {
-	switch {
-	case v < 1<<6:
-		b.AddUint8(uint8(v))
-	case v < 1<<14:
-		b.AddUint16(uint16(v) | 0x4000)
-	case v <= MaxVarint:
-		b.AddUint32(uint32(v) | 0x80000000)
-	default:
-		b.SetError(fmt.Errorf("mls: length %d does not fit a variable-length integer", v))
+	var buf [4]byte
+	enc, err := AppendVarint(buf[:0], v)
+	if err != nil {
+		b.SetError(err)
+		return
 	}
+	b.AddBytes(enc)
 }
 
-// AppendVarint appends v in the shortest encoding (RFC 9420, Section 2.1.2) to dst, as
-// AddVarint writes it, for a message built without a Builder. A value over MaxVarint is
-// an error.
+// AppendVarint appends v in the shortest encoding (RFC 9420, Section 2.1.2) to dst, for a
+// message built without a Builder. A value over MaxVarint is an error.
 func AppendVarint(dst []byte, v uint64) ([]byte, error) {
 	switch {
 	case v < 1<<6:
@@ -167,8 +163,8 @@ func AddOpaque(b *cryptobyte.Builder, data []byte) {
 
 // bodies holds the buffers AddVector builds a body in before it knows its length. A
 // group's state or ratchet tree is vectors within vectors, saved several times a second
-// in a busy group, and growing each body from nothing was most of what marshaling them
-// allocated.
+// in a busy group; each body grew from nothing, doubling, before it was copied into its
+// parent.
 var bodies = sync.Pool{New: func() any { return new([]byte) }}
 
 // AddVector writes a variable-length vector whose body f writes.
