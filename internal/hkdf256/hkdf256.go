@@ -36,6 +36,10 @@ func HMAC(key []byte, msg ...[]byte) [Size]byte {
 		in = append(in, m...)
 	}
 	sum := mac(&k, in)
+	// The message may be a secret (Extract's input key material): cleared, in the
+	// stack buffer and in the copy a long one spilled to.
+	clear(in)
+	clear(buf[:])
 	clear(k[:])
 	return sum
 }
@@ -94,6 +98,7 @@ func Expand[S ~string | ~[]byte](dst, prk []byte, info S, n int) []byte {
 		}
 		in = append(append(in, info...), byte(i))
 		t = mac(&k, in)
+		clear(in) // T(i-1) is output; a long info spills it off the stack
 		take := min(n, Size)
 		dst = append(dst, t[:take]...)
 		n -= take
