@@ -437,6 +437,9 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	if p.Resent {
 		flags |= store.FlagResent
 	}
+	if !late && !p.Resent {
+		g.noteLag(sent)
+	}
 	g.notePeer(actx.Sender, p.Nick)
 	g.noteCount(actx.Epoch, actx.Sender, p.N)
 	// Saved at most flushDelay from now (or sooner when many come), in one transaction
@@ -587,8 +590,35 @@ func (g *group) notePeer(ident []byte, nick string) {
 }
 
 // gapWait is how long a message that a later one of the same sender showed missing
-// may still be on its way (gossip does not keep order) before we ask for it.
+// may still be on its way (gossip does not keep order) before we ask for it, at the
+// least: see gapDelay.
 const gapWait = time.Second
+
+// maxGapWait bounds the wait between asks for a gap that stays, unless gapDelay is longer.
+const maxGapWait = gapWait << 6
+
+// gapDelay is how long a gap must stay before we ask for it: gapWait, or twice how late
+// live messages reach us if that is longer. Where they come seconds late (a member
+// behind on a slow link, a process short of CPU), one missing for a second is most likely
+// still on its way, and a sync for it is load on the path that makes them late: in a
+// 200-peer swarm on the simulated network (two cores, messages ten seconds late), the
+// members asked for 104,000 gaps and most of the syncs timed out.
+func (g *group) gapDelay() time.Duration { return max(gapWait, 2*g.lag) }
+
+// maxLagSample bounds one message's part in lag: a sender whose clock is far off, or a
+// message held back for long, moves it by at most this over lagWeight.
+const (
+	maxLagSample = 30 * time.Second
+	lagWeight    = 16
+)
+
+// noteLag adds how late a live message came (by its sender's clock) to g.lag, a moving
+// average over about lagWeight messages. A sender whose clock runs behind ours makes
+// messages look late; one ahead, on time.
+func (g *group) noteLag(sent time.Time) {
+	d := min(max(g.c.cfg.Now().Sub(sent), 0), maxLagSample)
+	g.lag += (d - g.lag) / lagWeight
+}
 
 // noteCount records that sender said, in a message sealed in epoch, that it had sent n
 // messages in that epoch.
@@ -621,13 +651,35 @@ func (g *group) lackKey(sender []byte) {
 }
 
 // checkGaps asks for the messages that later messages of the same sender showed missing
-// for gapWait: lost on the way. (The last messages a member sent before falling silent
+// for gapDelay: lost on the way. (The last messages a member sent before falling silent
 // are asked for after its heartbeats, which count them.) A gap that stays is asked for
 // again, less and less often.
 func (g *group) checkGaps() {
-	cur := g.mls.Epoch()
+	for _, gap := range g.dueGaps(g.mls.Epoch()) {
+		pi := g.peers[gap.sender]
+		author := peerOf([]byte(gap.sender))
+		from := g.syncPeerFor(author)
+		if pi.via != "" {
+			from = pi.via // it told us it has them; the author may not any more
+		}
+		g.debug("messages missing", "from", author, "epoch", gap.since, "asking", from)
+		g.requestSync("gap", from, proto.SyncRequest{SinceEpoch: gap.since, Want: proto.WantRecent, Sender: []byte(gap.sender)})
+	}
+}
+
+// gap is a sender some of whose messages we lack, from epoch since on.
+type gap struct {
+	sender string
+	since  uint64
+}
+
+// dueGaps lists the gaps to ask for now (cur is our epoch), and notes them as asked for.
+func (g *group) dueGaps(cur uint64) []gap {
+	var due []gap
 	for id, pi := range g.peers {
-		if pi.gapAt.IsZero() || time.Since(pi.gapAt) < gapWait<<min(pi.gapTries, 6) {
+		wait := g.gapDelay()
+		wait = max(min(wait<<min(pi.gapTries, 6), maxGapWait), wait)
+		if pi.gapAt.IsZero() || time.Since(pi.gapAt) < wait {
 			continue
 		}
 		need, missing := uint64(0), false
@@ -651,14 +703,9 @@ func (g *group) checkGaps() {
 		}
 		pi.gapAt = time.Now()
 		pi.gapTries++
-		author := peerOf([]byte(id))
-		from := g.syncPeerFor(author)
-		if pi.via != "" {
-			from = pi.via // it told us it has them; the author may not any more
-		}
-		g.debug("messages missing", "from", author, "epoch", need, "asking", from)
-		g.requestSync("gap", from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
+		due = append(due, gap{sender: id, since: need})
 	}
+	return due
 }
 
 // syncPeerFor picks whom to ask for author's messages: the author if we are connected
@@ -839,8 +886,19 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 				need, missing = c.epoch, true
 			}
 		}
-		if missing {
+		switch {
+		case !missing:
+		case 2*g.lag < g.beat():
 			g.requestSync("counts", from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: h.identity})
+		default:
+			// Messages come later than a heartbeat apart: the ones the member had sent
+			// by its previous heartbeat may still be on their way. They count as a gap,
+			// which checkGaps asks for if it stays for gapDelay.
+			for _, c := range h.counts {
+				if c.epoch >= g.joinEpoch {
+					g.noteCount(c.epoch, h.identity, min(c.count, claimed[c.epoch]))
+				}
+			}
 		}
 		g.receiveRelayed(from, h.relayed)
 	case h.epoch > cur:
