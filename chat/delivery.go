@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"sort"
@@ -437,9 +438,6 @@ func (g *group) receiveApp(frame []byte, fromSync bool) {
 	if p.Resent {
 		flags |= store.FlagResent
 	}
-	if !late && !p.Resent {
-		g.noteLag(sent)
-	}
 	g.notePeer(actx.Sender, p.Nick)
 	g.noteCount(actx.Epoch, actx.Sender, p.N)
 	// Saved at most flushDelay from now (or sooner when many come), in one transaction
@@ -598,23 +596,26 @@ const gapWait = time.Second
 const maxGapWait = gapWait << 6
 
 // gapDelay is how long a gap must stay before we ask for it: gapWait, or twice how late
-// live messages reach us if that is longer. Where they come seconds late (a member
-// behind on a slow link, a process short of CPU), one missing for a second is most likely
+// heartbeats reach us if that is longer. Where they come seconds late (a member behind
+// on a slow link, a process short of CPU), a message missing for a second is most likely
 // still on its way, and a sync for it is load on the path that makes them late: in a
-// 200-peer swarm on the simulated network (two cores, messages ten seconds late), the
-// members asked for 104,000 gaps and most of the syncs timed out.
+// 200-peer swarm on the simulated network (two cores, messages seconds late), the members
+// asked for 104,000 gaps and most of the syncs timed out.
 func (g *group) gapDelay() time.Duration { return max(gapWait, 2*g.lag) }
 
-// maxLagSample bounds one message's part in lag: a sender whose clock is far off, or a
-// message held back for long, moves it by at most this over lagWeight.
+// maxLagSample bounds one heartbeat's part in lag: a member whose clock is far off, or a
+// heartbeat held back for long, moves it by at most this over lagWeight.
 const (
 	maxLagSample = 30 * time.Second
 	lagWeight    = 16
 )
 
-// noteLag adds how late a live message came (by its sender's clock) to g.lag, a moving
-// average over about lagWeight messages. A sender whose clock runs behind ours makes
-// messages look late; one ahead, on time.
+// noteLag adds how late a heartbeat came (by its sender's clock) to g.lag, a moving
+// average over about lagWeight heartbeats. Heartbeats rather than messages: they keep
+// coming when no one sends, and a member sends them afresh, where a partition that
+// heals brings messages sent during it, late by the partition's length, which says
+// nothing of how late the next will be. A member whose clock runs behind ours makes its
+// heartbeats look late; one ahead, on time.
 func (g *group) noteLag(sent time.Time) {
 	d := min(max(g.c.cfg.Now().Sub(sent), 0), maxLagSample)
 	g.lag += (d - g.lag) / lagWeight
@@ -677,8 +678,9 @@ type gap struct {
 func (g *group) dueGaps(cur uint64) []gap {
 	var due []gap
 	for id, pi := range g.peers {
-		wait := g.gapDelay()
-		wait = max(min(wait<<min(pi.gapTries, 6), maxGapWait), wait)
+		// Asked for and still missing: again after gapWait doubled for each ask, as
+		// long as that is not less than gapDelay.
+		wait := max(min(gapWait<<min(pi.gapTries, 6), maxGapWait), g.gapDelay())
 		if pi.gapAt.IsZero() || time.Since(pi.gapAt) < wait {
 			continue
 		}
@@ -858,6 +860,7 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 	} else if ok, _ := g.c.node.Connected(author); ok {
 		from = author
 	}
+	g.noteLag(time.UnixMilli(int64(min(h.timeMs, math.MaxInt64))))
 	g.notePeer(h.identity, h.nick)
 	pi := g.peers[string(h.identity)]
 	pi.hbEpoch, pi.hbAuth = h.epoch, h.auth

@@ -107,7 +107,7 @@ type group struct {
 	metaSaved  bool
 	started    time.Time     // when the actor started, or we last entered the group
 	liveSince  time.Time     // the same by Config.Now, which senders stamp messages by
-	lag        time.Duration // how late live messages reach us, smoothed (see noteLag)
+	lag        time.Duration // how late heartbeats reach us, smoothed (see noteLag)
 
 	// The KeyPackage we joined with, kept for a while: if the commit that added us loses
 	// to a competing one, the member that admitted us adds us again on the winning
