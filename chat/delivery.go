@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"sort"
@@ -588,38 +587,8 @@ func (g *group) notePeer(ident []byte, nick string) {
 }
 
 // gapWait is how long a message that a later one of the same sender showed missing
-// may still be on its way (gossip does not keep order) before we ask for it, at the
-// least: see gapDelay.
+// may still be on its way (gossip does not keep order) before we ask for it.
 const gapWait = time.Second
-
-// maxGapWait bounds the wait between asks for a gap that stays, unless gapDelay is longer.
-const maxGapWait = gapWait << 6
-
-// gapDelay is how long a gap must stay before we ask for it: gapWait, or twice how late
-// heartbeats reach us if that is longer. Where they come seconds late (a member behind
-// on a slow link, a process short of CPU), a message missing for a second is most likely
-// still on its way, and a sync for it is load on the path that makes them late: in a
-// 200-peer swarm on the simulated network (two cores, messages seconds late), the members
-// asked for 104,000 gaps and most of the syncs timed out.
-func (g *group) gapDelay() time.Duration { return max(gapWait, 2*g.lag) }
-
-// maxLagSample bounds one heartbeat's part in lag: a member whose clock is far off, or a
-// heartbeat held back for long, moves it by at most this over lagWeight.
-const (
-	maxLagSample = 30 * time.Second
-	lagWeight    = 16
-)
-
-// noteLag adds how late a heartbeat came (by its sender's clock) to g.lag, a moving
-// average over about lagWeight heartbeats. Heartbeats rather than messages: they keep
-// coming when no one sends, and a member sends them afresh, where a partition that
-// heals brings messages sent during it, late by the partition's length, which says
-// nothing of how late the next will be. A member whose clock runs behind ours makes its
-// heartbeats look late; one ahead, on time.
-func (g *group) noteLag(sent time.Time) {
-	d := min(max(g.c.cfg.Now().Sub(sent), 0), maxLagSample)
-	g.lag += (d - g.lag) / lagWeight
-}
 
 // noteCount records that sender said, in a message sealed in epoch, that it had sent n
 // messages in that epoch.
@@ -652,36 +621,13 @@ func (g *group) lackKey(sender []byte) {
 }
 
 // checkGaps asks for the messages that later messages of the same sender showed missing
-// for gapDelay: lost on the way. (The last messages a member sent before falling silent
+// for gapWait: lost on the way. (The last messages a member sent before falling silent
 // are asked for after its heartbeats, which count them.) A gap that stays is asked for
 // again, less and less often.
 func (g *group) checkGaps() {
-	for _, gap := range g.dueGaps(g.mls.Epoch()) {
-		pi := g.peers[gap.sender]
-		author := peerOf([]byte(gap.sender))
-		from := g.syncPeerFor(author)
-		if pi.via != "" {
-			from = pi.via // it told us it has them; the author may not any more
-		}
-		g.debug("messages missing", "from", author, "epoch", gap.since, "asking", from)
-		g.requestSync("gap", from, proto.SyncRequest{SinceEpoch: gap.since, Want: proto.WantRecent, Sender: []byte(gap.sender)})
-	}
-}
-
-// gap is a sender some of whose messages we lack, from epoch since on.
-type gap struct {
-	sender string
-	since  uint64
-}
-
-// dueGaps lists the gaps to ask for now (cur is our epoch), and notes them as asked for.
-func (g *group) dueGaps(cur uint64) []gap {
-	var due []gap
+	cur := g.mls.Epoch()
 	for id, pi := range g.peers {
-		// Asked for and still missing: again after gapWait doubled for each ask, as
-		// long as that is not less than gapDelay.
-		wait := max(min(gapWait<<min(pi.gapTries, 6), maxGapWait), g.gapDelay())
-		if pi.gapAt.IsZero() || time.Since(pi.gapAt) < wait {
+		if pi.gapAt.IsZero() || time.Since(pi.gapAt) < gapWait<<min(pi.gapTries, 6) {
 			continue
 		}
 		need, missing := uint64(0), false
@@ -705,9 +651,14 @@ func (g *group) dueGaps(cur uint64) []gap {
 		}
 		pi.gapAt = time.Now()
 		pi.gapTries++
-		due = append(due, gap{sender: id, since: need})
+		author := peerOf([]byte(id))
+		from := g.syncPeerFor(author)
+		if pi.via != "" {
+			from = pi.via // it told us it has them; the author may not any more
+		}
+		g.debug("messages missing", "from", author, "epoch", need, "asking", from)
+		g.requestSync("gap", from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: []byte(id)})
 	}
-	return due
 }
 
 // syncPeerFor picks whom to ask for author's messages: the author if we are connected
@@ -860,7 +811,6 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 	} else if ok, _ := g.c.node.Connected(author); ok {
 		from = author
 	}
-	g.noteLag(time.UnixMilli(int64(min(h.timeMs, math.MaxInt64))))
 	g.notePeer(h.identity, h.nick)
 	pi := g.peers[string(h.identity)]
 	pi.hbEpoch, pi.hbAuth = h.epoch, h.auth
@@ -889,19 +839,8 @@ func (g *group) receiveHeartbeat(from peer.ID, h *heartbeat) {
 				need, missing = c.epoch, true
 			}
 		}
-		switch {
-		case !missing:
-		case 2*g.lag < g.beat():
+		if missing {
 			g.requestSync("counts", from, proto.SyncRequest{SinceEpoch: need, Want: proto.WantRecent, Sender: h.identity})
-		default:
-			// Messages come later than a heartbeat apart: the ones the member had sent
-			// by its previous heartbeat may still be on their way. They count as a gap,
-			// which checkGaps asks for if it stays for gapDelay.
-			for _, c := range h.counts {
-				if c.epoch >= g.joinEpoch {
-					g.noteCount(c.epoch, h.identity, min(c.count, claimed[c.epoch]))
-				}
-			}
 		}
 		g.receiveRelayed(from, h.relayed)
 	case h.epoch > cur:

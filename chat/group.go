@@ -105,9 +105,8 @@ type group struct {
 	stateBuf   []byte      // the buffer save encodes the group state in, reused (the store copies it)
 	lease      sendLease   // what the state last saved covers of our messages
 	metaSaved  bool
-	started    time.Time     // when the actor started, or we last entered the group
-	liveSince  time.Time     // the same by Config.Now, which senders stamp messages by
-	lag        time.Duration // how late heartbeats reach us, smoothed (see noteLag)
+	started    time.Time // when the actor started, or we last entered the group
+	liveSince  time.Time // the same by Config.Now, which senders stamp messages by
 
 	// The KeyPackage we joined with, kept for a while: if the commit that added us loses
 	// to a competing one, the member that admitted us adds us again on the winning
