@@ -175,6 +175,8 @@ func AddVector(b *cryptobyte.Builder, f func(b *cryptobyte.Builder)) {
 	f(body)
 	data, err := body.Bytes()
 	if err != nil {
+		// The body written before the error may be in the pooled buffer: cleared too.
+		clear((*bp)[:cap(*bp)])
 		b.SetError(err)
 		return
 	}
