@@ -53,6 +53,10 @@ type GroupState struct {
 	Members       []Member
 	Active        bool // false once this client left or was removed
 	Syncing       bool // catching up from a peer
+	// KeysOwed counts the other members our sender key has not reached yet (its
+	// hand-out is on its way, failed or not begun): our messages skip them until it
+	// arrives, or carry the key for them.
+	KeysOwed int
 }
 
 // Message is one message of a group's history.

@@ -465,15 +465,11 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 	}
 	// Every member ends up with every other's key, with no message sent.
 	lacking := func(tc *testClient) int {
-		g, err := tc.group(gid)
+		st, err := tc.Group(ctx, gid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var n int
-		if err := g.do(ctx, func() error { n = len(g.sig.SenderKeyLacking(g.recipients())); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return n
+		return st.KeysOwed
 	}
 	for _, tc := range []*testClient{a, b, c} {
 		for lacking(tc) > 0 {
@@ -584,6 +580,9 @@ func keyOnItsWay(t *testing.T, ctx context.Context) (a, b, c *testClient, gid Gr
 			t.Fatal("A never handed its key to B, or never started handing it to C")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if st, err := a.Group(ctx, gid); err != nil || st.KeysOwed != 1 {
+		t.Fatalf("A's sender key is on its way to C: A owes %d keys (%v)", st.KeysOwed, err)
 	}
 	for _, text := range []string{"while on its way 1", "while on its way 2"} {
 		say(t, ctx, a, gid, text, b)

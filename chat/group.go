@@ -981,8 +981,13 @@ func (g *group) state(ctx context.Context) GroupState {
 			ms[i].Verified = err == nil && v.Equal(cur)
 		}
 	}
+	owed := 0
+	if g.sig != nil {
+		owed = len(g.sig.SenderKeyLacking(g.recipients()))
+	}
 	return GroupState{
-		ID: g.gid, Name: g.name, Policy: g.pol.String(),
+		KeysOwed: owed,
+		ID:       g.gid, Name: g.name, Policy: g.pol.String(),
 		Suite: g.mls.CipherSuite(), SuiteName: g.mls.CipherSuite().String(),
 		Epoch: g.mls.Epoch(), Authenticator: g.authPrefix(), Members: ms,
 		Active: g.active(), Syncing: len(g.syncing) > 0,

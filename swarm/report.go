@@ -22,7 +22,11 @@ import (
 type Report struct {
 	Peers int `json:"peers"`
 	// FormationS: from the first invite to the last joiner's Welcome, in seconds.
-	FormationS   float64 `json:"formation_s"`
+	FormationS float64 `json:"formation_s"`
+	// KeysOutS: from the first invite until the members agreed on the epoch and each
+	// held every other's sender key (or a minute more went by waiting for either), in
+	// seconds; the messages are sent after it.
+	KeysOutS     float64 `json:"keys_out_s"`
 	MessagesSent int     `json:"messages_sent"`
 	// DeliveriesExpected: for each message, the members of the group when it was sent
 	// other than its sender (members being removed or re-added at that moment are left
@@ -97,6 +101,7 @@ func (r *Report) String() string {
 	line("peers", r.Peers)
 	line("members", r.Members)
 	line("formation_s", fmt.Sprintf("%.2f", r.FormationS))
+	line("keys_out_s", fmt.Sprintf("%.2f", r.KeysOutS))
 	line("messages_sent", r.MessagesSent)
 	line("deliveries", fmt.Sprintf("%d / %d (ratio %.4f)", r.DeliveriesDone, r.DeliveriesExpected, r.DeliveryRatio))
 	line("latency_ms", fmt.Sprintf("p50 %.1f, p99 %.1f", r.LatencyP50Ms, r.LatencyP99Ms))

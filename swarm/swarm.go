@@ -201,6 +201,7 @@ type Swarm struct {
 	member    []bool        // guarded by mu: in the group, as far as the harness knows
 	uncertain []bool        // guarded by mu: being removed or re-added: not counted
 	formation time.Duration // guarded by mu
+	keysOut   time.Duration // guarded by mu: from the first invite to WaitKeysOut's end
 	joinFails int           // guarded by mu
 	notes     []string      // guarded by mu: what went wrong in the harness's own steps
 }

@@ -44,6 +44,9 @@ func checkReport(t *testing.T, r *Report) {
 	if !r.FinalEpochsAgree {
 		t.Error("the members do not agree on the final epoch")
 	}
+	if r.KeysOutS < r.FormationS {
+		t.Errorf("the sender keys were out %.2f s after the first invite, before the %.2f s formation", r.KeysOutS, r.FormationS)
+	}
 	// (Under synctest the clock stands still while Send works: its time is 0.)
 	if r.MessagesSent > 0 && (r.SendP50Ms < 0 || r.SendP99Ms < r.SendP50Ms || r.Net == "loopback" && r.SendP50Ms == 0) {
 		t.Errorf("send times p50 %v ms, p99 %v ms", r.SendP50Ms, r.SendP99Ms)
@@ -118,6 +121,12 @@ func TestBackIn(t *testing.T) {
 	gid, err := s.Form(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Form returned once every member had every other's sender key.
+	for i := range 3 {
+		if st, err := s.peers[i].Client().Group(ctx, gid); err != nil || st.KeysOwed != 0 {
+			t.Errorf("after Form, peer %d owes %d members its sender key (%v)", i, st.KeysOwed, err)
+		}
 	}
 	st, err := s.peers[2].Client().Group(ctx, gid)
 	if err != nil {
