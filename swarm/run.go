@@ -585,6 +585,8 @@ func (s *Swarm) WaitKeysOut(ctx context.Context, d time.Duration) int {
 		for _, v := range vs {
 			owed += v.owed
 		}
+		total := len(vs) * (len(vs) - 1)
+		s.progress("keys", max(0, total-owed), total)
 		if owed == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return owed
 		}

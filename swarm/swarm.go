@@ -128,7 +128,7 @@ type Config struct {
 
 // Progress says where a run is.
 type Progress struct {
-	Phase string // "start", "form", "send", "drain"
+	Phase string // "start", "form", "keys" (hand-outs of sender keys), "send", "drain"
 	Done  int
 	Total int
 }
