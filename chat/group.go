@@ -986,11 +986,10 @@ func (g *group) state(ctx context.Context) GroupState {
 		owed = len(g.sig.SenderKeyLacking(g.recipients()))
 	}
 	return GroupState{
-		KeysOwed: owed,
-		ID:       g.gid, Name: g.name, Policy: g.pol.String(),
+		ID: g.gid, Name: g.name, Policy: g.pol.String(),
 		Suite: g.mls.CipherSuite(), SuiteName: g.mls.CipherSuite().String(),
 		Epoch: g.mls.Epoch(), Authenticator: g.authPrefix(), Members: ms,
-		Active: g.active(), Syncing: len(g.syncing) > 0,
+		Active: g.active(), Syncing: len(g.syncing) > 0, KeysOwed: owed,
 	}
 }
 
