@@ -649,6 +649,54 @@ func TestKeyOnItsWay(t *testing.T) {
 	}
 }
 
+// A owes C two hand-outs, of two keys its messages skipped C for, and every try fails
+// until A is past its last; then C takes them again. The older key's hand-out goes first,
+// and the newer one must follow it: C reads every message. (A second series of tries
+// still under way may hand the newer key out anyway: without the follow-up past the last
+// try, this failed in two of five runs.)
+func TestKeysOwedPastLastTry(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c, gid, release, restore, tries := keyOnItsWay(t, ctx)
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new key whose hand-out to C counts as coming: A's next message skips C.
+	var second uint32
+	if err := ga.do(ctx, func() error {
+		ga.sig.Rekey()
+		second = ga.sig.HandOutsComing([][]byte{c.self})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	say(t, ctx, a, gid, "under the second key", b)
+	// That hand-out did not leave, and A moves to a third key before sending again: only
+	// a hand-out brings C the second one.
+	if err := ga.do(ctx, func() error {
+		ga.sig.SenderKeyNotSent(c.self, second)
+		ga.sig.Rekey()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	quiet := 12 * 250 * time.Millisecond // longer than the tries before the last are apart: past it
+	for n, since := tries(), time.Now(); time.Since(since) < quiet; time.Sleep(10 * time.Millisecond) {
+		if m := tries(); m != n {
+			n, since = m, time.Now()
+		}
+		if ctx.Err() != nil {
+			t.Fatal("A never stopped trying")
+		}
+	}
+	restore()
+	waitReceived(t, "while on its way 1", c)
+	waitReceived(t, "under the second key", c)
+}
+
 // A's hand-out to C fails every time A tries, and A sends nothing more: A still owes C
 // the key for the messages that skipped it, and keeps trying, if less often, until it
 // arrives.
