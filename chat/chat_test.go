@@ -683,15 +683,7 @@ func TestKeysOwedPastLastTry(t *testing.T) {
 		t.Fatal(err)
 	}
 	release()
-	quiet := 12 * 250 * time.Millisecond // longer than the tries before the last are apart: past it
-	for n, since := tries(), time.Now(); time.Since(since) < quiet; time.Sleep(10 * time.Millisecond) {
-		if m := tries(); m != n {
-			n, since = m, time.Now()
-		}
-		if ctx.Err() != nil {
-			t.Fatal("A never stopped trying")
-		}
-	}
+	waitNoTry(t, ctx, tries, 12*250*time.Millisecond) // longer than the tries before the last are apart
 	restore()
 	waitReceived(t, "while on its way 1", c)
 	waitReceived(t, "under the second key", c)
@@ -708,7 +700,15 @@ func TestKeyOwedAfterTries(t *testing.T) {
 	release()
 	// Every try fails until A has not tried for longer than its tries are ever apart
 	// (eight heartbeats): it has given up as it used to.
-	quiet := 10 * 250 * time.Millisecond
+	waitNoTry(t, ctx, tries, 10*250*time.Millisecond)
+	restore()
+	waitReceived(t, "while on its way 1", c)
+	waitReceived(t, "while on its way 2", c)
+}
+
+// waitNoTry waits until tries (see keyOnItsWay) has not moved for quiet.
+func waitNoTry(t *testing.T, ctx context.Context, tries func() int, quiet time.Duration) {
+	t.Helper()
 	for n, since := tries(), time.Now(); time.Since(since) < quiet; time.Sleep(10 * time.Millisecond) {
 		if m := tries(); m != n {
 			n, since = m, time.Now()
@@ -717,9 +717,6 @@ func TestKeyOwedAfterTries(t *testing.T) {
 			t.Fatal("A never stopped trying")
 		}
 	}
-	restore()
-	waitReceived(t, "while on its way 1", c)
-	waitReceived(t, "while on its way 2", c)
 }
 
 // A join request asked again (its answer was lost: the joiner gave up waiting, the
