@@ -651,9 +651,9 @@ func TestKeyOnItsWay(t *testing.T) {
 
 // A owes C two hand-outs, of two keys its messages skipped C for, and every try fails
 // until A is past its last; then C takes them again. The older key's hand-out goes first,
-// and the newer one must follow it: C reads every message. (A second series of tries
-// still under way may hand the newer key out anyway: without the follow-up past the last
-// try, this failed in two of five runs.)
+// and the newer one must follow it: C reads every message. (A has one series of tries
+// for C, so nothing else hands the newer key out: without the follow-up past the last
+// try, this fails every time.)
 func TestKeysOwedPastLastTry(t *testing.T) {
 	fast(t, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

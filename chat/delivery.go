@@ -152,6 +152,16 @@ func (g *group) handOutKey(members [][]byte, try, waits int) {
 	if len(todo) == 0 {
 		return
 	}
+	// This call's tries take over from any earlier ones for the same members (a member
+	// heard from again starts over at the first try): one series of tries per member.
+	g.keySeriesN++
+	series := g.keySeriesN
+	for _, m := range todo {
+		g.keySeries[string(m)] = series
+	}
+	ours := func(ms [][]byte) [][]byte {
+		return slices.DeleteFunc(ms, func(m []byte) bool { return g.keySeries[string(m)] != series })
+	}
 	sig := g.sig
 	// Our messages skip the members whose hand-outs are coming rather than carry the key
 	// for each: but only those we can dial at once, with addresses known.
@@ -196,7 +206,13 @@ func (g *group) handOutKey(members [][]byte, try, waits int) {
 			}
 			if len(notReady) > 0 {
 				if waits < keyReadyTries && try < maxKeyTries {
-					time.AfterFunc(keyReadyRetry<<waits, func() { g.post(func() { g.handOutKey(notReady, try, waits+1) }) })
+					time.AfterFunc(keyReadyRetry<<waits, func() {
+						g.post(func() {
+							if m := ours(notReady); len(m) > 0 {
+								g.handOutKey(m, try, waits+1)
+							}
+						})
+					})
 				} else {
 					again = append(again, notReady...)
 				}
@@ -208,7 +224,13 @@ func (g *group) handOutKey(members [][]byte, try, waits int) {
 				next, again = try, slices.DeleteFunc(again, func(m []byte) bool { return g.sig != sig || !sig.SenderKeyOwed(m) })
 			}
 			if len(again) > 0 {
-				time.AfterFunc(g.beat()<<(min(try, maxKeyTries)-1), func() { g.post(func() { g.handOutKey(again, next, keyReadyTries) }) })
+				time.AfterFunc(g.beat()<<(min(try, maxKeyTries)-1), func() {
+					g.post(func() {
+						if m := ours(again); len(m) > 0 {
+							g.handOutKey(m, next, keyReadyTries)
+						}
+					})
+				})
 			}
 			if len(more) > 0 && g.sig == sig {
 				owed := g.sig.SenderKeyLacking(more)

@@ -66,9 +66,11 @@ type group struct {
 	forkSeen     map[string]uint64 // peer → the epoch of the last fork reported with it
 	stuck        map[string]*mismatch
 	rejoining    bool
-	fetchingTree bool            // readdedBy asks a member for a tree
-	keyGiving    map[string]bool // members handOutKey is giving our sender key to
-	keysTaken    map[string]int  // hand-outs of members' sender keys we took (by member)
+	fetchingTree bool              // readdedBy asks a member for a tree
+	keyGiving    map[string]bool   // members handOutKey is giving our sender key to
+	keySeries    map[string]uint64 // member → the handOutKey call whose tries it is in
+	keySeriesN   uint64
+	keysTaken    map[string]int // hand-outs of members' sender keys we took (by member)
 	// vouched: joiners a branch of ours added that lost, until when we re-admit them
 	// (see lostChanges).
 	vouched    map[string]time.Time
@@ -173,7 +175,7 @@ func (c *Client) newGroup(mg *mlsgroup.Group, name string, room []byte, sigID *s
 		joinEpoch: mg.Epoch(), seen: newSeenSet(8192), kept: map[[32]byte]bool{},
 		sent: map[uint64]uint32{}, got: map[uint64]map[string]uint32{},
 		peers: map[string]*peerInfo{}, syncing: map[peer.ID]bool{}, forkSeen: map[string]uint64{}, stuck: map[string]*mismatch{},
-		removers: map[uint32]uint32{}, keyGiving: map[string]bool{}, keysTaken: map[string]int{}, vouched: map[string]time.Time{},
+		removers: map[uint32]uint32{}, keyGiving: map[string]bool{}, keySeries: map[string]uint64{}, keysTaken: map[string]int{}, vouched: map[string]time.Time{},
 		awaited: map[string]*awaitedJoiner{}, syncRuns: map[peer.ID]*syncRun{},
 	}
 	if n, ok := mg.Extension(ExtensionGroupName); ok {
