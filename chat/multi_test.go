@@ -3002,3 +3002,63 @@ func TestJoinAnsweredByAnotherMember(t *testing.T) {
 	waitAgree(t, ctx, gid, []*testClient{a, b, j}, 3)
 	say(t, ctx, j, gid, "J is in", a, b)
 }
+
+// A member whose branch won by its commits, but whose side is the smaller, gives way once
+// syncs with the other side have not brought it over for outrankedSyncs syncs: the other
+// side may be unable to judge our commits, and then goes by numbers and stays. A member
+// whose side is not the smaller never does.
+func TestOutrankingSmallerSideGivesWay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	gid, err := a.CreateGroup("sides")
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectAll(t, ctx, []*testClient{a, b, c})
+	for _, j := range []*testClient{b, c} {
+		tok, err := a.Invite(gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Join(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga, err := a.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// syncs puts the members named on another branch, one epoch ahead of ours, and runs n
+	// syncs with B that show B's branch losing to ours: does A give way?
+	syncs := func(n int, other ...*testClient) (gaveWay bool) {
+		if err := ga.do(ctx, func() error {
+			theirs := bytes.Repeat([]byte{0xee}, authPrefix)
+			for _, x := range []*testClient{b, c} {
+				pi := ga.peers[string(x.self)]
+				pi.online, pi.hbEpoch, pi.hbAuth = true, ga.mls.Epoch(), ga.authPrefix()
+				if slices.Contains(other, x) {
+					pi.hbEpoch, pi.hbAuth = ga.mls.Epoch()+1, theirs
+				}
+			}
+			delete(ga.stuck, string(b.self))
+			for range n {
+				ga.fruitlessSync(b.PeerID(), true)
+			}
+			gaveWay = ga.rejoining
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return gaveWay
+	}
+	if syncs(3*outrankedSyncs, b) {
+		t.Fatal("A gave way to B alone, with C on A's branch")
+	}
+	if syncs(outrankedSyncs-1, b, c) {
+		t.Fatalf("A gave way after %d syncs", outrankedSyncs-1)
+	}
+	if !syncs(outrankedSyncs, b, c) {
+		t.Fatalf("A, alone on its branch against B and C, did not give way after %d syncs", outrankedSyncs)
+	}
+}

@@ -270,6 +270,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 	// not the one we kept, is expected not to open (see quiet).
 	inner, err := g.openHandshake(tmp, f.hs)
 	if err != nil {
+		g.debug("a competing commit did not open", "for", f.epoch, "err", err)
 		if !quiet && !g.quiet() {
 			g.errorf("chat: a competing commit for epoch %d did not open: %w", f.epoch, err)
 		}
@@ -280,6 +281,7 @@ func (g *group) judge(from peer.ID, rec *epochRec, f *commitFrame, raw []byte, h
 		err = errors.New("not a commit")
 	}
 	if err != nil {
+		g.debug("a competing commit was refused", "for", f.epoch, "err", err)
 		if !quiet && !g.quiet() && !errors.Is(err, mlsgroup.ErrUnknownProposal) {
 			g.errorf("chat: a competing commit for epoch %d was refused: %v", f.epoch, err)
 		}
