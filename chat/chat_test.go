@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tchat-p2p/tchat/identity"
 	"github.com/tchat-p2p/tchat/internal/store"
@@ -704,6 +705,45 @@ func TestKeyOwedAfterTries(t *testing.T) {
 	restore()
 	waitReceived(t, "while on its way 1", c)
 	waitReceived(t, "while on its way 2", c)
+}
+
+// C refuses A's hand-out, as a member does while a commit that gave A a new leaf has not
+// reached it (the key does not open under A's old one), and A sends nothing more: A tries
+// again, and C, once it takes the key, reads the messages that skipped it. A refusal used
+// to end A's tries, and C never read them (seen in a 20-peer swarm run with churn: a
+// member re-added during a partition).
+func TestKeyRefusedTriedAgain(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, _, c, _, release, restore, _ := keyOnItsWay(t, ctx)
+	var refused atomic.Int32
+	c.Node().SetHandlers(proto.Handlers{Join: joinHandler{c.Client}, Sync: syncHandler{c.Client},
+		KeyPackage: kpHandler{c.Client}, Welcome: welcomeHandler{c.Client},
+		SenderKey: refusingKeys{from: a.PeerID(), n: &refused}})
+	release()
+	for refused.Load() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("A never handed its key to C again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	restore()
+	waitReceived(t, "while on its way 1", c)
+	waitReceived(t, "while on its way 2", c)
+}
+
+// refusingKeys refuses every hand-out from one member, as one that does not open.
+type refusingKeys struct {
+	from peer.ID
+	n    *atomic.Int32
+}
+
+func (r refusingKeys) HandleSenderKey(ctx context.Context, from peer.ID, req *proto.SenderKeyRequest) (*proto.SenderKeyResponse, error) {
+	if from == r.from {
+		r.n.Add(1)
+	}
+	return nil, proto.Refuse(proto.CodeRefused, "the sender key does not open")
 }
 
 // waitNoTry waits until tries (see keyOnItsWay) has not moved for quiet.

@@ -185,7 +185,10 @@ func (g *group) handOutKey(members [][]byte, try, waits int) {
 				defer func() { <-sem }()
 				// A member that has not applied the commit that added us (or it), has
 				// not taken its Welcome yet, or is out of reach (its addresses may come
-				// later) is tried again a little later. One that refused the key is not.
+				// later) is tried again a little later. One that refused the key is tried
+				// again as one out of reach is: the key does not open there while the
+				// commit that gave us a new leaf (added back, or rejoined) has not reached
+				// it, and past the last try only while it is owed the key (see below).
 				err := g.giveKey(sig, m, keyID, try >= maxKeyTries)
 				mu.Lock()
 				defer mu.Unlock()
@@ -194,7 +197,7 @@ func (g *group) handOutKey(members [][]byte, try, waits int) {
 					more = append(more, m) // perhaps owed another key
 				case errors.Is(err, proto.ErrUnavailable) || errors.Is(err, proto.ErrNotFound):
 					notReady = append(notReady, m)
-				case !errors.Is(err, proto.ErrRefused) && !errors.Is(err, ErrNotMember):
+				case !errors.Is(err, ErrNotMember):
 					again = append(again, m)
 				}
 			}()
