@@ -162,7 +162,9 @@ func (l *Layer) Version() uint8 { return version }
 // leaf. A bundle with another identity than the member had, or one for a
 // removed member (added again), starts it afresh: what we had of it is kept
 // aside, for the messages it sent before, until ForgetRemoved (or the next
-// such bundle) drops it.
+// such bundle) drops it. A bundle with the identity of what was kept aside
+// (the group went to a branch where the member's leaf differs, and back)
+// makes that current again, and keeps aside the one it replaces.
 func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 	if len(member) == 0 || len(member) > layers.MaxIDLen || bytes.Equal(member, l.self) {
 		return fmt.Errorf("signal: bad peer id")
@@ -177,8 +179,21 @@ func (l *Layer) SetPeer(member []byte, b *Bundle) error {
 		l.touch(p)
 		return nil
 	}
-	np := &peer{id: slices.Clone(member), bundle: b}
 	l.dropHandOuts(member, nil)
+	if p != nil && p.prev != nil && sameIdentity(p.prev.bundle, b) && !sameIdentity(p.bundle, b) {
+		// Back to the identity it had before this one (our group went to a branch where
+		// its leaf differs, and back): what we had of it then, the sessions and sender
+		// keys it still uses under that identity, is current again, and what we have
+		// now is kept aside in turn.
+		back := p.prev
+		p.prev, p.removed = nil, true // we seal nothing for it
+		back.prev, back.bundle, back.removed = p, b, false
+		l.peers[string(member)] = back
+		l.rekey = true
+		l.touch(back)
+		return nil
+	}
+	np := &peer{id: slices.Clone(member), bundle: b}
 	if p != nil {
 		if p.prev != nil {
 			p.prev.destroy()

@@ -732,3 +732,49 @@ func TestSenderKeyLateAfterRekeys(t *testing.T) {
 		t.Fatalf("a message under a key dropped since: %v, want ErrNoKey", err)
 	}
 }
+
+// A member whose view of a peer goes to another identity and back (its group switched
+// branches, and the peer's leaf differs between them) keeps what it had of each: the
+// sessions and sender keys the peer still uses under either. Starting each afresh lost
+// the session a hand-out had opened, and the peer's later messages under that identity
+// never opened again (a prekey message on it counted as a replay), as seen in 20-peer
+// swarm runs with churn across partitions.
+func TestPeerIdentityBackAndForth(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol")
+	a, b1, c := ms[0], ms[1], ms[2]
+	old := sealTo(t, b1, []byte("under the first identity"), a, c)
+	mustOpen(t, a, b1, old, []byte("under the first identity"))
+
+	// Bob comes back with another identity (a rejoin: a new leaf and a new layer).
+	b2 := newMember(t, "bob")
+	for _, m := range []*member{a, c} {
+		if err := b2.l.SetPeer(m.id, m.ident.Bundle()); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.l.SetPeer(b2.id, b2.ident.Bundle()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m1 := sealTo(t, b2, []byte("m1"), a, c) // carries b2's key, on a session alice has not answered
+	mustOpen(t, a, b2, m1, []byte("m1"))
+
+	// Alice's group goes to a branch where bob still has the first identity, and back.
+	if err := a.l.SetPeer(b1.id, b1.ident.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	again := sealTo(t, b1, []byte("the first identity again"), a, c)
+	mustOpen(t, a, b1, again, []byte("the first identity again"))
+	if err := a.l.SetPeer(b2.id, b2.ident.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	m2 := sealTo(t, b2, []byte("m2"), a, c) // b2's key, which alice took with m1
+	mustOpen(t, a, b2, m2, []byte("m2"))
+	b2.l.Rekey()
+	m3 := sealTo(t, b2, []byte("m3"), a, c) // a new key, on the same session, still unanswered
+	if m3[0] != typeGroup {
+		t.Fatalf("message type %d", m3[0])
+	}
+	mustOpen(t, a, b2, m3, []byte("m3"))
+	// And the state with both kept encodes and loads the same.
+	restored(t, a)
+}
