@@ -987,14 +987,7 @@ type mismatch struct {
 // restarted since): we ask it to re-add us. When neither side can judge, the branch with
 // the later epoch (then the lower authenticator) stays; a member whose branch should stay
 // but sees the other side not move for long gives way too.
-//
-// judged: the sync showed p's branch losing to ours by its commits. p comes over once it
-// judges ours the same way; but a member that cannot (a commit of ours that does not
-// open there) keeps to the rule above, and a larger side stays. So a member whose
-// branch won by its commits gives way too, after outrankedSyncs syncs, if its side is
-// the smaller: seen in a 20-peer swarm run with churn across partitions, two sides of
-// 12 and 8 members each stayed for good, the 8 judging by commits, the 12 by numbers.
-func (g *group) fruitlessSync(p peer.ID, judged bool) {
+func (g *group) fruitlessSync(p peer.ID) {
 	pub, err := identity.PublicKeyFromPeerID(p)
 	if err != nil {
 		return
@@ -1021,16 +1014,7 @@ func (g *group) fruitlessSync(p peer.ID, judged bool) {
 	m.n++
 	theirsWins := g.winsOverOurs(pi)
 	onOurs, onTheirs := g.onBranches(pi)
-	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins, "on ours", onOurs, "on theirs", onTheirs, "judged", judged)
-	if judged {
-		// Between equal sides the other gives way (by the rule below, after eight
-		// syncs at the latest).
-		if m.n >= outrankedSyncs && onOurs < onTheirs {
-			delete(g.stuck, id)
-			g.rejoinSoon(p)
-		}
-		return
-	}
+	g.debug("fruitless sync", "with", p, "times", m.n, "theirs wins", theirsWins, "on ours", onOurs, "on theirs", onTheirs)
 	// The side with fewer members online gives way; between equal sides, the rule of
 	// winsOverOurs. (A member that cannot judge a branch, for it entered the group on its
 	// own after the two parted, would otherwise make the members of the winning branch
@@ -1040,11 +1024,6 @@ func (g *group) fruitlessSync(p peer.ID, judged bool) {
 		g.rejoinSoon(p)
 	}
 }
-
-// outrankedSyncs is how many syncs with a member on a branch that loses to ours, by its
-// commits, pass before we go by numbers instead (see fruitlessSync): enough for the
-// member to judge our branch and come over, as it does at once when it can.
-const outrankedSyncs = 10
 
 // onBranches counts the members online on our branch (us too) and on the one pi's last
 // heartbeat showed: those whose last heartbeats showed the same epoch and authenticator.
@@ -1306,9 +1285,8 @@ func (g *group) applySync(p peer.ID, resp *proto.SyncResponse, req proto.SyncReq
 		case g.outranked != run.outranked:
 			// p is on a branch that loses to ours: it comes over when it judges ours.
 			g.debug("their branch loses", "with", p)
-			g.fruitlessSync(p, true)
 		case run.overlap || g.stranded(p) || g.partedBeforeKept(p, req):
-			g.fruitlessSync(p, false)
+			g.fruitlessSync(p)
 		default:
 			g.syncElsewhere(p)
 		}
