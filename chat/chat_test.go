@@ -592,10 +592,7 @@ func keyOnItsWay(t *testing.T, ctx context.Context) (a, b, c *testClient, gid Gr
 		t.Fatal("C read a message of A's before it had A's key")
 	}
 	release = func() { close(held) }
-	restore = func() {
-		c.Node().SetHandlers(proto.Handlers{Join: joinHandler{c.Client}, Sync: syncHandler{c.Client},
-			KeyPackage: kpHandler{c.Client}, Welcome: welcomeHandler{c.Client}, SenderKey: senderKeyHandler{c.Client}})
-	}
+	restore = func() { c.Node().SetHandlers(handlersOf(c)) }
 	return a, b, c, gid, release, restore, func() int { return int(n.Load()) }
 }
 
@@ -718,9 +715,9 @@ func TestKeyRefusedTriedAgain(t *testing.T) {
 	defer cancel()
 	a, _, c, _, release, restore, _ := keyOnItsWay(t, ctx)
 	var refused atomic.Int32
-	c.Node().SetHandlers(proto.Handlers{Join: joinHandler{c.Client}, Sync: syncHandler{c.Client},
-		KeyPackage: kpHandler{c.Client}, Welcome: welcomeHandler{c.Client},
-		SenderKey: refusingKeys{from: a.PeerID(), n: &refused}})
+	hs := handlersOf(c)
+	hs.SenderKey = refusingKeys{from: a.PeerID(), n: &refused}
+	c.Node().SetHandlers(hs)
 	release()
 	for refused.Load() == 0 {
 		if ctx.Err() != nil {
@@ -731,6 +728,12 @@ func TestKeyRefusedTriedAgain(t *testing.T) {
 	restore()
 	waitReceived(t, "while on its way 1", c)
 	waitReceived(t, "while on its way 2", c)
+}
+
+// handlersOf returns the handlers a client serves its protocols with.
+func handlersOf(c *testClient) proto.Handlers {
+	return proto.Handlers{Join: joinHandler{c.Client}, Sync: syncHandler{c.Client},
+		KeyPackage: kpHandler{c.Client}, Welcome: welcomeHandler{c.Client}, SenderKey: senderKeyHandler{c.Client}}
 }
 
 // refusingKeys refuses every hand-out from one member, as one that does not open.
