@@ -284,6 +284,26 @@ func (l *Layer) ResendSenderKey(members ...[]byte) {
 	}
 }
 
+// NewSession starts a session with member (PQXDH, from its bundle) that our
+// pairwise messages to it use from then on: for a member that reports it cannot
+// open ours, whose state of our sessions may be gone or behind. The sessions we
+// had stay, for the messages it sends on them.
+func (l *Layer) NewSession(member []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.changeDone("NewSession")
+	l.gen++
+	p := l.peers[string(member)]
+	if p == nil || p.removed {
+		return fmt.Errorf("signal: no prekey bundle for member %x", member)
+	}
+	l.touch(p)
+	if err := l.initiateLocked(p); err != nil {
+		return fmt.Errorf("signal: handshake with %x: %w", p.id, err)
+	}
+	return nil
+}
+
 // SenderKeySent notes that member has our sender key keyID, handed over by
 // SealSenderKey: our group messages stop carrying it for the member, as
 // they do once one of them has carried it. It only forgets the hand-out if keyID is no

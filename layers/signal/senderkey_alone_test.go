@@ -778,3 +778,45 @@ func TestPeerIdentityBackAndForth(t *testing.T) {
 	// And the state with both kept encodes and loads the same.
 	restored(t, a)
 }
+
+// TestNewSessionAfterStateLost: bob lost what he had of alice (a fresh layer, his
+// identity the same), so her hand-outs on the session they had do not open. Once she
+// starts a new session, her next hand-out opens, and her group messages after it.
+func TestNewSessionAfterStateLost(t *testing.T) {
+	ms := group(t, "alice", "bob", "carol")
+	a, b, c := ms[0], ms[1], ms[2]
+	msg, keyID := sealKey(t, a, b)
+	mustOpenKey(t, b, a, msg)
+	a.l.SenderKeySent(b.id, keyID)
+	mustOpen(t, b, a, sealTo(t, a, []byte("1"), b, c), []byte("1"))
+	mustOpen(t, a, b, sealTo(t, b, []byte("answer"), a), []byte("answer")) // the session is answered
+
+	l, err := New(b.id, b.ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{a, c} {
+		if err := l.SetPeer(m.id, m.ident.Bundle()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b = &member{name: "bob", id: b.id, ident: b.ident, l: l}
+	if _, err := open(b, a.id, sealTo(t, a, []byte("2"), b, c), testAD); !errors.Is(err, layers.ErrNoKey) {
+		t.Fatalf("a message of a key bob lost: %v", err)
+	}
+	a.l.ResendSenderKey(b.id)
+	msg, _ = sealKey(t, a, b)
+	refuseKey(t, b, a.id, msg, testAD, "a hand-out on a session bob lost")
+
+	if err := a.l.NewSession(b.id); err != nil {
+		t.Fatal(err)
+	}
+	msg, keyID = sealKey(t, a, b)
+	mustOpenKey(t, b, a, msg)
+	a.l.SenderKeySent(b.id, keyID)
+	mustOpen(t, b, a, sealTo(t, a, []byte("3"), b, c), []byte("3"))
+	mustOpen(t, a, b, sealTo(t, b, []byte("back"), a), []byte("back"))
+	if err := a.l.NewSession([]byte("dave")); err == nil {
+		t.Fatal("a session with a member alice has no bundle of")
+	}
+}
