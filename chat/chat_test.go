@@ -705,10 +705,12 @@ func TestKeyOwedAfterTries(t *testing.T) {
 }
 
 // C refuses A's hand-out, as a member does while a commit that gave A a new leaf has not
-// reached it (the key does not open under A's old one), and A sends nothing more: A tries
-// again, and C, once it takes the key, reads the messages that skipped it. A refusal used
-// to end A's tries, and C never read them (seen in a 20-peer swarm run with churn: a
-// member re-added during a partition).
+// reached it (the key does not open under A's old one), and A sends nothing more. A does
+// not try again on its own (see handOutKey), but C, whose copies of A's messages do not
+// open, tells A (see keyLacked): A hands the key over again, and C, once it takes the
+// key, reads the messages that skipped it. A refusal used to end it there, and C never
+// read them (seen in a 20-peer swarm run with churn: a member re-added during a
+// partition).
 func TestKeyRefusedTriedAgain(t *testing.T) {
 	fast(t, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -728,6 +730,60 @@ func TestKeyRefusedTriedAgain(t *testing.T) {
 	restore()
 	waitReceived(t, "while on its way 1", c)
 	waitReceived(t, "while on its way 2", c)
+}
+
+// C loses what it had of A (its sender key, their sessions) while A counts C as having
+// A's key: A's messages skip nothing for C and do not open there, and the message that
+// carried the key is not in any sync. C tells A, which hands the key over again on a
+// new session and sends its messages again: C reads them. Before, C never did (seen in
+// a 200-peer sim swarm: every message of one member missing at the same 26 members).
+func TestKeyLackingReported(t *testing.T) {
+	fast(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
+	cs := []*testClient{a, b, c}
+	gid := formGroup(t, ctx, cs)
+	for _, tc := range cs {
+		for {
+			st, err := tc.Group(ctx, gid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.KeysOwed == 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s's sender key never reached every member", tc.name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	say(t, ctx, a, gid, "before", b, c)
+	gc, err := c.group(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gc.do(ctx, func() error {
+		gc.sig.RemovePeer(a.self)
+		gc.sig.ForgetRemoved(func(m []byte) bool { return !bytes.Equal(m, a.self) })
+		return gc.syncPeers(nil) // A afresh, from its leaf
+	}); err != nil {
+		t.Fatal(err)
+	}
+	say(t, ctx, a, gid, "after 1", b)
+	say(t, ctx, a, gid, "after 2", b)
+	waitReceived(t, "after 1", c)
+	waitReceived(t, "after 2", c)
+	for _, tc := range []*testClient{b, c} {
+		hist, _, err := tc.History(ctx, gid, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(hist); n != 3 {
+			t.Fatalf("%s has %d messages, want 3: one copy of each", tc.name, n)
+		}
+	}
 }
 
 // handlersOf returns the handlers a client serves its protocols with.

@@ -80,9 +80,13 @@ type group struct {
 	// sigSums is what the store holds of the signal layer's state: the layer's stamp at
 	// the last save, and the members with a record (nil: this layer not saved yet), so
 	// that a save writes only what changed (see sigSave).
-	sigSums   *sigSaved
-	lastFork  time.Time
-	outranked int // competing commits judged to lose to our branch (compared around a sync)
+	sigSums  *sigSaved
+	lastFork time.Time
+	// keyResent and keyResentFrom: when we last sent our messages again for a member that
+	// lacked our sender key, and from which epoch (see keyLacked).
+	keyResent     time.Time
+	keyResentFrom uint64
+	outranked     int // competing commits judged to lose to our branch (compared around a sync)
 	// out: the branch the group went on with removed us while we were on another one,
 	// which our MLS state still shows us in (see leftOut).
 	out        bool
@@ -149,6 +153,8 @@ type peerInfo struct {
 	gapTries int               // how many times we asked for them
 	via      peer.ID           // whom to ask for them: a member that relayed its counts (see relayCounts)
 	lackKey  bool              // a message of its did not open for lack of its sender key
+	lackFrom uint64            // the oldest epoch of such a message, while we lack its key
+	keyAsked time.Time         // when it last told us it lacks our sender key (see keyLacked)
 	forkSync time.Time         // when we last asked it for its branch
 	// behindAt is the epoch and authenticator its heartbeats have shown since
 	// behindSince, when that epoch is one before the oldest we keep (see staysBehind).
@@ -860,7 +866,7 @@ func (g *group) receive(from peer.ID, data []byte, quiet bool) {
 	}
 	switch data[0] {
 	case frameApp:
-		g.receiveApp(data, false)
+		g.receiveApp(data, false, quiet)
 	case frameCommit:
 		f, err := parseCommitFrame(data)
 		if err == nil {
@@ -931,7 +937,7 @@ func (g *group) retryFuture(sender []byte) {
 		g.future = rest
 		for _, k := range retry { // what still cannot be handled is kept again
 			if k.fromSync {
-				g.receiveApp(k.frame, true)
+				g.receiveApp(k.frame, true, true)
 			} else {
 				g.receive("", k.frame, true)
 			}

@@ -298,8 +298,12 @@ func (h syncHandler) HandleSync(ctx context.Context, from peer.ID, req *proto.Sy
 	id := string(ident)
 	allowed := false
 	var info []byte
+	lacks := req.Want&proto.WantSenderKey != 0 && bytes.Equal(req.Sender, h.c.self)
 	err = g.do(ctx, func() error {
 		_, allowed = g.roster().leaf[id]
+		if allowed && lacks {
+			g.keyLacked(ident, req.SinceEpoch)
+		}
 		for _, r := range g.hist {
 			allowed = allowed || r.idents[id]
 		}

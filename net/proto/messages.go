@@ -100,8 +100,13 @@ const (
 	WantRecent
 	// WantGroupInfo asks for a GroupInfo, for an external commit (RFC 9420, Section 12.4.3.2).
 	WantGroupInfo
+	// WantSenderKey tells the responder, when it is the member named in Sender, that
+	// the requester lacks its signal sender key: its messages do not open there though
+	// they came. The responder hands the key over again, on a fresh session, and sends
+	// its messages since SinceEpoch again.
+	WantSenderKey
 
-	wantAll = WantCommits | WantRecent | WantGroupInfo
+	wantAll = WantCommits | WantRecent | WantGroupInfo | WantSenderKey
 )
 
 // JoinRequest is sent on /tchat/join/2 by a peer that wants to be added to a

@@ -22,7 +22,7 @@ func sampleMessages() []message {
 	return []message{
 		&JoinRequest{GroupID: []byte("group"), KeyPackage: []byte("kp"), InviteProof: []byte("proof")},
 		&JoinResponse{Welcome: []byte("welcome"), RatchetTree: []byte("tree")},
-		&SyncRequest{GroupID: []byte("g"), SinceEpoch: 1 << 40, Want: WantCommits | WantGroupInfo, MaxItems: 77,
+		&SyncRequest{GroupID: []byte("g"), SinceEpoch: 1 << 40, Want: WantCommits | WantGroupInfo | WantSenderKey, MaxItems: 77,
 			RecentSince: 1<<40 - 3, Sender: []byte("alice"), After: SyncCursor{Epoch: 1<<40 + 1, Seq: 1 << 33}},
 		&SyncResponse{Commits: [][]byte{[]byte("c1"), []byte("c2")}, Recent: [][]byte{[]byte("r")},
 			GroupInfo: []byte("gi"), More: true, Next: SyncCursor{Epoch: 1<<40 + 2, Seq: 1<<33 + 9}},
@@ -85,7 +85,7 @@ func TestMessagesBadValues(t *testing.T) {
 	if _, err := (&JoinRequest{GroupID: make([]byte, 256)}).MarshalBinary(); err == nil {
 		t.Fatal("256-byte group id encoded")
 	}
-	if _, err := (&SyncRequest{Want: 8}).MarshalBinary(); err == nil {
+	if _, err := (&SyncRequest{Want: 16}).MarshalBinary(); err == nil {
 		t.Fatal("unknown want bit encoded")
 	}
 	if _, err := (&SyncRequest{Sender: make([]byte, MaxSender+1)}).MarshalBinary(); err == nil {
@@ -98,7 +98,7 @@ func TestMessagesBadValues(t *testing.T) {
 		at    int
 		value byte
 	}{
-		{&SyncRequest{Want: WantRecent, Sender: []byte("s")}, 9, 8},
+		{&SyncRequest{Want: WantRecent, Sender: []byte("s")}, 9, 16},
 		{&SyncRequest{Want: WantRecent, Sender: []byte("s")}, 9, 0x80},
 		{&SyncResponse{More: true, Next: SyncCursor{Epoch: 1, Seq: 2}}, 0, 2},
 	} {
@@ -328,7 +328,7 @@ func FuzzMessages(f *testing.F) {
 	// Near misses for sync: an unknown want bit, more = 2, a sender length
 	// that runs into the cursor, a response without its cursor.
 	enc, _ := (&SyncRequest{GroupID: []byte("g"), Sender: []byte("s")}).MarshalBinary()
-	enc[1+1+8] = 8
+	enc[1+1+8] = 16
 	f.Add(index(&SyncRequest{}), enc)
 	enc, _ = (&SyncRequest{}).MarshalBinary()
 	enc[1+8+1+4+8] = 16
