@@ -655,8 +655,8 @@ func (g *group) lackKey(sender []byte, epoch uint64) {
 	if pi == nil {
 		return
 	}
-	if pi.lackFrom == 0 || epoch < pi.lackFrom {
-		pi.lackFrom = epoch
+	if !pi.lackSet || epoch < pi.lackFrom {
+		pi.lackFrom, pi.lackSet = epoch, true
 	}
 	if pi.lackKey {
 		return
@@ -733,7 +733,7 @@ func (g *group) checkGaps() {
 			pi.lackKey = false // set again if its messages still do not open
 		}
 		if !missing {
-			pi.gapAt, pi.gapTries, pi.via, pi.lackFrom = time.Time{}, 0, "", 0
+			pi.gapAt, pi.gapTries, pi.via, pi.lackSet = time.Time{}, 0, "", false
 			continue
 		}
 		pi.gapAt = time.Now()
@@ -747,7 +747,9 @@ func (g *group) checkGaps() {
 		if _, member := g.roster().leaf[id]; lacking && member && pi.gapTries > 1 && pi.gapTries <= 1+keyReports {
 			// Asked before, and its key still lacks: the author is told.
 			from = author
-			req.SinceEpoch = max(need, pi.lackFrom)
+			if pi.lackSet {
+				req.SinceEpoch = max(need, pi.lackFrom)
+			}
 			req.Want |= proto.WantSenderKey
 		}
 		g.debug("messages missing", "from", author, "epoch", need, "asking", from, "key lacking", req.Want&proto.WantSenderKey != 0)

@@ -153,9 +153,10 @@ type peerInfo struct {
 	gapTries int               // how many times we asked for them
 	via      peer.ID           // whom to ask for them: a member that relayed its counts (see relayCounts)
 	lackKey  bool              // a message of its did not open for lack of its sender key
-	lackFrom uint64            // the oldest epoch of such a message, while we lack its key
-	keyAsked time.Time         // when it last told us it lacks our sender key (see keyLacked)
-	forkSync time.Time         // when we last asked it for its branch
+	lackFrom uint64            // the oldest epoch of such a message, while we lack its key (lackSet)
+	lackSet  bool
+	keyAsked time.Time // when it last told us it lacks our sender key (see keyLacked)
+	forkSync time.Time // when we last asked it for its branch
 	// behindAt is the epoch and authenticator its heartbeats have shown since
 	// behindSince, when that epoch is one before the oldest we keep (see staysBehind).
 	behindAt    string
