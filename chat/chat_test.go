@@ -465,21 +465,7 @@ func TestJoinerHandsOutItsKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every member ends up with every other's key, with no message sent.
-	lacking := func(tc *testClient) int {
-		st, err := tc.Group(ctx, gid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.KeysOwed
-	}
-	for _, tc := range []*testClient{a, b, c} {
-		for lacking(tc) > 0 {
-			if ctx.Err() != nil {
-				t.Fatalf("%s's sender key never reached every member", tc.name)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	waitKeysOut(t, ctx, gid, a, b, c)
 	frames := func(tc *testClient, from *testClient) []store.WireItem {
 		g, err := tc.group(gid)
 		if err != nil {
@@ -744,21 +730,7 @@ func TestKeyLackingReported(t *testing.T) {
 	a, b, c := newTestClient(t, "A"), newTestClient(t, "B"), newTestClient(t, "C")
 	cs := []*testClient{a, b, c}
 	gid := formGroup(t, ctx, cs)
-	for _, tc := range cs {
-		for {
-			st, err := tc.Group(ctx, gid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.KeysOwed == 0 {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s's sender key never reached every member", tc.name)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitKeysOut(t, ctx, gid, cs...)
 	say(t, ctx, a, gid, "before", b, c)
 	gc, err := c.group(gid)
 	if err != nil {
@@ -782,6 +754,26 @@ func TestKeyLackingReported(t *testing.T) {
 		}
 		if n := len(hist); n != 3 {
 			t.Fatalf("%s has %d messages, want 3: one copy of each", tc.name, n)
+		}
+	}
+}
+
+// waitKeysOut waits until each of cs owes no member its sender key.
+func waitKeysOut(t *testing.T, ctx context.Context, gid GroupID, cs ...*testClient) {
+	t.Helper()
+	for _, tc := range cs {
+		for {
+			st, err := tc.Group(ctx, gid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.KeysOwed == 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s's sender key never reached every member", tc.name)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }

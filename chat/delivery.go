@@ -187,9 +187,9 @@ func (g *group) handOutKey(members [][]byte, try, waits int) {
 				// not taken its Welcome yet, or is out of reach (its addresses may come
 				// later) is tried again a little later. One that refused the key is not:
 				// our messages carry the key for it from then on. (Trying it again as one
-				// out of reach made the sim-200 swarm form in 560–575 s, against 467 s
-				// without, with 531–1,051 forks against none.) A member that still cannot
-				// open our messages tells us so (see keyLacked).
+				// out of reach, the sim-200 swarm formed in 575 s with 531 forks; without,
+				// in 467 s with none.) A member that still cannot open our messages tells
+				// us so (see keyLacked).
 				err := g.giveKey(sig, m, keyID, try >= maxKeyTries)
 				mu.Lock()
 				defer mu.Unlock()
